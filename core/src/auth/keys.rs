@@ -1,0 +1,250 @@
+//! The API-key index, compiled from a document once per revision.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::credentials::Credentials;
+use super::jwt;
+use crate::model::{ApiKey, Quotas};
+use crate::secret::SecretHash;
+use crate::time::parse_rfc3339;
+use crate::GatewayError;
+
+/// An API key ready for the request path.
+#[derive(Debug)]
+pub struct CompiledKey {
+    /// The client id (shared with request contexts without copying).
+    pub client_id: Arc<str>,
+    secret: SecretHash,
+    enabled: bool,
+    expires_at_ms: Option<u64>,
+    /// Indexes of the routes named in `routes`, sorted.
+    routes: Vec<usize>,
+    /// Indexes of the key's groups, sorted.
+    groups: Vec<usize>,
+    /// The key's quotas.
+    pub quotas: Quotas,
+}
+
+impl CompiledKey {
+    /// Whether the key may call the route at `route` whose sorted group
+    /// indexes are `route_groups`: the route is named, or a group is shared.
+    pub fn may_call(&self, route: usize, route_groups: &[usize]) -> bool {
+        self.routes.binary_search(&route).is_ok()
+            || self
+                .groups
+                .iter()
+                .any(|g| route_groups.binary_search(g).is_ok())
+    }
+}
+
+/// Client id → compiled key.
+pub struct KeyIndex {
+    keys: HashMap<Box<str>, CompiledKey>,
+    /// Checked against when the client id is unknown, so that an unknown id
+    /// costs the same time as a wrong secret.
+    decoy: SecretHash,
+}
+
+impl KeyIndex {
+    /// Compiles the keys of a validated document. `route_index` and
+    /// `group_index` map ids to positions; unknown route ids are ignored (a
+    /// key may name a route that does not exist yet).
+    pub fn build(
+        keys: &[ApiKey],
+        route_index: &HashMap<&str, usize>,
+        group_index: &HashMap<&str, usize>,
+    ) -> Self {
+        let compiled = keys
+            .iter()
+            .map(|k| {
+                let secret = match (&k.client_secret_hash, &k.client_secret) {
+                    (Some(hash), _) => SecretHash::parse(hash).ok(),
+                    (None, Some(clear)) => Some(SecretHash::from_secret(clear.as_bytes())),
+                    (None, None) => None,
+                };
+                let mut routes: Vec<usize> = k
+                    .routes
+                    .iter()
+                    .filter_map(|r| route_index.get(r.as_str()).copied())
+                    .collect();
+                routes.sort_unstable();
+                let mut groups: Vec<usize> = k
+                    .groups
+                    .iter()
+                    .filter_map(|g| group_index.get(g.as_str()).copied())
+                    .collect();
+                groups.sort_unstable();
+                let key = CompiledKey {
+                    client_id: Arc::from(k.client_id.as_str()),
+                    // A validated document always has a readable secret; a
+                    // key without one can never authenticate.
+                    enabled: k.enabled && secret.is_some(),
+                    secret: secret.unwrap_or_else(|| SecretHash::from_secret(b"")),
+                    expires_at_ms: k.expires_at.as_deref().and_then(parse_rfc3339),
+                    routes,
+                    groups,
+                    quotas: k.quotas,
+                };
+                (Box::from(k.client_id.as_str()), key)
+            })
+            .collect();
+        Self {
+            keys: compiled,
+            decoy: SecretHash::from_secret(b"komainu-decoy"),
+        }
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The key with this client id, if any.
+    pub fn get(&self, client_id: &str) -> Option<&CompiledKey> {
+        self.keys.get(client_id)
+    }
+
+    /// Checks credentials at `now_ms`: the key they prove, or why not.
+    /// Unknown client, wrong secret or bad signature all answer the same
+    /// message, so a caller cannot probe which client ids exist.
+    pub fn authenticate(
+        &self,
+        credentials: &Credentials<'_>,
+        now_ms: u64,
+    ) -> Result<&CompiledKey, GatewayError> {
+        const WRONG: &str = "unknown client id or wrong secret";
+        let key = match credentials {
+            Credentials::Secret {
+                client_id, secret, ..
+            } => {
+                let key = self.keys.get(client_id.as_ref());
+                let hash = key.map_or(&self.decoy, |k| &k.secret);
+                let valid = hash.verify(secret);
+                match key {
+                    Some(k) if valid => k,
+                    _ => return Err(GatewayError::invalid(WRONG)),
+                }
+            }
+            Credentials::Jwt(token) => {
+                let jwt = jwt::parse(token).map_err(GatewayError::invalid)?;
+                let key = self.keys.get(jwt.client_id.as_str());
+                let valid = jwt.signed_by(key.map_or(&self.decoy, |k| &k.secret));
+                let key = match key {
+                    Some(k) if valid => k,
+                    _ => {
+                        return Err(GatewayError::invalid(
+                            "unknown client id or JWT not signed with its secret",
+                        ))
+                    }
+                };
+                if !jwt.is_current(now_ms) {
+                    return Err(GatewayError::invalid(
+                        "the JWT has expired (or is not valid yet)",
+                    ));
+                }
+                key
+            }
+        };
+        if !key.enabled {
+            return Err(GatewayError::invalid("this API key is disabled"));
+        }
+        if key.expires_at_ms.is_some_and(|at| now_ms >= at) {
+            return Err(GatewayError::invalid("this API key has expired"));
+        }
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn key(id: &str, secret: &str) -> ApiKey {
+        ApiKey {
+            client_id: id.into(),
+            client_secret: None,
+            client_secret_hash: Some(SecretHash::from_secret(secret.as_bytes()).to_text()),
+            name: String::new(),
+            enabled: true,
+            expires_at: None,
+            routes: vec!["r1".into()],
+            groups: vec!["g".into()],
+            quotas: Quotas::default(),
+        }
+    }
+
+    fn index(keys: &[ApiKey]) -> KeyIndex {
+        let routes = HashMap::from([("r1", 1usize), ("r2", 2)]);
+        let groups = HashMap::from([("g", 0usize), ("h", 1)]);
+        KeyIndex::build(keys, &routes, &groups)
+    }
+
+    fn pair<'a>(id: &'a str, secret: &'a str) -> Credentials<'a> {
+        Credentials::Secret {
+            client_id: Cow::Borrowed(id),
+            secret: Cow::Borrowed(secret.as_bytes()),
+            in_authorization: false,
+        }
+    }
+
+    fn jwt(payload: &str, secret: &str) -> String {
+        jwt::sign(&SecretHash::from_secret(secret.as_bytes()), payload)
+    }
+
+    #[test]
+    fn secret_pair() {
+        let idx = index(&[key("app", "s3cret")]);
+        assert_eq!(
+            &*idx
+                .authenticate(&pair("app", "s3cret"), 0)
+                .unwrap()
+                .client_id,
+            "app"
+        );
+        assert!(idx.authenticate(&pair("app", "wrong"), 0).is_err());
+        assert!(idx.authenticate(&pair("nobody", "s3cret"), 0).is_err());
+    }
+
+    #[test]
+    fn disabled_and_expired_keys_are_refused() {
+        let mut off = key("off", "s");
+        off.enabled = false;
+        let mut old = key("old", "s");
+        old.expires_at = Some("1970-01-01T00:00:10Z".into());
+        let idx = index(&[off, old]);
+        let e = idx.authenticate(&pair("off", "s"), 0).unwrap_err();
+        assert_eq!(e.to_string(), "this API key is disabled");
+        assert!(idx.authenticate(&pair("old", "s"), 9_999).is_ok());
+        let e = idx.authenticate(&pair("old", "s"), 10_000).unwrap_err();
+        assert_eq!(e.to_string(), "this API key has expired");
+    }
+
+    #[test]
+    fn jwt_signed_with_the_client_secret() {
+        let idx = index(&[key("app", "s3cret")]);
+        let good = jwt(r#"{"iss":"app","exp":100}"#, "s3cret");
+        assert!(idx.authenticate(&Credentials::Jwt(&good), 99_000).is_ok());
+        let e = idx
+            .authenticate(&Credentials::Jwt(&good), 100_000)
+            .unwrap_err();
+        assert!(e.to_string().contains("expired"));
+        let forged = jwt(r#"{"iss":"app","exp":100}"#, "guess");
+        assert!(idx.authenticate(&Credentials::Jwt(&forged), 0).is_err());
+    }
+
+    #[test]
+    fn authorization_by_route_or_shared_group() {
+        let idx = index(&[key("app", "s")]);
+        let k = idx.get("app").unwrap();
+        assert!(k.may_call(1, &[]));
+        assert!(k.may_call(2, &[0, 1]));
+        assert!(!k.may_call(2, &[1]));
+    }
+}

@@ -1,0 +1,140 @@
+//! Every error the gateway answers with: its HTTP status, its JSON `error`
+//! code, and whom it blames.
+//!
+//! Adapter errors (a refused connection, a Redis or Worker failure) are
+//! converted into these at the adapter's edge; nothing platform-specific
+//! reaches the core.
+
+use std::borrow::Cow;
+
+use http::StatusCode;
+
+use crate::quota::Window;
+
+/// Who caused an error: useful for logs, alerts and retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// The caller sent something wrong or is not allowed.
+    Client,
+    /// The backend failed or is unreachable.
+    Backend,
+    /// The gateway itself (its store) failed.
+    Gateway,
+}
+
+/// An error answered to the client instead of a proxied response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// No enabled route matches host, path and method.
+    #[error("no route matches {method} {path} on host \"{host}\"")]
+    RouteNotFound {
+        /// Request method.
+        method: String,
+        /// Request host, as received.
+        host: String,
+        /// Request path.
+        path: String,
+    },
+    /// The route needs an API key and the request carries none.
+    #[error("this route needs an API key: send Komainu-Client-Id and Komainu-Client-Secret headers, Authorization: Basic, or Authorization: Bearer <JWT>")]
+    MissingCredentials,
+    /// The credentials are malformed, unknown, wrong, disabled or expired.
+    #[error("{0}")]
+    InvalidCredentials(Cow<'static, str>),
+    /// The key may not call this route.
+    #[error("API key \"{client_id}\" may not call route \"{route_id}\"")]
+    Forbidden {
+        /// The caller.
+        client_id: String,
+        /// The route refused.
+        route_id: String,
+    },
+    /// A quota window is spent.
+    #[error("{} quota of {limit} calls reached", window.adjective())]
+    QuotaExceeded {
+        /// The window that is spent (the one that resets last, when several are).
+        window: Window,
+        /// Its limit.
+        limit: u64,
+        /// Seconds until it resets.
+        retry_after_s: u64,
+    },
+    /// The backend could not be reached or broke the exchange.
+    #[error("the backend could not be reached: {0}")]
+    BadGateway(String),
+    /// The route has no target able to take traffic.
+    #[error("route \"{0}\" has no healthy target")]
+    NoHealthyTarget(String),
+    /// The backend did not answer in time.
+    #[error("the backend did not answer within {timeout_ms} ms")]
+    GatewayTimeout {
+        /// The route's timeout.
+        timeout_ms: u64,
+    },
+    /// The gateway's store failed and the policy is to refuse.
+    #[error("the gateway's store is unavailable: {0}")]
+    StoreUnavailable(String),
+}
+
+impl GatewayError {
+    /// The HTTP status answered.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MissingCredentials | Self::InvalidCredentials(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::NoHealthyTarget(_) | Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::GatewayTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The JSON `error` code (stable, part of the contract).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::RouteNotFound { .. } => "route_not_found",
+            Self::MissingCredentials => "missing_credentials",
+            Self::InvalidCredentials(_) => "invalid_credentials",
+            Self::Forbidden { .. } => "forbidden",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::BadGateway(_) => "bad_gateway",
+            Self::NoHealthyTarget(_) => "no_healthy_target",
+            Self::GatewayTimeout { .. } => "gateway_timeout",
+            Self::StoreUnavailable(_) => "store_unavailable",
+        }
+    }
+
+    /// Whom the error blames.
+    pub fn blame(&self) -> Blame {
+        match self {
+            Self::BadGateway(_) | Self::NoHealthyTarget(_) | Self::GatewayTimeout { .. } => {
+                Blame::Backend
+            }
+            Self::StoreUnavailable(_) => Blame::Gateway,
+            _ => Blame::Client,
+        }
+    }
+
+    /// An [`GatewayError::InvalidCredentials`] with a fixed message.
+    pub fn invalid(message: &'static str) -> Self {
+        Self::InvalidCredentials(Cow::Borrowed(message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_message_matches_the_contract() {
+        let e = GatewayError::QuotaExceeded {
+            window: Window::Day,
+            limit: 10_000,
+            retry_after_s: 5,
+        };
+        assert_eq!(e.to_string(), "daily quota of 10000 calls reached");
+        assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(e.code(), "quota_exceeded");
+    }
+}

@@ -1,0 +1,112 @@
+//! What travels with one request through the phases.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::quota::QuotaState;
+
+/// A request id: a random UUID (version 4), from randomness the adapter supplies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RequestId([u8; 36]);
+
+impl RequestId {
+    /// Formats 128 random bits as a version-4 UUID.
+    pub fn from_random(random: u128) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let bits = (random & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+        let mut out = [b'-'; 36];
+        let mut nibble = 0;
+        for (i, slot) in out.iter_mut().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                continue;
+            }
+            *slot = HEX[((bits >> (124 - 4 * nibble)) & 0xf) as usize];
+            nibble += 1;
+        }
+        Self(out)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("00000000-0000-4000-8000-000000000000")
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the adapter knows about the connection a request came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The peer's address, if known (added to `X-Forwarded-For`).
+    pub addr: Option<IpAddr>,
+    /// Whether the client connection is TLS (`X-Forwarded-Proto`).
+    pub tls: bool,
+}
+
+/// The per-request context, filled phase by phase and handed back to the
+/// respond phase.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The request id (sent both ways as `Komainu-Request-Id`).
+    pub request_id: RequestId,
+    /// When the request arrived (Unix ms, from the adapter).
+    pub received_ms: u64,
+    /// The matched route's id.
+    pub route_id: Option<Arc<str>>,
+    /// The authenticated client id.
+    pub client_id: Option<Arc<str>>,
+    /// The quota state after counting this call.
+    pub quota: Option<QuotaState>,
+}
+
+impl RequestContext {
+    /// A fresh context.
+    pub fn new(request_id: RequestId, received_ms: u64) -> Self {
+        Self {
+            request_id,
+            received_ms,
+            route_id: None,
+            client_id: None,
+            quota: None,
+        }
+    }
+}
+
+/// What the request phases decided.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Answer the client with this response (an error); nothing is forwarded.
+    Respond(http::Response<String>),
+    /// Send the rewritten request head (uri, headers) to the backend.
+    Forward(Forward),
+}
+
+/// How to forward: the request head itself was rewritten in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    /// Time allowed for the backend's response head, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_uuid_v4() {
+        let id = RequestId::from_random(u128::MAX);
+        assert_eq!(id.as_str(), "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        let id = RequestId::from_random(0);
+        assert_eq!(id.as_str(), "00000000-0000-4000-8000-000000000000");
+    }
+}

@@ -1,0 +1,142 @@
+//! The compiled gateway and its request pipeline.
+//!
+//! A [`Gateway`] is compiled from a [`Document`] once per revision
+//! ([`Gateway::compile`]) and then only read: adapters keep it behind an
+//! `Arc`, swap in a new one when the configuration changes, and call, for
+//! each request:
+//!
+//! 1. [`Gateway::handle_request`] with the request head: it runs the
+//!    request phases (route → authenticate → authorize → quota → forward,
+//!    see [`phases`]) and answers an [`Outcome`]: respond with this error,
+//!    or forward the (rewritten) head to the backend;
+//! 2. after forwarding, [`Gateway::handle_response`] with the backend's
+//!    response head (the respond phase: hop-by-hop headers removed, request
+//!    id and quota headers added), or [`Gateway::error_response`] when the
+//!    backend failed (502, 504).
+//!
+//! The adapter streams bodies; the core never sees them.
+
+mod claim;
+mod context;
+mod phases;
+mod reply;
+mod upstream;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use claim::ClaimSigner;
+pub use context::{ClientInfo, Forward, Outcome, RequestContext, RequestId};
+
+use crate::auth::KeyIndex;
+use crate::model::{Document, Route, ValidationErrors};
+use crate::routing::{RouteTable, TargetUrl};
+
+/// A configuration revision compiled for the request path.
+pub struct Gateway {
+    revision: u64,
+    routes: Vec<CompiledRoute>,
+    table: RouteTable,
+    keys: KeyIndex,
+    claim: ClaimSigner,
+}
+
+/// A route ready for the request path.
+pub(crate) struct CompiledRoute {
+    id: std::sync::Arc<str>,
+    public: bool,
+    /// Sorted group indexes.
+    groups: Vec<usize>,
+    targets: Vec<(TargetUrl, u32)>,
+    total_weight: u64,
+    /// Round-robin position (the only mutable state, and lock-free).
+    next: AtomicU64,
+    timeout_ms: u64,
+}
+
+impl CompiledRoute {
+    fn new(route: &Route, group_index: &HashMap<&str, usize>) -> Self {
+        let targets: Vec<(TargetUrl, u32)> = route
+            .backend
+            .targets
+            .iter()
+            .filter_map(|t| TargetUrl::parse(&t.url).ok().map(|u| (u, t.weight)))
+            .collect();
+        let mut groups: Vec<usize> = route
+            .groups
+            .iter()
+            .filter_map(|g| group_index.get(g.as_str()).copied())
+            .collect();
+        groups.sort_unstable();
+        Self {
+            id: std::sync::Arc::from(route.id.as_str()),
+            public: route.public,
+            groups,
+            total_weight: targets.iter().map(|(_, w)| u64::from(*w)).sum(),
+            targets,
+            next: AtomicU64::new(0),
+            timeout_ms: route.backend.timeout_ms,
+        }
+    }
+
+    /// The next target by weighted round robin; `None` when all weights are 0.
+    fn pick_target(&self) -> Option<&TargetUrl> {
+        if self.total_weight == 0 {
+            return None;
+        }
+        let mut n = self.next.fetch_add(1, Ordering::Relaxed) % self.total_weight;
+        for (url, weight) in &self.targets {
+            let w = u64::from(*weight);
+            if n < w {
+                return Some(url);
+            }
+            n -= w;
+        }
+        None
+    }
+}
+
+impl Gateway {
+    /// Validates and compiles a document. `claim_secret` signs the
+    /// `Komainu-Claim` JWTs sent to backends.
+    pub fn compile(doc: &Document, claim_secret: &[u8]) -> Result<Self, ValidationErrors> {
+        doc.validate()?;
+        let table = RouteTable::build(&doc.routes)?;
+        let group_index: HashMap<&str, usize> = doc
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.id.as_str(), i))
+            .collect();
+        let route_index: HashMap<&str, usize> = doc
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.as_str(), i))
+            .collect();
+        Ok(Self {
+            revision: doc.revision,
+            routes: doc
+                .routes
+                .iter()
+                .map(|r| CompiledRoute::new(r, &group_index))
+                .collect(),
+            table,
+            keys: KeyIndex::build(&doc.apikeys, &route_index, &group_index),
+            claim: ClaimSigner::new(claim_secret, &doc.settings),
+        })
+    }
+
+    /// The configuration revision this gateway was compiled from.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The compiled API keys.
+    pub fn keys(&self) -> &KeyIndex {
+        &self.keys
+    }
+}
+
+#[cfg(test)]
+mod tests;

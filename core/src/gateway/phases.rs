@@ -1,0 +1,203 @@
+//! The request pipeline, phase by phase.
+//!
+//! ```text
+//! request head ─▶ route ─▶ authenticate ─▶ authorize ─▶ quota ─▶ forward ─▶ (adapter sends it)
+//!                   │           │              │          │         │
+//!                   └───────────┴──── error ───┴──────────┴─────────┴──▶ Outcome::Respond
+//! backend head ─▶ respond (handle_response) ─▶ client
+//! ```
+//!
+//! Each phase either passes to the next or ends the request with a
+//! [`GatewayError`], which [`Gateway::error_response`] turns into the JSON
+//! answer of the contract.
+
+use http::request::Parts;
+use http::HeaderMap;
+
+use super::context::{ClientInfo, Forward, Outcome, RequestContext, RequestId};
+use super::Gateway;
+use crate::auth::credentials;
+use crate::auth::CompiledKey;
+use crate::quota::{Plan, QuotaState};
+use crate::store::CounterStore;
+use crate::GatewayError;
+
+/// What authentication found.
+pub(crate) struct Caller<'g> {
+    pub(crate) key: &'g CompiledKey,
+    /// The credentials came in `Authorization` (to be removed upstream).
+    pub(crate) in_authorization: bool,
+}
+
+impl Gateway {
+    /// Runs the request phases on a request head received at `now_ms`.
+    ///
+    /// On [`Outcome::Forward`], `parts` has been rewritten in place for the
+    /// backend (absolute URI of the chosen target, credentials removed,
+    /// `X-Forwarded-*`, `Komainu-Request-Id` and `Komainu-Claim` added): the
+    /// adapter sends it with the request body. The context goes to
+    /// [`Gateway::handle_response`] or [`Gateway::error_response`] later.
+    pub async fn handle_request<C: CounterStore>(
+        &self,
+        counters: &C,
+        parts: &mut Parts,
+        client: &ClientInfo,
+        now_ms: u64,
+        request_id: RequestId,
+    ) -> (RequestContext, Outcome) {
+        let mut ctx = RequestContext::new(request_id, now_ms);
+        match self.run_phases(counters, parts, client, &mut ctx).await {
+            Ok(forward) => (ctx, Outcome::Forward(forward)),
+            Err(error) => {
+                let response = self.error_response(&ctx, &error);
+                (ctx, Outcome::Respond(response))
+            }
+        }
+    }
+
+    async fn run_phases<C: CounterStore>(
+        &self,
+        counters: &C,
+        parts: &mut Parts,
+        client: &ClientInfo,
+        ctx: &mut RequestContext,
+    ) -> Result<Forward, GatewayError> {
+        let route = self.route(parts)?;
+        ctx.route_id = Some(self.routes[route].id.clone());
+        let caller = self.authenticate(route, &parts.headers, ctx.received_ms)?;
+        if let Some(caller) = &caller {
+            ctx.client_id = Some(caller.key.client_id.clone());
+            self.authorize(caller.key, route)?;
+            self.quota(counters, caller.key, ctx).await?;
+        }
+        self.forward(parts, route, caller.as_ref(), client, ctx)
+    }
+
+    /// **route**: the enabled route serving the request's host, path and
+    /// method (see [`crate::routing`] for precedence). Default: 404
+    /// `route_not_found`.
+    pub(crate) fn route(&self, parts: &Parts) -> Result<usize, GatewayError> {
+        let host = request_host(parts);
+        self.table
+            .find(host, &parts.method, parts.uri.path())
+            .ok_or_else(|| GatewayError::RouteNotFound {
+                method: parts.method.to_string(),
+                host: host.to_owned(),
+                path: parts.uri.path().to_owned(),
+            })
+    }
+
+    /// **authenticate**: for a non-public route, the key proven by the
+    /// request's credentials. Public routes skip it (`None`). Default: 401
+    /// `missing_credentials` without credentials, `invalid_credentials` for
+    /// malformed, unknown, wrong, disabled or expired ones.
+    pub(crate) fn authenticate(
+        &self,
+        route: usize,
+        headers: &HeaderMap,
+        now_ms: u64,
+    ) -> Result<Option<Caller<'_>>, GatewayError> {
+        if self.routes[route].public {
+            return Ok(None);
+        }
+        let found = credentials::extract(headers)?.ok_or(GatewayError::MissingCredentials)?;
+        let key = self.keys.authenticate(&found, now_ms)?;
+        Ok(Some(Caller {
+            key,
+            in_authorization: found.in_authorization(),
+        }))
+    }
+
+    /// **authorize**: whether the key may call the route (named in the
+    /// key's `routes`, or a group in common). Default: 403 `forbidden`.
+    pub(crate) fn authorize(&self, key: &CompiledKey, route: usize) -> Result<(), GatewayError> {
+        let r = &self.routes[route];
+        if key.may_call(route, &r.groups) {
+            Ok(())
+        } else {
+            Err(GatewayError::Forbidden {
+                client_id: key.client_id.to_string(),
+                route_id: r.id.to_string(),
+            })
+        }
+    }
+
+    /// **quota**: counts the call against the key's windows in one atomic
+    /// store operation. Default: 429 `quota_exceeded` with `Retry-After`
+    /// when a window is spent; 503 `store_unavailable` when the store fails.
+    pub(crate) async fn quota<C: CounterStore>(
+        &self,
+        counters: &C,
+        key: &CompiledKey,
+        ctx: &mut RequestContext,
+    ) -> Result<(), GatewayError> {
+        let plan = Plan::new(&key.quotas, ctx.received_ms);
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let acquired = counters
+            .acquire(&key.client_id, plan.bumps())
+            .await
+            .map_err(|e| GatewayError::StoreUnavailable(e.to_string()))?;
+        let state = QuotaState::new(plan, acquired, ctx.received_ms);
+        ctx.quota = Some(state);
+        match state.exceeded() {
+            None => Ok(()),
+            Some((window, limit, retry_after_s)) => Err(GatewayError::QuotaExceeded {
+                window,
+                limit,
+                retry_after_s,
+            }),
+        }
+    }
+
+    /// **forward**: picks a target (weighted round robin) and rewrites the
+    /// head for it. Default: 503 `no_healthy_target` when no target takes
+    /// traffic.
+    pub(crate) fn forward(
+        &self,
+        parts: &mut Parts,
+        route: usize,
+        caller: Option<&Caller<'_>>,
+        client: &ClientInfo,
+        ctx: &RequestContext,
+    ) -> Result<Forward, GatewayError> {
+        let r = &self.routes[route];
+        let target = r
+            .pick_target()
+            .ok_or_else(|| GatewayError::NoHealthyTarget(r.id.to_string()))?;
+        let claim = self.claim.sign(
+            caller.map(|c| &*c.key.client_id),
+            &r.id,
+            ctx.received_ms,
+            ctx.request_id.as_str(),
+        );
+        super::upstream::rewrite_request(
+            parts,
+            target,
+            caller.is_some_and(|c| c.in_authorization),
+            client,
+            ctx,
+            &claim,
+        )?;
+        Ok(Forward {
+            timeout_ms: r.timeout_ms,
+        })
+    }
+}
+
+/// The host a request was sent to: the URI's authority (HTTP/2, absolute
+/// form), else the `Host` header.
+pub(crate) fn request_host(parts: &Parts) -> &str {
+    parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("")
+}

@@ -1,0 +1,61 @@
+//! The respond phase and the error answers.
+
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Response};
+
+use super::context::RequestContext;
+use super::upstream::{remove_hop_by_hop, REQUEST_ID};
+use super::Gateway;
+use crate::GatewayError;
+
+impl Gateway {
+    /// **respond**: prepares the backend's response head for the client:
+    /// hop-by-hop headers removed, `Komainu-Request-Id` and, for a key with
+    /// quotas, the remaining-calls and `RateLimit` headers added.
+    pub fn handle_response(&self, ctx: &RequestContext, headers: &mut HeaderMap) {
+        remove_hop_by_hop(headers);
+        add_context_headers(ctx, headers);
+    }
+
+    /// The JSON answer for an error, with the request id, `WWW-Authenticate`
+    /// on 401, `Retry-After` on 429 and the quota headers when known.
+    pub fn error_response(&self, ctx: &RequestContext, error: &GatewayError) -> Response<String> {
+        let body = serde_json::json!({
+            "error": error.code(),
+            "message": error.to_string(),
+            "requestId": ctx.request_id.as_str(),
+        })
+        .to_string();
+        let mut response = Response::new(body);
+        *response.status_mut() = error.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match error {
+            GatewayError::MissingCredentials | GatewayError::InvalidCredentials(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"komainu\", Bearer realm=\"komainu\""),
+                );
+            }
+            GatewayError::QuotaExceeded { retry_after_s, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            }
+            _ => {}
+        }
+        add_context_headers(ctx, headers);
+        response
+    }
+}
+
+fn add_context_headers(ctx: &RequestContext, headers: &mut HeaderMap) {
+    if let Ok(id) = HeaderValue::from_str(ctx.request_id.as_str()) {
+        headers.insert(REQUEST_ID, id);
+    }
+    if let Some(quota) = &ctx.quota {
+        quota.write_headers(headers);
+    }
+}

@@ -1,0 +1,62 @@
+//! API keys: who may call which routes, how often.
+
+use serde::{Deserialize, Serialize};
+
+/// An API key (a client id and its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKey {
+    /// Unique, public id of the client.
+    pub client_id: String,
+    /// The secret in clear: accepted on input only, hashed when loaded and
+    /// never written back.
+    #[serde(default, skip_serializing)]
+    pub client_secret: Option<String>,
+    /// The stored form of the secret (see [`crate::secret`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_hash: Option<String>,
+    /// Human-readable name.
+    #[serde(default)]
+    pub name: String,
+    /// A disabled key is refused (401).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// When the key stops working (RFC 3339); absent means never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Route ids this key may call.
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// Groups of routes this key may call.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Call quotas; a window left out is unlimited.
+    #[serde(default)]
+    pub quotas: Quotas,
+}
+
+/// Per-key call quotas. Days and months are UTC calendar windows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Quotas {
+    /// Calls allowed per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<u64>,
+    /// Calls allowed per UTC day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_day: Option<u64>,
+    /// Calls allowed per UTC month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_month: Option<u64>,
+}
+
+impl Quotas {
+    /// Whether any window is limited.
+    pub fn is_limited(&self) -> bool {
+        self.per_second.is_some() || self.per_day.is_some() || self.per_month.is_some()
+    }
+}
+
+fn yes() -> bool {
+    true
+}

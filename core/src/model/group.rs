@@ -1,0 +1,17 @@
+//! Groups of routes: a key that shares a group with a route may call it.
+
+use serde::{Deserialize, Serialize};
+
+/// A named group of routes and keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Group {
+    /// Unique id, referenced by routes' and keys' `groups`.
+    pub id: String,
+    /// Human-readable name.
+    #[serde(default)]
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}

@@ -1,0 +1,23 @@
+//! The configuration model: routes, API keys, groups and settings, and the
+//! whole configuration as one versioned [`Document`] (the export/import
+//! document of the contract, and the on-disk format of the `file:` store).
+//!
+//! Every type is plain serde data with camelCase fields and
+//! `deny_unknown_fields`, so a typo in a document is an error, never a
+//! silently ignored setting. [`Document::validate`] checks what serde cannot
+//! (references, formats, ranges) and names the field at fault, e.g.
+//! `routes[2].backend.targets[0].url`.
+
+mod apikey;
+mod document;
+mod group;
+mod route;
+mod settings;
+mod validate;
+
+pub use apikey::{ApiKey, Quotas};
+pub use document::{Document, LocalState, FORMAT};
+pub use group::Group;
+pub use route::{Backend, Route, Target};
+pub use settings::Settings;
+pub use validate::{FieldError, ValidationErrors};

@@ -1,0 +1,70 @@
+//! Routes: which requests go to which backend.
+
+use serde::{Deserialize, Serialize};
+
+/// A route: hosts × paths × methods, forwarded to a backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Route {
+    /// Unique id; the `aud` of the claim sent to the backend.
+    pub id: String,
+    /// Human-readable name.
+    #[serde(default)]
+    pub name: String,
+    /// A disabled route matches nothing.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Hosts served (exact, or `*.example.com`); empty means any host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Path patterns in matchit syntax (`/users/{id}`, `/users/{*rest}`).
+    pub paths: Vec<String>,
+    /// Methods served; empty means any method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Where matching requests go.
+    pub backend: Backend,
+    /// `true`: no API key needed.
+    #[serde(default)]
+    pub public: bool,
+    /// Groups this route belongs to.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// The backend of a route: its targets and how to reach them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Backend {
+    /// Target base URLs, chosen by weighted round robin. A route whose
+    /// targets all have weight 0 (or that has none) answers 503.
+    #[serde(default)]
+    pub targets: Vec<Target>,
+    /// Time allowed for the backend to send its response head, in
+    /// milliseconds (504 after it).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// One target of a backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Target {
+    /// Base URL (`http://` or `https://`); the request path is appended to its path.
+    pub url: String,
+    /// Share of the traffic relative to the other targets; 0 drains the target.
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn default_timeout_ms() -> u64 {
+    30_000
+}

@@ -1,0 +1,32 @@
+//! Gateway-wide settings carried in the configuration document.
+
+use serde::{Deserialize, Serialize};
+
+/// Settings that apply to every route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    /// Lifetime in seconds of the `Komainu-Claim` JWT sent to backends.
+    #[serde(default = "default_claim_ttl")]
+    pub claim_ttl_seconds: u64,
+    /// The `iss` of the `Komainu-Claim` JWT.
+    #[serde(default = "default_claim_issuer")]
+    pub claim_issuer: String,
+}
+
+fn default_claim_ttl() -> u64 {
+    30
+}
+
+fn default_claim_issuer() -> String {
+    "komainu".to_owned()
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            claim_ttl_seconds: default_claim_ttl(),
+            claim_issuer: default_claim_issuer(),
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Validation of a configuration document, naming the field at fault.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::Serialize;
+
+use super::{ApiKey, Document, Group, Route, FORMAT};
+use crate::secret::SecretHash;
+use crate::time::parse_rfc3339;
+
+/// One problem in a document: the field (`routes[2].paths[0]`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Path of the field at fault, e.g. `apikeys[0].quotas.perDay`.
+    pub field: String,
+    /// What is wrong with it, and how to fix it.
+    pub message: String,
+}
+
+/// Every problem found in a document (never empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl ValidationErrors {
+    /// A single error.
+    pub fn one(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }])
+    }
+
+    /// The first error (there is always one).
+    pub fn first(&self) -> Option<&FieldError> {
+        self.0.first()
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            if e.field.is_empty() {
+                write!(f, "{}", e.message)?;
+            } else {
+                write!(f, "{}: {}", e.field, e.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+/// Collects errors while walking a document.
+#[derive(Default)]
+pub(crate) struct Checker {
+    errors: Vec<FieldError>,
+}
+
+impl Checker {
+    pub(crate) fn fail(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn finish(self) -> Result<(), ValidationErrors> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors(self.errors))
+        }
+    }
+}
+
+/// Longest id accepted, in bytes.
+const MAX_ID_LEN: usize = 128;
+
+/// Whether `id` is a valid entity id: 1 to 128 of `A-Z a-z 0-9 . _ ~ @ + -`.
+/// The set needs no escaping in URLs, JSON or HTTP headers.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id.bytes().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'~' | b'@' | b'+' | b'-')
+        })
+}
+
+pub(crate) fn check_document(doc: &Document) -> Result<(), ValidationErrors> {
+    let mut c = Checker::default();
+    if doc.format != FORMAT {
+        c.fail(
+            "format",
+            format!(
+                "unsupported format {}; this gateway reads format {FORMAT}",
+                doc.format
+            ),
+        );
+    }
+    let groups = check_groups(&mut c, &doc.groups);
+    let mut route_ids = HashSet::new();
+    for (i, route) in doc.routes.iter().enumerate() {
+        let at = format!("routes[{i}]");
+        if !route_ids.insert(route.id.as_str()) {
+            c.fail(
+                format!("{at}.id"),
+                format!("duplicate route id \"{}\"", route.id),
+            );
+        }
+        check_route(&mut c, &at, route, &groups);
+    }
+    let mut client_ids = HashSet::new();
+    for (i, key) in doc.apikeys.iter().enumerate() {
+        let at = format!("apikeys[{i}]");
+        if !client_ids.insert(key.client_id.as_str()) {
+            c.fail(
+                format!("{at}.clientId"),
+                format!("duplicate clientId \"{}\"", key.client_id),
+            );
+        }
+        check_apikey(&mut c, &at, key, &groups);
+    }
+    if doc.settings.claim_ttl_seconds == 0 || doc.settings.claim_ttl_seconds > 86_400 {
+        c.fail("settings.claimTtlSeconds", "must be between 1 and 86400");
+    }
+    if doc.settings.claim_issuer.is_empty() || doc.settings.claim_issuer.contains(['"', '\\']) {
+        c.fail(
+            "settings.claimIssuer",
+            "must be non-empty, without quotes or backslashes",
+        );
+    }
+    c.finish()
+}
+
+fn check_groups<'a>(c: &mut Checker, groups: &'a [Group]) -> HashSet<&'a str> {
+    let mut ids = HashSet::new();
+    for (i, g) in groups.iter().enumerate() {
+        if !is_valid_id(&g.id) {
+            c.fail(format!("groups[{i}].id"), id_message(&g.id));
+        } else if !ids.insert(g.id.as_str()) {
+            c.fail(
+                format!("groups[{i}].id"),
+                format!("duplicate group id \"{}\"", g.id),
+            );
+        }
+    }
+    ids
+}
+
+fn check_route(c: &mut Checker, at: &str, route: &Route, groups: &HashSet<&str>) {
+    if !is_valid_id(&route.id) {
+        c.fail(format!("{at}.id"), id_message(&route.id));
+    }
+    for (j, host) in route.hosts.iter().enumerate() {
+        if let Err(why) = check_host(host) {
+            c.fail(format!("{at}.hosts[{j}]"), why);
+        }
+    }
+    if route.paths.is_empty() {
+        c.fail(
+            format!("{at}.paths"),
+            "give at least one path pattern, e.g. \"/{*rest}\" for every path",
+        );
+    }
+    for (j, path) in route.paths.iter().enumerate() {
+        if !path.starts_with('/') {
+            c.fail(
+                format!("{at}.paths[{j}]"),
+                format!("\"{path}\" must start with '/'"),
+            );
+        } else if path.contains(['?', '#'])
+            || path.bytes().any(|b| b.is_ascii_control() || b == b' ')
+        {
+            c.fail(
+                format!("{at}.paths[{j}]"),
+                format!("\"{path}\" must be a path pattern, without query, fragment, spaces or control characters"),
+            );
+        }
+    }
+    for (j, method) in route.methods.iter().enumerate() {
+        let token = !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase());
+        if !token {
+            c.fail(
+                format!("{at}.methods[{j}]"),
+                format!("\"{method}\" is not an HTTP method in capitals, e.g. \"GET\""),
+            );
+        }
+    }
+    for (j, target) in route.backend.targets.iter().enumerate() {
+        if let Err(why) = crate::routing::TargetUrl::parse(&target.url) {
+            c.fail(format!("{at}.backend.targets[{j}].url"), why);
+        }
+    }
+    if route.backend.timeout_ms == 0 || route.backend.timeout_ms > 3_600_000 {
+        c.fail(
+            format!("{at}.backend.timeoutMs"),
+            "must be between 1 and 3600000 milliseconds",
+        );
+    }
+    check_group_refs(c, at, &route.groups, groups);
+}
+
+fn check_apikey(c: &mut Checker, at: &str, key: &ApiKey, groups: &HashSet<&str>) {
+    if !is_valid_id(&key.client_id) {
+        c.fail(format!("{at}.clientId"), id_message(&key.client_id));
+    }
+    match (&key.client_secret, &key.client_secret_hash) {
+        (Some(_), Some(_)) => c.fail(
+            format!("{at}.clientSecret"),
+            "give either clientSecret or clientSecretHash, not both",
+        ),
+        (None, None) => c.fail(
+            format!("{at}.clientSecret"),
+            "a key needs a secret: give clientSecret (hashed when loaded) or clientSecretHash",
+        ),
+        (Some(secret), None) => {
+            if secret.is_empty() || secret.len() > 512 || secret.chars().any(char::is_control) {
+                c.fail(
+                    format!("{at}.clientSecret"),
+                    "must be 1 to 512 characters, without control characters",
+                );
+            }
+        }
+        (None, Some(hash)) => {
+            if let Err(e) = SecretHash::parse(hash) {
+                c.fail(format!("{at}.clientSecretHash"), e.to_string());
+            }
+        }
+    }
+    if let Some(expires) = &key.expires_at {
+        if parse_rfc3339(expires).is_none() {
+            c.fail(
+                format!("{at}.expiresAt"),
+                format!("\"{expires}\" is not an RFC 3339 UTC timestamp such as \"2027-01-31T23:59:59Z\""),
+            );
+        }
+    }
+    for (j, route) in key.routes.iter().enumerate() {
+        if !is_valid_id(route) {
+            c.fail(format!("{at}.routes[{j}]"), id_message(route));
+        }
+    }
+    check_group_refs(c, at, &key.groups, groups);
+}
+
+fn check_group_refs(c: &mut Checker, at: &str, refs: &[String], groups: &HashSet<&str>) {
+    for (j, g) in refs.iter().enumerate() {
+        if !groups.contains(g.as_str()) {
+            c.fail(
+                format!("{at}.groups[{j}]"),
+                format!("group \"{g}\" does not exist; create it first"),
+            );
+        }
+    }
+}
+
+fn check_host(host: &str) -> Result<(), String> {
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    let valid_label = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(valid_label) {
+        return Err(format!(
+            "\"{host}\" is not a host name: give e.g. \"api.example.com\" or \"*.example.com\", without port or scheme"
+        ));
+    }
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(format!("\"{host}\" must be lower case"));
+    }
+    Ok(())
+}
+
+fn id_message(id: &str) -> String {
+    format!("\"{id}\" is not a valid id: use 1 to {MAX_ID_LEN} of A-Z a-z 0-9 . _ ~ @ + -")
+}

@@ -1,0 +1,345 @@
+//! Per-key quotas: per second, per UTC day, per UTC month.
+//!
+//! The core decides which counters a call bumps (one per limited window,
+//! identified by the key, the window and the period number), when each
+//! expires, and, from the counts the store returns, the verdict and the
+//! headers. The store only performs the atomic conditional increment
+//! described on [`crate::store::CounterStore::acquire`].
+
+use std::fmt::Write as _;
+
+use http::{HeaderMap, HeaderValue};
+
+use crate::model::Quotas;
+use crate::time::{next_month_start_ms, DAY_MS};
+
+/// A quota window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Window {
+    /// One second.
+    Second,
+    /// One UTC calendar day.
+    Day,
+    /// One UTC calendar month.
+    Month,
+}
+
+impl Window {
+    /// All windows, shortest first.
+    pub const ALL: [Window; 3] = [Window::Second, Window::Day, Window::Month];
+
+    /// Short name, used in counter keys and `RateLimit` headers.
+    pub fn name(self) -> &'static str {
+        match self {
+            Window::Second => "second",
+            Window::Day => "day",
+            Window::Month => "month",
+        }
+    }
+
+    /// Adjective for messages ("daily quota of …").
+    pub fn adjective(self) -> &'static str {
+        match self {
+            Window::Second => "per-second",
+            Window::Day => "daily",
+            Window::Month => "monthly",
+        }
+    }
+
+    /// Position of the window in [`Window::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The period holding `now_ms`: seconds, days or months since the epoch.
+    pub fn period(self, now_ms: u64) -> u64 {
+        match self {
+            Window::Second => now_ms / 1000,
+            Window::Day => now_ms / DAY_MS,
+            Window::Month => {
+                let d = crate::time::date_of(now_ms);
+                (d.year as u64).saturating_sub(1970) * 12 + u64::from(d.month) - 1
+            }
+        }
+    }
+
+    /// When the period holding `now_ms` ends (Unix milliseconds).
+    pub fn reset_ms(self, now_ms: u64) -> u64 {
+        match self {
+            Window::Second => (now_ms / 1000 + 1) * 1000,
+            Window::Day => (now_ms / DAY_MS + 1) * DAY_MS,
+            Window::Month => next_month_start_ms(now_ms),
+        }
+    }
+
+    fn limit(self, quotas: &Quotas) -> Option<u64> {
+        match self {
+            Window::Second => quotas.per_second,
+            Window::Day => quotas.per_day,
+            Window::Month => quotas.per_month,
+        }
+    }
+}
+
+/// One counter to bump: a window of one key, its limit and expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bump {
+    /// The window.
+    pub window: Window,
+    /// The period number within the window ([`Window::period`]).
+    pub period: u64,
+    /// Calls allowed in the period.
+    pub limit: u64,
+    /// When the period ends (Unix ms); a store may drop the counter after it.
+    pub resets_at_ms: u64,
+}
+
+impl Bump {
+    /// The counter's name in a shared store: `{clientId}:{window}:{period}`.
+    pub fn counter_name(&self, client_id: &str) -> String {
+        format!("{client_id}:{}:{}", self.window.name(), self.period)
+    }
+}
+
+/// The counters one call bumps, at most one per window, shortest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    bumps: [Bump; 3],
+    len: usize,
+}
+
+impl Plan {
+    /// The counters a call at `now_ms` bumps for these quotas.
+    pub fn new(quotas: &Quotas, now_ms: u64) -> Self {
+        let empty = Bump {
+            window: Window::Second,
+            period: 0,
+            limit: 0,
+            resets_at_ms: 0,
+        };
+        let mut plan = Plan {
+            bumps: [empty; 3],
+            len: 0,
+        };
+        for window in Window::ALL {
+            if let Some(limit) = window.limit(quotas) {
+                plan.bumps[plan.len] = Bump {
+                    window,
+                    period: window.period(now_ms),
+                    limit,
+                    resets_at_ms: window.reset_ms(now_ms),
+                };
+                plan.len += 1;
+            }
+        }
+        plan
+    }
+
+    /// The bumps, shortest window first.
+    pub fn bumps(&self) -> &[Bump] {
+        &self.bumps[..self.len]
+    }
+
+    /// Whether no window is limited.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// What a counter store answers to an acquire: whether the call was
+/// admitted, and each counter's count afterwards (aligned with the bumps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Acquired {
+    /// `true`: every counter was below its limit and all were incremented.
+    pub admitted: bool,
+    /// Counts after the operation, in the order of the plan's bumps.
+    pub counts: [u64; 3],
+}
+
+/// The quota state of one call: the verdict and what the headers say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaState {
+    plan: Plan,
+    counts: [u64; 3],
+    admitted: bool,
+    now_ms: u64,
+}
+
+impl QuotaState {
+    /// Combines a plan with the store's answer.
+    pub fn new(plan: Plan, acquired: Acquired, now_ms: u64) -> Self {
+        Self {
+            plan,
+            counts: acquired.counts,
+            admitted: acquired.admitted,
+            now_ms,
+        }
+    }
+
+    /// Whether the call may go on.
+    pub fn admitted(&self) -> bool {
+        self.admitted
+    }
+
+    /// Calls left in `window`, if it is limited.
+    pub fn remaining(&self, window: Window) -> Option<u64> {
+        self.plan
+            .bumps()
+            .iter()
+            .zip(self.counts)
+            .find(|(b, _)| b.window == window)
+            .map(|(b, count)| b.limit.saturating_sub(count))
+    }
+
+    /// For a refused call: the spent window that resets last (the real wait),
+    /// its limit and the whole seconds until it resets (at least 1).
+    pub fn exceeded(&self) -> Option<(Window, u64, u64)> {
+        if self.admitted {
+            return None;
+        }
+        self.plan
+            .bumps()
+            .iter()
+            .zip(self.counts)
+            .filter(|(b, count)| *count >= b.limit)
+            .max_by_key(|(b, _)| b.resets_at_ms)
+            .map(|(b, _)| (b.window, b.limit, self.seconds_until(b.resets_at_ms)))
+    }
+
+    fn seconds_until(&self, at_ms: u64) -> u64 {
+        at_ms.saturating_sub(self.now_ms).div_ceil(1000).max(1)
+    }
+
+    /// Adds `Komainu-Daily-Calls-Remaining`, `Komainu-Monthly-Calls-Remaining`
+    /// and the IETF `RateLimit-Policy` / `RateLimit` headers.
+    pub fn write_headers(&self, headers: &mut HeaderMap) {
+        if let Some(r) = self.remaining(Window::Day) {
+            headers.insert("komainu-daily-calls-remaining", HeaderValue::from(r));
+        }
+        if let Some(r) = self.remaining(Window::Month) {
+            headers.insert("komainu-monthly-calls-remaining", HeaderValue::from(r));
+        }
+        let mut policy = String::with_capacity(96);
+        let mut state = String::with_capacity(96);
+        for (b, count) in self.plan.bumps().iter().zip(self.counts) {
+            let sep = if policy.is_empty() { "" } else { ", " };
+            let period_s = match b.window {
+                Window::Second => 1,
+                Window::Day => 86_400,
+                Window::Month => b.resets_at_ms.saturating_sub(month_start_ms(b)) / 1000,
+            };
+            let _ = write!(
+                policy,
+                "{sep}\"{}\";q={};w={period_s}",
+                b.window.name(),
+                b.limit
+            );
+            let _ = write!(
+                state,
+                "{sep}\"{}\";r={};t={}",
+                b.window.name(),
+                b.limit.saturating_sub(count),
+                self.seconds_until(b.resets_at_ms)
+            );
+        }
+        if let (Ok(p), Ok(s)) = (
+            HeaderValue::from_str(&policy),
+            HeaderValue::from_str(&state),
+        ) {
+            headers.insert("ratelimit-policy", p);
+            headers.insert("ratelimit", s);
+        }
+    }
+}
+
+fn month_start_ms(b: &Bump) -> u64 {
+    let months = b.period;
+    let (year, month) = (1970 + (months / 12) as i64, (months % 12) as u32 + 1);
+    crate::time::days_from_civil(year, month, 1).max(0) as u64 * DAY_MS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_rfc3339;
+
+    fn at(t: &str) -> u64 {
+        parse_rfc3339(t).unwrap()
+    }
+
+    fn quotas(s: Option<u64>, d: Option<u64>, m: Option<u64>) -> Quotas {
+        Quotas {
+            per_second: s,
+            per_day: d,
+            per_month: m,
+        }
+    }
+
+    #[test]
+    fn day_window_rolls_over_at_utc_midnight() {
+        let q = quotas(None, Some(10), None);
+        let before = Plan::new(&q, at("2026-11-26T23:59:59.999Z"));
+        let after = Plan::new(&q, at("2026-11-27T00:00:00Z"));
+        assert_ne!(before.bumps()[0].period, after.bumps()[0].period);
+        assert_eq!(before.bumps()[0].resets_at_ms, at("2026-11-27T00:00:00Z"));
+        let same = Plan::new(&q, at("2026-11-27T00:30:00+01:00"));
+        assert_eq!(same.bumps()[0].period, before.bumps()[0].period);
+    }
+
+    #[test]
+    fn month_window_rolls_over_at_month_end() {
+        let q = quotas(None, None, Some(10));
+        let jan = Plan::new(&q, at("2027-01-31T23:59:59Z"));
+        let feb = Plan::new(&q, at("2027-02-01T00:00:00Z"));
+        assert_eq!(feb.bumps()[0].period, jan.bumps()[0].period + 1);
+        assert_eq!(jan.bumps()[0].resets_at_ms, at("2027-02-01T00:00:00Z"));
+        let dec = Plan::new(&q, at("2026-12-31T23:59:59Z"));
+        assert_eq!(jan.bumps()[0].period, dec.bumps()[0].period + 1);
+    }
+
+    #[test]
+    fn unlimited_windows_are_not_counted() {
+        assert!(Plan::new(&Quotas::default(), 0).is_empty());
+        let plan = Plan::new(&quotas(Some(1), None, Some(3)), 0);
+        let windows: Vec<Window> = plan.bumps().iter().map(|b| b.window).collect();
+        assert_eq!(windows, [Window::Second, Window::Month]);
+    }
+
+    #[test]
+    fn verdict_and_headers() {
+        let now = at("2026-11-26T23:59:30Z");
+        let plan = Plan::new(&quotas(Some(5), Some(100), Some(1000)), now);
+        let ok = QuotaState::new(
+            plan,
+            Acquired {
+                admitted: true,
+                counts: [1, 40, 400],
+            },
+            now,
+        );
+        let mut h = HeaderMap::new();
+        ok.write_headers(&mut h);
+        assert_eq!(h["komainu-daily-calls-remaining"], "60");
+        assert_eq!(h["komainu-monthly-calls-remaining"], "600");
+        assert_eq!(
+            h["ratelimit-policy"],
+            "\"second\";q=5;w=1, \"day\";q=100;w=86400, \"month\";q=1000;w=2592000"
+        );
+        assert_eq!(
+            h["ratelimit"],
+            "\"second\";r=4;t=1, \"day\";r=60;t=30, \"month\";r=600;t=345630"
+        );
+        assert_eq!(ok.exceeded(), None);
+
+        let spent = QuotaState::new(
+            plan,
+            Acquired {
+                admitted: false,
+                counts: [5, 100, 400],
+            },
+            now,
+        );
+        // Both the second and the day are spent: the day resets last.
+        assert_eq!(spent.exceeded(), Some((Window::Day, 100, 30)));
+    }
+}

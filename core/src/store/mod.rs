@@ -1,0 +1,64 @@
+//! The storage traits adapters implement, one per capability, and the
+//! in-memory stores.
+//!
+//! The traits return `impl Future`: on native targets
+//! `trait_variant::make(Send)` requires those futures to be `Send` (tokio
+//! needs it); on wasm32 they are plain futures (a Worker's KV and Durable
+//! Object calls are not `Send`). The switch is on the target, never on a
+//! Cargo feature. Stores are dispatched statically: a store chosen by
+//! configuration is an enum that implements the trait.
+
+mod memory;
+
+use std::future::Future;
+
+pub use memory::{MemoryConfigStore, MemoryCounterStore};
+
+use crate::model::Document;
+use crate::quota::{Acquired, Bump};
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or refused the operation; retrying later may work.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store holds data that cannot be read.
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Where the configuration document lives.
+#[cfg_attr(not(target_family = "wasm"), trait_variant::make(Send))]
+pub trait ConfigStore {
+    /// The stored document, or `None` when nothing was ever stored.
+    fn load(&self) -> impl Future<Output = Result<Option<Document>, StoreError>>;
+
+    /// Replaces the stored document, atomically: a reader sees the old
+    /// document or the new one, never a mix, and a failed save leaves the
+    /// old one in place.
+    fn save(&self, doc: &Document) -> impl Future<Output = Result<(), StoreError>>;
+}
+
+/// Where quota counters live.
+#[cfg_attr(not(target_family = "wasm"), trait_variant::make(Send))]
+pub trait CounterStore {
+    /// Atomically, for the counters of `client_id` named by `bumps`: if every
+    /// counter is below its limit, increments them all and answers
+    /// `admitted: true` with the new counts; otherwise increments none and
+    /// answers `admitted: false` with the current counts. A counter whose
+    /// period has ended counts from zero. Counts are aligned with `bumps`.
+    fn acquire(
+        &self,
+        client_id: &str,
+        bumps: &[Bump],
+    ) -> impl Future<Output = Result<Acquired, StoreError>>;
+
+    /// The current counts of the counters named by `bumps` (limits are
+    /// ignored), without changing them.
+    fn peek(
+        &self,
+        client_id: &str,
+        bumps: &[Bump],
+    ) -> impl Future<Output = Result<[u64; 3], StoreError>>;
+}
