@@ -1,1 +1,54 @@
-fn main() {}
+//! `komainu`: the Komainu API gateway as one native binary.
+//!
+//! `komainu serve` runs the proxy listener and the admin listener over the
+//! shared core ([`komainu_core`]); this crate only moves bytes and state:
+//! sockets (hyper), the pooled client to backends, the stores, signals.
+
+mod admin;
+mod cli;
+mod demo;
+mod http_server;
+mod proxy;
+mod random;
+mod serve;
+mod state;
+mod store;
+mod upstream;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KOMAINU_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("komainu: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            cli::Command::Serve(args) => serve::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("komainu: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

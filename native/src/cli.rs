@@ -1,0 +1,74 @@
+//! Command line: every setting is a flag with an environment variable (the
+//! flag wins).
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Komainu, an API gateway: routes, API keys, quotas, traceability.
+#[derive(Debug, Parser)]
+#[command(name = "komainu", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway: the proxy listener and the admin listener.
+    Serve(ServeArgs),
+}
+
+/// Settings of `komainu serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address of the proxy listener [default: 0.0.0.0:8080, or 0.0.0.0:$PORT when PORT is set]
+    #[arg(long, env = "KOMAINU_PROXY_ADDR")]
+    pub proxy_addr: Option<SocketAddr>,
+
+    /// Address of the admin listener.
+    #[arg(long, env = "KOMAINU_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
+    pub admin_addr: SocketAddr,
+
+    /// Where the configuration lives: `file:PATH` (in memory, persisted to
+    /// PATH), `memory` (nothing persisted).
+    #[arg(
+        long,
+        env = "KOMAINU_STORE",
+        default_value = "file:./komainu-data.json"
+    )]
+    pub store: String,
+
+    /// Secret signing the Komainu-Claim JWT sent to backends [default:
+    /// generated at first start and kept in the store]
+    #[arg(long, env = "KOMAINU_CLAIM_SECRET", hide_env_values = true)]
+    pub claim_secret: Option<String>,
+
+    /// Also start a built-in echo backend, a demo route and a demo API key,
+    /// and print ready-to-paste curl lines.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
+    #[arg(long, env = "KOMAINU_SHUTDOWN_GRACE", default_value_t = 30)]
+    pub shutdown_grace: u64,
+}
+
+impl ServeArgs {
+    /// The proxy address: the flag, else `0.0.0.0:$PORT`, else `0.0.0.0:8080`.
+    pub fn proxy_addr(&self) -> Result<SocketAddr, String> {
+        if let Some(addr) = self.proxy_addr {
+            return Ok(addr);
+        }
+        match std::env::var("PORT") {
+            Ok(port) => port
+                .trim()
+                .parse::<u16>()
+                .map(|p| SocketAddr::from(([0, 0, 0, 0], p)))
+                .map_err(|_| format!("PORT must be a port number, got \"{port}\"")),
+            Err(_) => Ok(SocketAddr::from(([0, 0, 0, 0], 8080))),
+        }
+    }
+}

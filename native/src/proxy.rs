@@ -1,0 +1,93 @@
+//! The proxy listener's handler: asks the core, then forwards with the
+//! pooled client, streaming bodies both ways.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Version;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use komainu_core::gateway::{ClientInfo, Outcome, RequestContext};
+use komainu_core::{Gateway, GatewayError};
+
+use crate::random;
+use crate::state::{now_ms, State};
+
+/// Response bodies: the backend's, streamed, or one the gateway wrote.
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// Handles one proxied request.
+pub async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let gateway = state.gateway.load_full();
+    let (mut parts, body) = req.into_parts();
+    let client = ClientInfo {
+        addr: Some(peer.ip()),
+        tls: false,
+    };
+    let (ctx, outcome) = gateway
+        .handle_request(
+            &state.counters,
+            &mut parts,
+            &client,
+            now_ms(),
+            random::request_id(),
+        )
+        .await;
+    let forward = match outcome {
+        Outcome::Respond(response) => return Ok(gateway_response(response)),
+        Outcome::Forward(forward) => forward,
+    };
+    let target = parts
+        .uri
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    parts.version = Version::HTTP_11;
+    let upstream = state.client.request(Request::from_parts(parts, body));
+    let result = tokio::time::timeout(Duration::from_millis(forward.timeout_ms), upstream).await;
+    let error = match result {
+        Ok(Ok(response)) => {
+            let (mut head, body) = response.into_parts();
+            gateway.handle_response(&ctx, &mut head.headers);
+            return Ok(Response::from_parts(head, Either::Left(body)));
+        }
+        Ok(Err(e)) => {
+            let why = if e.is_connect() {
+                format!("cannot connect to {target}")
+            } else {
+                format!("{target} broke the exchange")
+            };
+            GatewayError::BadGateway(why)
+        }
+        Err(_) => GatewayError::GatewayTimeout {
+            timeout_ms: forward.timeout_ms,
+        },
+    };
+    Ok(backend_error(&gateway, &ctx, &error))
+}
+
+fn gateway_response(response: Response<String>) -> Response<ProxyBody> {
+    response.map(|body| Either::Right(Full::new(Bytes::from(body))))
+}
+
+fn backend_error(
+    gateway: &Gateway,
+    ctx: &RequestContext,
+    error: &GatewayError,
+) -> Response<ProxyBody> {
+    tracing::warn!(
+        request_id = %ctx.request_id,
+        route = ctx.route_id.as_deref().unwrap_or("-"),
+        error = %error,
+        "backend failure"
+    );
+    gateway_response(gateway.error_response(ctx, error))
+}

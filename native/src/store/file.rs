@@ -1,0 +1,130 @@
+//! The `file:` store: the configuration document on local disk, written
+//! atomically (temporary file, fsync, rename, fsync of the directory).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use komainu_core::store::{ConfigStore, StoreError};
+use komainu_core::Document;
+
+/// A configuration document kept in one JSON file.
+pub struct FileConfigStore {
+    path: PathBuf,
+    /// Serializes writers within this process.
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+impl FileConfigStore {
+    /// A store at `path` (the file need not exist yet).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            write_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl ConfigStore for FileConfigStore {
+    async fn load(&self) -> Result<Option<Document>, StoreError> {
+        let bytes = match tokio::fs::read(&self.path).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot read {}: {e}",
+                    self.path.display()
+                )))
+            }
+        };
+        Document::load(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", self.path.display())))
+    }
+
+    async fn save(&self, doc: &Document) -> Result<(), StoreError> {
+        let _guard = self.write_lock.lock().await;
+        let mut text = doc.to_json();
+        text.push('\n');
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || write_atomically(&path, text.as_bytes()))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("the writer task failed: {e}")))?
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot write {}: {e}", self.path.display()))
+            })
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_path(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("komainu-file-store-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("data.json")
+    }
+
+    #[tokio::test]
+    async fn round_trip_and_missing_file() {
+        let path = temp_path("rt");
+        let store = FileConfigStore::new(&path);
+        assert_eq!(store.load().await.unwrap(), None);
+        let doc = Document {
+            revision: 4,
+            ..Document::default()
+        };
+        store.save(&doc).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), Some(doc));
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_invalid_file_is_reported_and_left_untouched() {
+        let path = temp_path("bad");
+        let text = r#"{"format":1,"routes":[{"id":"r","paths":["x"],"backend":{}}]}"#;
+        std::fs::write(&path, text).unwrap();
+        let err = FileConfigStore::new(&path).load().await.unwrap_err();
+        assert!(err.to_string().contains("routes[0].paths[0]"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+}
