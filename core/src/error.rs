@@ -35,6 +35,12 @@ pub enum GatewayError {
         /// Request path.
         path: String,
     },
+    /// The request's headers are larger than the gateway accepts.
+    #[error("the request headers take more than {limit} bytes")]
+    HeadersTooLarge {
+        /// The limit (`settings.maxRequestHeaderBytes`).
+        limit: usize,
+    },
     /// The route needs an API key and the request carries none.
     #[error("this route needs an API key: send Komainu-Client-Id and Komainu-Client-Secret headers, Authorization: Basic, or Authorization: Bearer <JWT>")]
     MissingCredentials,
@@ -81,6 +87,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::MissingCredentials | Self::InvalidCredentials(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -94,6 +101,7 @@ impl GatewayError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::RouteNotFound { .. } => "route_not_found",
+            Self::HeadersTooLarge { .. } => "headers_too_large",
             Self::MissingCredentials => "missing_credentials",
             Self::InvalidCredentials(_) => "invalid_credentials",
             Self::Forbidden { .. } => "forbidden",

@@ -1,1 +1,14 @@
-//! x
+//! End-to-end harness: starts the real `komainu` binary and a real upstream
+//! on 127.0.0.1 with ephemeral ports, and a small HTTP client.
+//!
+//! The binary is the one cargo built for this workspace (`target/<profile>/komainu`),
+//! or `KOMAINU_BIN` when set.
+
+pub mod client;
+pub mod gateway;
+pub mod jwt;
+pub mod upstream;
+
+pub use client::{Client, Reply};
+pub use gateway::Komainu;
+pub use upstream::Upstream;

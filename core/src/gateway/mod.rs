@@ -39,6 +39,7 @@ pub struct Gateway {
     table: RouteTable,
     keys: KeyIndex,
     claim: ClaimSigner,
+    max_header_bytes: usize,
 }
 
 /// A route ready for the request path.
@@ -124,6 +125,7 @@ impl Gateway {
             table,
             keys: KeyIndex::build(&doc.apikeys, &route_index, &group_index),
             claim: ClaimSigner::new(claim_secret, &doc.settings),
+            max_header_bytes: doc.settings.max_request_header_bytes,
         })
     }
 

@@ -1,9 +1,9 @@
 //! The request pipeline, phase by phase.
 //!
 //! ```text
-//! request head ─▶ route ─▶ authenticate ─▶ authorize ─▶ quota ─▶ forward ─▶ (adapter sends it)
-//!                   │           │              │          │         │
-//!                   └───────────┴──── error ───┴──────────┴─────────┴──▶ Outcome::Respond
+//! request head ─▶ head ─▶ route ─▶ authenticate ─▶ authorize ─▶ quota ─▶ forward ─▶ adapter sends it
+//!                  │        │           │              │          │         │
+//!                  └────────┴───────────┴── error ─────┴──────────┴─────────┴─▶ Outcome::Respond
 //! backend head ─▶ respond (handle_response) ─▶ client
 //! ```
 //!
@@ -62,6 +62,7 @@ impl Gateway {
         client: &ClientInfo,
         ctx: &mut RequestContext,
     ) -> Result<Forward, GatewayError> {
+        self.check_head(parts)?;
         let route = self.route(parts)?;
         ctx.route_id = Some(self.routes[route].id.clone());
         let caller = self.authenticate(route, &parts.headers, ctx.received_ms)?;
@@ -71,6 +72,22 @@ impl Gateway {
             self.quota(counters, caller.key, ctx).await?;
         }
         self.forward(parts, route, caller.as_ref(), client, ctx)
+    }
+
+    /// **head** (before routing): refuses oversized headers. Default: 431
+    /// `headers_too_large` beyond `settings.maxRequestHeaderBytes`.
+    pub(crate) fn check_head(&self, parts: &Parts) -> Result<(), GatewayError> {
+        let size: usize = parts
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len())
+            .sum();
+        if size > self.max_header_bytes {
+            return Err(GatewayError::HeadersTooLarge {
+                limit: self.max_header_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// **route**: the enabled route serving the request's host, path and

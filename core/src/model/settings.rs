@@ -12,6 +12,14 @@ pub struct Settings {
     /// The `iss` of the `Komainu-Claim` JWT.
     #[serde(default = "default_claim_issuer")]
     pub claim_issuer: String,
+    /// Largest total size of a request's header names and values, in bytes
+    /// (431 `headers_too_large` beyond it).
+    #[serde(default = "default_max_header_bytes")]
+    pub max_request_header_bytes: usize,
+}
+
+fn default_max_header_bytes() -> usize {
+    32 * 1024
 }
 
 fn default_claim_ttl() -> u64 {
@@ -27,6 +35,7 @@ impl Default for Settings {
         Self {
             claim_ttl_seconds: default_claim_ttl(),
             claim_issuer: default_claim_issuer(),
+            max_request_header_bytes: default_max_header_bytes(),
         }
     }
 }

@@ -128,6 +128,12 @@ pub(crate) fn check_document(doc: &Document) -> Result<(), ValidationErrors> {
     if doc.settings.claim_ttl_seconds == 0 || doc.settings.claim_ttl_seconds > 86_400 {
         c.fail("settings.claimTtlSeconds", "must be between 1 and 86400");
     }
+    if !(1024..=1024 * 1024).contains(&doc.settings.max_request_header_bytes) {
+        c.fail(
+            "settings.maxRequestHeaderBytes",
+            "must be between 1024 and 1048576",
+        );
+    }
     if doc.settings.claim_issuer.is_empty() || doc.settings.claim_issuer.contains(['"', '\\']) {
         c.fail(
             "settings.claimIssuer",
