@@ -105,6 +105,7 @@ pub fn install(doc: &mut Document, backend: SocketAddr, secret: &str) {
             per_day: Some(1000),
             per_month: Some(20_000),
         },
+        rotation: Default::default(),
     });
     doc.seal_secrets();
 }

@@ -24,6 +24,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot load the configuration ({}): {e}", store.describe()))?
         .unwrap_or_default();
+    let loaded_revision = doc.revision;
     let mut changed = false;
     let claim_secret = claim_secret(&args, &mut doc, &mut changed)?;
 
@@ -48,7 +49,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("invalid configuration ({}): {e}", store.describe()))?;
     if changed {
         store
-            .save(&doc)
+            .save(&doc, loaded_revision)
             .await
             .map_err(|e| format!("cannot save the configuration: {e}"))?;
     }

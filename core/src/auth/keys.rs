@@ -16,6 +16,8 @@ pub struct CompiledKey {
     /// The client id (shared with request contexts without copying).
     pub client_id: Arc<str>,
     secret: SecretHash,
+    /// The previous secret and when it stops working (rotation grace).
+    previous: Option<(SecretHash, u64)>,
     enabled: bool,
     expires_at_ms: Option<u64>,
     /// Indexes of the routes named in `routes`, sorted.
@@ -27,6 +29,23 @@ pub struct CompiledKey {
 }
 
 impl CompiledKey {
+    /// Whether `secret` is the key's secret, or its previous one within the
+    /// rotation grace period.
+    fn verify_secret(&self, secret: &[u8], now_ms: u64) -> bool {
+        let current = self.secret.verify(secret);
+        let previous = self
+            .previous_valid(now_ms)
+            .is_some_and(|p| p.verify(secret));
+        current | previous
+    }
+
+    fn previous_valid(&self, now_ms: u64) -> Option<&SecretHash> {
+        self.previous
+            .as_ref()
+            .filter(|(_, until)| now_ms < *until)
+            .map(|(hash, _)| hash)
+    }
+
     /// Whether the key may call the route at `route` whose sorted group
     /// indexes are `route_groups`: the route is named, or a group is shared.
     pub fn may_call(&self, route: usize, route_groups: &[usize]) -> bool {
@@ -75,8 +94,20 @@ impl KeyIndex {
                     .filter_map(|g| group_index.get(g.as_str()).copied())
                     .collect();
                 groups.sort_unstable();
+                let previous = k
+                    .rotation
+                    .previous_secret_hash
+                    .as_deref()
+                    .and_then(|h| SecretHash::parse(h).ok())
+                    .zip(
+                        k.rotation
+                            .previous_expires_at
+                            .as_deref()
+                            .and_then(parse_rfc3339),
+                    );
                 let key = CompiledKey {
                     client_id: Arc::from(k.client_id.as_str()),
+                    previous,
                     // A validated document always has a readable secret; a
                     // key without one can never authenticate.
                     enabled: k.enabled && secret.is_some(),
@@ -124,8 +155,10 @@ impl KeyIndex {
                 client_id, secret, ..
             } => {
                 let key = self.keys.get(client_id.as_ref());
-                let hash = key.map_or(&self.decoy, |k| &k.secret);
-                let valid = hash.verify(secret);
+                let valid = key.map_or_else(
+                    || self.decoy.verify(secret),
+                    |k| k.verify_secret(secret, now_ms),
+                );
                 match key {
                     Some(k) if valid => k,
                     _ => return Err(GatewayError::invalid(WRONG)),
@@ -134,7 +167,13 @@ impl KeyIndex {
             Credentials::Jwt(token) => {
                 let jwt = jwt::parse(token).map_err(GatewayError::invalid)?;
                 let key = self.keys.get(jwt.client_id.as_str());
-                let valid = jwt.signed_by(key.map_or(&self.decoy, |k| &k.secret));
+                let valid = key.map_or_else(
+                    || jwt.signed_by(&self.decoy),
+                    |k| {
+                        jwt.signed_by(&k.secret)
+                            || k.previous_valid(now_ms).is_some_and(|p| jwt.signed_by(p))
+                    },
+                );
                 let key = match key {
                     Some(k) if valid => k,
                     _ => {
@@ -177,6 +216,7 @@ mod tests {
             routes: vec!["r1".into()],
             groups: vec!["g".into()],
             quotas: Quotas::default(),
+            rotation: Default::default(),
         }
     }
 
@@ -237,6 +277,24 @@ mod tests {
         assert!(e.to_string().contains("expired"));
         let forged = jwt(r#"{"iss":"app","exp":100}"#, "guess");
         assert!(idx.authenticate(&Credentials::Jwt(&forged), 0).is_err());
+    }
+
+    #[test]
+    fn previous_secret_works_during_the_grace_period_only() {
+        let mut k = key("app", "new");
+        k.rotation.previous_secret_hash = Some(SecretHash::from_secret(b"old").to_text());
+        k.rotation.previous_expires_at = Some("1970-01-01T00:01:00Z".into());
+        let idx = index(&[k]);
+        assert!(idx.authenticate(&pair("app", "new"), 0).is_ok());
+        assert!(idx.authenticate(&pair("app", "old"), 59_999).is_ok());
+        assert!(idx.authenticate(&pair("app", "old"), 60_000).is_err());
+        let old_jwt = jwt(r#"{"iss":"app","exp":100}"#, "old");
+        assert!(idx
+            .authenticate(&Credentials::Jwt(&old_jwt), 59_000)
+            .is_ok());
+        assert!(idx
+            .authenticate(&Credentials::Jwt(&old_jwt), 60_000)
+            .is_err());
     }
 
     #[test]

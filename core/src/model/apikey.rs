@@ -33,6 +33,30 @@ pub struct ApiKey {
     /// Call quotas; a window left out is unlimited.
     #[serde(default)]
     pub quotas: Quotas,
+    /// Secret rotation: the grace period, and the previous secret while it lasts.
+    #[serde(default, skip_serializing_if = "Rotation::is_default")]
+    pub rotation: Rotation,
+}
+
+/// Secret rotation settings and state of a key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rotation {
+    /// Seconds the previous secret keeps working after a rotation (0: none).
+    #[serde(default)]
+    pub grace_seconds: u64,
+    /// The previous secret's hash, during the grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_hash: Option<String>,
+    /// When the previous secret stops working (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_expires_at: Option<String>,
+}
+
+impl Rotation {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Per-key call quotas. Days and months are UTC calendar windows.

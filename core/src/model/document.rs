@@ -44,6 +44,19 @@ pub struct LocalState {
     /// The secret that signs `Komainu-Claim` JWTs, when none is given by flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim_secret: Option<String>,
+    /// Admin API keys kept by the store (hashed), when none is given by flag.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_keys: Vec<AdminKey>,
+}
+
+/// An admin API key: a client id and the hash of its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdminKey {
+    /// The admin client id (the `who` of audit events).
+    pub client_id: String,
+    /// The stored form of the secret.
+    pub client_secret_hash: String,
 }
 
 impl Default for Document {
@@ -177,6 +190,7 @@ mod tests {
         let mut doc = Document::load(SAMPLE.as_bytes()).unwrap();
         doc.local = Some(LocalState {
             claim_secret: Some("x".into()),
+            ..LocalState::default()
         });
         assert!(doc.to_export().local.is_none());
     }

@@ -15,8 +15,8 @@ mod route;
 mod settings;
 mod validate;
 
-pub use apikey::{ApiKey, Quotas};
-pub use document::{Document, LocalState, FORMAT};
+pub use apikey::{ApiKey, Quotas, Rotation};
+pub use document::{AdminKey, Document, LocalState, FORMAT};
 pub use group::Group;
 pub use route::{Backend, Route, Target};
 pub use settings::Settings;

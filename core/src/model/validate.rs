@@ -246,6 +246,25 @@ fn check_apikey(c: &mut Checker, at: &str, key: &ApiKey, groups: &HashSet<&str>)
             );
         }
     }
+    if key.rotation.grace_seconds > 30 * 86_400 {
+        c.fail(
+            format!("{at}.rotation.graceSeconds"),
+            "must be at most 2592000 (30 days)",
+        );
+    }
+    if let Some(hash) = &key.rotation.previous_secret_hash {
+        if let Err(e) = SecretHash::parse(hash) {
+            c.fail(format!("{at}.rotation.previousSecretHash"), e.to_string());
+        }
+    }
+    if let Some(at_text) = &key.rotation.previous_expires_at {
+        if parse_rfc3339(at_text).is_none() {
+            c.fail(
+                format!("{at}.rotation.previousExpiresAt"),
+                format!("\"{at_text}\" is not an RFC 3339 UTC timestamp"),
+            );
+        }
+    }
     for (j, route) in key.routes.iter().enumerate() {
         if !is_valid_id(route) {
             c.fail(format!("{at}.routes[{j}]"), id_message(route));

@@ -120,8 +120,16 @@ impl ConfigStore for MemoryConfigStore {
         Ok(self.doc.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
-    async fn save(&self, doc: &Document) -> Result<(), StoreError> {
-        *self.doc.lock().unwrap_or_else(|e| e.into_inner()) = Some(doc.clone());
+    async fn save(&self, doc: &Document, expected_revision: u64) -> Result<(), StoreError> {
+        let mut stored = self.doc.lock().unwrap_or_else(|e| e.into_inner());
+        let found = stored.as_ref().map_or(0, |d| d.revision);
+        if found != expected_revision {
+            return Err(StoreError::Conflict {
+                expected: expected_revision,
+                found,
+            });
+        }
+        *stored = Some(doc.clone());
         Ok(())
     }
 }
@@ -194,7 +202,16 @@ mod tests {
             revision: 7,
             ..Document::default()
         };
-        block_on(store.save(&doc)).unwrap();
+        block_on(store.save(&doc, 0)).unwrap();
+        assert_eq!(block_on(store.load()).unwrap(), Some(doc.clone()));
+        let stale = block_on(store.save(&Document::default(), 3)).unwrap_err();
+        assert_eq!(
+            stale,
+            StoreError::Conflict {
+                expected: 3,
+                found: 7
+            }
+        );
         assert_eq!(block_on(store.load()).unwrap(), Some(doc));
     }
 }

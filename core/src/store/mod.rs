@@ -26,6 +26,14 @@ pub enum StoreError {
     /// The store holds data that cannot be read.
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// Another writer changed the configuration first (compare-and-swap failed).
+    #[error("the configuration changed meanwhile (expected revision {expected}, found {found})")]
+    Conflict {
+        /// The revision the writer started from.
+        expected: u64,
+        /// The revision found in the store.
+        found: u64,
+    },
 }
 
 /// Where the configuration document lives.
@@ -34,10 +42,16 @@ pub trait ConfigStore {
     /// The stored document, or `None` when nothing was ever stored.
     fn load(&self) -> impl Future<Output = Result<Option<Document>, StoreError>>;
 
-    /// Replaces the stored document, atomically: a reader sees the old
-    /// document or the new one, never a mix, and a failed save leaves the
-    /// old one in place.
-    fn save(&self, doc: &Document) -> impl Future<Output = Result<(), StoreError>>;
+    /// Replaces the stored document if the stored revision is still
+    /// `expected_revision` (0 for an empty store), atomically: a reader sees
+    /// the old document or the new one, never a mix; a failed save leaves
+    /// the old one in place; a changed revision answers
+    /// [`StoreError::Conflict`] and writes nothing.
+    fn save(
+        &self,
+        doc: &Document,
+        expected_revision: u64,
+    ) -> impl Future<Output = Result<(), StoreError>>;
 }
 
 /// Where quota counters live.

@@ -1,5 +1,7 @@
-//! The `file:` store: the configuration document on local disk, written
-//! atomically (temporary file, fsync, rename, fsync of the directory).
+//! The `file:` store: the configuration in memory, persisted to a local
+//! file written atomically (temporary file, fsync, rename, fsync of the
+//! directory). The file is read once, at the first load; this process is
+//! its only writer.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,8 +12,8 @@ use komainu_core::Document;
 /// A configuration document kept in one JSON file.
 pub struct FileConfigStore {
     path: PathBuf,
-    /// Serializes writers within this process.
-    write_lock: tokio::sync::Mutex<()>,
+    /// The document as last loaded or saved; the lock also serializes writers.
+    current: tokio::sync::Mutex<Option<Document>>,
 }
 
 impl FileConfigStore {
@@ -19,7 +21,7 @@ impl FileConfigStore {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
-            write_lock: tokio::sync::Mutex::new(()),
+            current: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -31,6 +33,10 @@ impl FileConfigStore {
 
 impl ConfigStore for FileConfigStore {
     async fn load(&self) -> Result<Option<Document>, StoreError> {
+        let mut current = self.current.lock().await;
+        if current.is_some() {
+            return Ok(current.clone());
+        }
         let bytes = match tokio::fs::read(&self.path).await {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -41,13 +47,21 @@ impl ConfigStore for FileConfigStore {
                 )))
             }
         };
-        Document::load(&bytes)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", self.path.display())))
+        let doc = Document::load(&bytes)
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", self.path.display())))?;
+        *current = Some(doc);
+        Ok(current.clone())
     }
 
-    async fn save(&self, doc: &Document) -> Result<(), StoreError> {
-        let _guard = self.write_lock.lock().await;
+    async fn save(&self, doc: &Document, expected_revision: u64) -> Result<(), StoreError> {
+        let mut current = self.current.lock().await;
+        let found = current.as_ref().map_or(0, |d| d.revision);
+        if found != expected_revision {
+            return Err(StoreError::Conflict {
+                expected: expected_revision,
+                found,
+            });
+        }
         let mut text = doc.to_json();
         text.push('\n');
         let path = self.path.clone();
@@ -56,7 +70,9 @@ impl ConfigStore for FileConfigStore {
             .map_err(|e| StoreError::Unavailable(format!("the writer task failed: {e}")))?
             .map_err(|e| {
                 StoreError::Unavailable(format!("cannot write {}: {e}", self.path.display()))
-            })
+            })?;
+        *current = Some(doc.clone());
+        Ok(())
     }
 }
 
@@ -110,8 +126,9 @@ mod tests {
             revision: 4,
             ..Document::default()
         };
-        store.save(&doc).await.unwrap();
-        assert_eq!(store.load().await.unwrap(), Some(doc));
+        store.save(&doc, 0).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), Some(doc.clone()));
+        assert_eq!(FileConfigStore::new(&path).load().await.unwrap(), Some(doc));
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
         let _ = std::fs::remove_dir_all(path.parent().unwrap());

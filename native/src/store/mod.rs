@@ -54,10 +54,10 @@ impl ConfigStore for ConfigStoreKind {
         }
     }
 
-    async fn save(&self, doc: &Document) -> Result<(), StoreError> {
+    async fn save(&self, doc: &Document, expected_revision: u64) -> Result<(), StoreError> {
         match self {
-            Self::Memory(s) => s.save(doc).await,
-            Self::File(s) => s.save(doc).await,
+            Self::Memory(s) => s.save(doc, expected_revision).await,
+            Self::File(s) => s.save(doc, expected_revision).await,
         }
     }
 }
