@@ -26,8 +26,10 @@
 //! - [`error`]: every error answer, with its status, JSON code and blame;
 //! - [`time`]: UTC calendar arithmetic on Unix milliseconds.
 
+pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod gateway;
 pub mod model;
 pub mod quota;

@@ -1,0 +1,474 @@
+//! CRUD for routes, API keys and groups, one generic implementation; plus
+//! key rotation and quota look-up.
+
+use http::{header, HeaderValue, Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{merge_patch, ok, AdminError, AdminReply, Change, Op};
+use crate::events::EventSink;
+use crate::model::{ApiKey, Document, Group, Route, ValidationErrors};
+use crate::quota::Plan;
+use crate::secret::generate_secret;
+use crate::store::{ConfigStore, CounterStore};
+use crate::time::format_rfc3339;
+
+/// A configuration entity served by the generic CRUD handlers.
+pub(crate) trait Entity: Serialize + DeserializeOwned + Clone + PartialEq {
+    /// Singular name, for actions and messages (`route`).
+    const KIND: &'static str;
+    /// The document field (`routes`).
+    const COLLECTION: &'static str;
+    /// The JSON name of the id (`id`, `clientId`).
+    const ID_FIELD: &'static str;
+
+    fn id(&self) -> &str;
+    fn all(doc: &Document) -> &Vec<Self>;
+    fn all_mut(doc: &mut Document) -> &mut Vec<Self>;
+
+    /// The entity as the API shows it (secrets removed).
+    fn view(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// Completes an entity written by a client, from the one it replaces:
+    /// returns a clear secret to show once, if one was set.
+    fn complete(&mut self, _old: Option<&Self>, _random: [u8; 32]) -> Option<String> {
+        None
+    }
+
+    /// Whether the entity may be deleted from `doc`.
+    fn check_delete(_doc: &Document, _id: &str) -> Result<(), AdminError> {
+        Ok(())
+    }
+}
+
+impl Entity for Route {
+    const KIND: &'static str = "route";
+    const COLLECTION: &'static str = "routes";
+    const ID_FIELD: &'static str = "id";
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn all(doc: &Document) -> &Vec<Self> {
+        &doc.routes
+    }
+    fn all_mut(doc: &mut Document) -> &mut Vec<Self> {
+        &mut doc.routes
+    }
+}
+
+impl Entity for Group {
+    const KIND: &'static str = "group";
+    const COLLECTION: &'static str = "groups";
+    const ID_FIELD: &'static str = "id";
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn all(doc: &Document) -> &Vec<Self> {
+        &doc.groups
+    }
+    fn all_mut(doc: &mut Document) -> &mut Vec<Self> {
+        &mut doc.groups
+    }
+
+    fn check_delete(doc: &Document, id: &str) -> Result<(), AdminError> {
+        let mut users: Vec<String> = doc
+            .routes
+            .iter()
+            .filter(|r| r.groups.iter().any(|g| g == id))
+            .map(|r| format!("route \"{}\"", r.id))
+            .collect();
+        users.extend(
+            doc.apikeys
+                .iter()
+                .filter(|k| k.groups.iter().any(|g| g == id))
+                .map(|k| format!("API key \"{}\"", k.client_id)),
+        );
+        if users.is_empty() {
+            Ok(())
+        } else {
+            Err(AdminError::conflict(format!(
+                "group \"{id}\" is still used by {}; remove it from them first",
+                users.join(", ")
+            )))
+        }
+    }
+}
+
+impl Entity for ApiKey {
+    const KIND: &'static str = "apikey";
+    const COLLECTION: &'static str = "apikeys";
+    const ID_FIELD: &'static str = "clientId";
+
+    fn id(&self) -> &str {
+        &self.client_id
+    }
+    fn all(doc: &Document) -> &Vec<Self> {
+        &doc.apikeys
+    }
+    fn all_mut(doc: &mut Document) -> &mut Vec<Self> {
+        &mut doc.apikeys
+    }
+
+    fn view(&self) -> Value {
+        let mut key = self.clone();
+        key.client_secret = None;
+        key.client_secret_hash = None;
+        key.rotation.previous_secret_hash = None;
+        serde_json::to_value(&key).unwrap_or(Value::Null)
+    }
+
+    fn complete(&mut self, old: Option<&Self>, random: [u8; 32]) -> Option<String> {
+        if self.rotation.previous_secret_hash.is_none() {
+            if let Some(old) = old {
+                self.rotation.previous_secret_hash = old.rotation.previous_secret_hash.clone();
+                self.rotation.previous_expires_at = old.rotation.previous_expires_at.clone();
+            }
+        }
+        match (&self.client_secret, &self.client_secret_hash, old) {
+            (Some(clear), _, _) => Some(clear.clone()),
+            (None, Some(_), _) => None,
+            (None, None, Some(old)) => {
+                self.client_secret_hash = old.client_secret_hash.clone();
+                None
+            }
+            (None, None, None) => {
+                let secret = generate_secret(random);
+                self.client_secret = Some(secret.clone());
+                Some(secret)
+            }
+        }
+    }
+}
+
+/// Routes `/api/{collection}[/{id}]` by method.
+pub(crate) async fn dispatch<T: Entity, S: ConfigStore, C: CounterStore, E: EventSink>(
+    op: &Op<'_, S, C, E>,
+    rest: &[&str],
+) -> Result<AdminReply, AdminError> {
+    match (rest, op.req.method) {
+        ([], &Method::GET) => {
+            let doc = op.load().await?;
+            let views: Vec<Value> = T::all(&doc).iter().map(Entity::view).collect();
+            Ok(ok(StatusCode::OK, &views))
+        }
+        ([], &Method::POST) => create::<T, _, _, _>(op).await,
+        ([id], &Method::GET) => {
+            let doc = op.load().await?;
+            let found = T::all(&doc)
+                .iter()
+                .find(|e| e.id() == *id)
+                .ok_or_else(|| not_found::<T>(id))?;
+            Ok(ok(StatusCode::OK, &found.view()))
+        }
+        ([id], &Method::PUT) => replace::<T, _, _, _>(op, id, false).await,
+        ([id], &Method::PATCH) => replace::<T, _, _, _>(op, id, true).await,
+        ([id], &Method::DELETE) => delete::<T, _, _, _>(op, id).await,
+        ([], _) => Err(AdminError::method_not_allowed(format!(
+            "/api/{} answers GET and POST",
+            T::COLLECTION
+        ))),
+        ([_], _) => Err(AdminError::method_not_allowed(format!(
+            "/api/{}/{{id}} answers GET, PUT, PATCH and DELETE",
+            T::COLLECTION
+        ))),
+        _ => Err(AdminError::not_found(format!(
+            "no admin endpoint at {}",
+            op.req.path
+        ))),
+    }
+}
+
+fn not_found<T: Entity>(id: &str) -> AdminError {
+    AdminError::not_found(format!("no {} with {} \"{id}\"", T::KIND, T::ID_FIELD))
+}
+
+/// Reads an entity from JSON, naming the field at fault.
+fn parse<T: Entity>(value: Value) -> Result<T, AdminError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        AdminError::invalid(ValidationErrors::one(field, e.into_inner().to_string()))
+    })
+}
+
+fn created_reply<T: Entity>(
+    op_base: &str,
+    status: StatusCode,
+    entity: &T,
+    secret: Option<String>,
+    location: bool,
+) -> AdminReply {
+    let mut view = entity.view();
+    if let (Some(secret), Value::Object(map)) = (secret, &mut view) {
+        map.insert("clientSecret".into(), Value::String(secret));
+    }
+    let mut reply = ok(status, &view);
+    if location {
+        let url = format!("{op_base}/api/{}/{}", T::COLLECTION, entity.id());
+        if let Ok(v) = HeaderValue::from_str(&url) {
+            reply.response.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    reply
+}
+
+async fn create<T: Entity, S: ConfigStore, C: CounterStore, E: EventSink>(
+    op: &Op<'_, S, C, E>,
+) -> Result<AdminReply, AdminError> {
+    let body = op.json_body()?;
+    if !body.is_object() {
+        return Err(AdminError::bad_request(
+            "",
+            format!("the body must be a JSON object (a {})", T::KIND),
+        ));
+    }
+    let template: T = parse(body)?;
+    let committed = op
+        .commit(|doc| {
+            let mut entity = template.clone();
+            if T::all(doc).iter().any(|e| e.id() == entity.id()) {
+                return Err(AdminError::conflict(format!(
+                    "a {} with {} \"{}\" already exists",
+                    T::KIND,
+                    T::ID_FIELD,
+                    entity.id()
+                )));
+            }
+            let secret = entity.complete(None, op.ctx.random);
+            let list = T::all_mut(doc);
+            list.push(entity.clone());
+            Ok(Change {
+                focus: Some(format!("{}[{}]", T::COLLECTION, list.len() - 1)),
+                action: format!("{}.create", T::KIND),
+                target: Some(entity.id().to_owned()),
+                before: None,
+                after: Some(entity.view()),
+                result: (entity, secret),
+            })
+        })
+        .await?;
+    let (entity, secret) = &committed.result;
+    let mut reply = created_reply(
+        op.ctx.base_path,
+        StatusCode::CREATED,
+        entity,
+        secret.clone(),
+        true,
+    );
+    reply.applied = Some(committed.gateway);
+    Ok(reply)
+}
+
+async fn replace<T: Entity, S: ConfigStore, C: CounterStore, E: EventSink>(
+    op: &Op<'_, S, C, E>,
+    id: &str,
+    merge: bool,
+) -> Result<AdminReply, AdminError> {
+    let body = op.json_body()?;
+    if !body.is_object() {
+        return Err(AdminError::bad_request(
+            "",
+            format!("the body must be a JSON object (a {})", T::KIND),
+        ));
+    }
+    let committed = op
+        .commit(|doc| {
+            let list = T::all(doc);
+            let index = list.iter().position(|e| e.id() == id).ok_or_else(|| not_found::<T>(id))?;
+            let old = list[index].clone();
+            let mut value = if merge {
+                let mut value = old.view();
+                merge_patch(&mut value, &body);
+                value
+            } else {
+                body.clone()
+            };
+            match value.get(T::ID_FIELD) {
+                None => {
+                    if let Value::Object(map) = &mut value {
+                        map.insert(T::ID_FIELD.into(), Value::String(id.to_owned()));
+                    }
+                }
+                Some(Value::String(given)) if given == id => {}
+                Some(_) => {
+                    return Err(AdminError::bad_request(
+                        T::ID_FIELD,
+                        format!("the {} cannot change (\"{id}\" in the URL); create a new one and delete this one", T::ID_FIELD),
+                    ))
+                }
+            }
+            let mut entity: T = parse(value)?;
+            let secret = entity.complete(Some(&old), op.ctx.random);
+            T::all_mut(doc)[index] = entity.clone();
+            Ok(Change {
+                focus: Some(format!("{}[{index}]", T::COLLECTION)),
+                action: format!("{}.{}", T::KIND, if merge { "patch" } else { "replace" }),
+                target: Some(id.to_owned()),
+                before: Some(old.view()),
+                after: Some(entity.view()),
+                result: (entity, secret),
+            })
+        })
+        .await?;
+    let (entity, secret) = &committed.result;
+    let mut reply = created_reply(
+        op.ctx.base_path,
+        StatusCode::OK,
+        entity,
+        secret.clone(),
+        false,
+    );
+    reply.applied = Some(committed.gateway);
+    Ok(reply)
+}
+
+async fn delete<T: Entity, S: ConfigStore, C: CounterStore, E: EventSink>(
+    op: &Op<'_, S, C, E>,
+    id: &str,
+) -> Result<AdminReply, AdminError> {
+    let committed = op
+        .commit(|doc| {
+            let index = T::all(doc)
+                .iter()
+                .position(|e| e.id() == id)
+                .ok_or_else(|| not_found::<T>(id))?;
+            T::check_delete(doc, id)?;
+            let old = T::all_mut(doc).remove(index);
+            Ok(Change {
+                focus: None,
+                action: format!("{}.delete", T::KIND),
+                target: Some(id.to_owned()),
+                before: Some(old.view()),
+                after: None,
+                result: (),
+            })
+        })
+        .await?;
+    let mut response = super::json_response(StatusCode::NO_CONTENT, String::new());
+    response.headers_mut().remove(header::CONTENT_TYPE);
+    Ok(AdminReply {
+        response,
+        applied: Some(committed.gateway),
+    })
+}
+
+/// The optional body of a rotation.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RotateBody {
+    /// Overrides the key's `rotation.graceSeconds` for this rotation.
+    grace_seconds: Option<u64>,
+    /// The new secret; generated when absent.
+    client_secret: Option<String>,
+}
+
+/// `POST /api/apikeys/{id}/rotate`: a new secret, returned once; the
+/// previous one keeps working for the grace period.
+pub(crate) async fn rotate<S: ConfigStore, C: CounterStore, E: EventSink>(
+    op: &Op<'_, S, C, E>,
+    id: &str,
+) -> Result<AdminReply, AdminError> {
+    let body: RotateBody = if op.req.body.iter().all(u8::is_ascii_whitespace) {
+        RotateBody::default()
+    } else {
+        serde_path_to_error::deserialize(op.json_body()?).map_err(|e| {
+            AdminError::bad_request(&e.path().to_string(), e.into_inner().to_string())
+        })?
+    };
+    if body.grace_seconds.is_some_and(|g| g > 30 * 86_400) {
+        return Err(AdminError::bad_request(
+            "graceSeconds",
+            "must be at most 2592000 (30 days)",
+        ));
+    }
+    let now = op.ctx.now_ms;
+    let committed = op
+        .commit(|doc| {
+            let index = doc
+                .apikeys
+                .iter()
+                .position(|k| k.client_id == id)
+                .ok_or_else(|| not_found::<ApiKey>(id))?;
+            let key = &mut doc.apikeys[index];
+            let before = key.view();
+            let grace = body.grace_seconds.unwrap_or(key.rotation.grace_seconds);
+            let old_hash = key.client_secret_hash.take();
+            if grace > 0 {
+                key.rotation.previous_secret_hash = old_hash;
+                key.rotation.previous_expires_at = Some(format_rfc3339(now + grace * 1000));
+            } else {
+                key.rotation.previous_secret_hash = None;
+                key.rotation.previous_expires_at = None;
+            }
+            let secret = body
+                .client_secret
+                .clone()
+                .unwrap_or_else(|| generate_secret(op.ctx.random));
+            key.client_secret = Some(secret.clone());
+            Ok(Change {
+                focus: Some(format!("apikeys[{index}]")),
+                action: "apikey.rotate".into(),
+                target: Some(id.to_owned()),
+                before: Some(before),
+                after: Some(key.view()),
+                result: (secret, key.rotation.previous_expires_at.clone()),
+            })
+        })
+        .await?;
+    let (secret, previous_until) = &committed.result;
+    let mut reply = ok(
+        StatusCode::OK,
+        &serde_json::json!({
+            "clientId": id,
+            "clientSecret": secret,
+            "previousSecretExpiresAt": previous_until,
+            "revision": committed.revision,
+        }),
+    );
+    reply.applied = Some(committed.gateway);
+    Ok(reply)
+}
+
+/// `GET /api/apikeys/{id}/quotas`: consumption and remaining, per window.
+pub(crate) async fn quotas<S: ConfigStore, C: CounterStore, E: EventSink>(
+    op: &Op<'_, S, C, E>,
+    id: &str,
+) -> Result<AdminReply, AdminError> {
+    let doc = op.load().await?;
+    let key = doc
+        .apikeys
+        .iter()
+        .find(|k| k.client_id == id)
+        .ok_or_else(|| not_found::<ApiKey>(id))?;
+    let now = op.ctx.now_ms;
+    let plan = Plan::new(&key.quotas, now);
+    let counts = op
+        .ctx
+        .counters
+        .peek(id, plan.bumps())
+        .await
+        .map_err(|e| AdminError::store_unavailable(e.to_string()))?;
+    let windows: Vec<Value> = plan
+        .bumps()
+        .iter()
+        .zip(counts)
+        .map(|(b, used)| {
+            serde_json::json!({
+                "window": b.window.name(),
+                "limit": b.limit,
+                "used": used,
+                "remaining": b.limit.saturating_sub(used),
+                "resetsAt": format_rfc3339(b.resets_at_ms),
+            })
+        })
+        .collect();
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "clientId": id, "at": format_rfc3339(now), "windows": windows }),
+    ))
+}

@@ -1,0 +1,117 @@
+//! Admin API errors: status, JSON code, message, and the field at fault.
+
+use http::StatusCode;
+use serde::Serialize;
+
+use crate::model::{FieldError, ValidationErrors};
+
+/// An admin request refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable JSON `error` code.
+    pub code: &'static str,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// Every field at fault (validation errors).
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    error: &'static str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+impl AdminError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// 401: no valid admin credentials.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 404: no such entity or endpoint.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 405: the endpoint exists, not with this method.
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            message,
+        )
+    }
+
+    /// 409: the id is taken, or the entity is still referenced.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// 413: the body is over the admin size limit.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is over the admin limit of {limit} bytes"),
+        )
+    }
+
+    /// 400: the body is not JSON.
+    pub fn malformed_json(error: &serde_json::Error) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {error}"),
+        )
+    }
+
+    /// 400: a request that makes no sense (bad query, id mismatch…).
+    pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
+        Self::invalid(ValidationErrors::one(field, message))
+    }
+
+    /// 400: fields at fault.
+    pub fn invalid(errors: ValidationErrors) -> Self {
+        let message = errors.to_string();
+        Self {
+            errors: errors.0,
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        }
+    }
+
+    /// 503: the store cannot be reached; nothing was changed.
+    pub fn store_unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            message,
+        )
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> String {
+        let body = Body {
+            error: self.code,
+            message: &self.message,
+            field: self.errors.first().map(|e| e.field.as_str()),
+            errors: &self.errors,
+        };
+        serde_json::to_string(&body).unwrap_or_default()
+    }
+}

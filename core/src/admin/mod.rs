@@ -1,0 +1,332 @@
+//! The admin API, implemented once over the store traits so the native
+//! binary and the Worker serve the very same API.
+//!
+//! The adapter reads the request (head and a size-limited body), hands it to
+//! [`handle`] with an [`AdminContext`] (stores, event sink, admin keys, the
+//! time, random bytes), sends the response, and, when a change was
+//! accepted, swaps in the compiled [`Gateway`] it returns: the change is
+//! live for the next proxied request.
+//!
+//! Every change follows one path ([`commit`]): load the document, apply the
+//! change to a copy, bump the revision, validate and compile it, save it
+//! with a compare-and-swap on the revision (retrying when another writer
+//! won), then emit an audit event. A change refused at any step leaves the
+//! stored and running configurations exactly as they were.
+
+mod entities;
+mod error;
+mod patch;
+mod transfer;
+
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use serde::Serialize;
+
+pub use error::AdminError;
+pub use patch::merge_patch;
+
+use crate::auth::{credentials, KeyIndex};
+use crate::events::{AuditEvent, Event, EventSink};
+use crate::model::{AdminKey, ApiKey, Document, Quotas, ValidationErrors};
+use crate::store::{ConfigStore, CounterStore, StoreError};
+use crate::time::format_rfc3339;
+use crate::Gateway;
+
+/// The OpenAPI 3 description of this API (served at `GET /api/openapi.json`).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// What the admin handlers need from the adapter, for one request.
+pub struct AdminContext<'a, S, C, E> {
+    /// The configuration store.
+    pub config: &'a S,
+    /// The quota counters (read by the quotas endpoint).
+    pub counters: &'a C,
+    /// Where audit events go.
+    pub events: &'a E,
+    /// The admin keys allowed to call the API.
+    pub admin_keys: &'a KeyIndex,
+    /// The secret signing claims (to compile new configurations).
+    pub claim_secret: &'a [u8],
+    /// The revision the adapter is serving (for health).
+    pub live_revision: u64,
+    /// What precedes `/api` in URLs (`""` natively, `/_komainu` at the edge).
+    pub base_path: &'a str,
+    /// Now, in Unix milliseconds.
+    pub now_ms: u64,
+    /// 32 random bytes, for a secret this request may generate.
+    pub random: [u8; 32],
+}
+
+/// An admin request, its body read whole (the adapter enforces the size limit).
+pub struct AdminRequest<'a> {
+    /// Method.
+    pub method: &'a Method,
+    /// Path, starting with `/api`.
+    pub path: &'a str,
+    /// Query string, if any.
+    pub query: Option<&'a str>,
+    /// Headers (for the admin credentials).
+    pub headers: &'a HeaderMap,
+    /// Body.
+    pub body: &'a [u8],
+}
+
+/// The answer, and the newly compiled gateway when a change was accepted.
+pub struct AdminReply {
+    /// The response to send.
+    pub response: Response<String>,
+    /// Swap this in: the change is then live.
+    pub applied: Option<Gateway>,
+}
+
+/// The default admin body limit (bytes).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The admin key index, from admin keys (id and secret hash).
+pub fn admin_key_index(keys: &[AdminKey]) -> KeyIndex {
+    let as_api_keys: Vec<ApiKey> = keys
+        .iter()
+        .map(|k| ApiKey {
+            client_id: k.client_id.clone(),
+            client_secret: None,
+            client_secret_hash: Some(k.client_secret_hash.clone()),
+            name: String::new(),
+            enabled: true,
+            expires_at: None,
+            routes: Vec::new(),
+            groups: Vec::new(),
+            quotas: Quotas::default(),
+            rotation: Default::default(),
+        })
+        .collect();
+    KeyIndex::build(&as_api_keys, &Default::default(), &Default::default())
+}
+
+/// Handles one admin request.
+pub async fn handle<S: ConfigStore, C: CounterStore, E: EventSink>(
+    ctx: &AdminContext<'_, S, C, E>,
+    req: &AdminRequest<'_>,
+) -> AdminReply {
+    match route(ctx, req).await {
+        Ok(reply) => reply,
+        Err(e) => AdminReply {
+            response: json_response(e.status, e.body()),
+            applied: None,
+        },
+    }
+}
+
+async fn route<S: ConfigStore, C: CounterStore, E: EventSink>(
+    ctx: &AdminContext<'_, S, C, E>,
+    req: &AdminRequest<'_>,
+) -> Result<AdminReply, AdminError> {
+    let Some(rest) = req.path.strip_prefix("/api") else {
+        return Err(AdminError::not_found(format!(
+            "no admin endpoint at {}",
+            req.path
+        )));
+    };
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    if segments == ["health"] {
+        return match *req.method {
+            Method::GET | Method::HEAD => Ok(ok(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "status": "ok",
+                    "revision": ctx.live_revision,
+                }),
+            )),
+            _ => Err(AdminError::method_not_allowed("health answers GET")),
+        };
+    }
+    let actor = authenticate(ctx, req)?;
+    let op = Op {
+        ctx,
+        req,
+        actor: &actor,
+    };
+    match (segments.as_slice(), req.method) {
+        (["openapi.json"], &Method::GET) => Ok(AdminReply {
+            response: json_response(StatusCode::OK, OPENAPI.to_owned()),
+            applied: None,
+        }),
+        (["export"], &Method::GET) => transfer::export(&op).await,
+        (["import"], &Method::POST) => transfer::import(&op).await,
+        (["routes", rest @ ..], _) => {
+            entities::dispatch::<crate::model::Route, _, _, _>(&op, rest).await
+        }
+        (["groups", rest @ ..], _) => {
+            entities::dispatch::<crate::model::Group, _, _, _>(&op, rest).await
+        }
+        (["apikeys", id, "rotate"], &Method::POST) => entities::rotate(&op, id).await,
+        (["apikeys", id, "quotas"], &Method::GET) => entities::quotas(&op, id).await,
+        (["openapi.json" | "export" | "import"], _) | (["apikeys", _, "rotate" | "quotas"], _) => {
+            Err(AdminError::method_not_allowed(format!(
+                "{} is not allowed on {}",
+                req.method, req.path
+            )))
+        }
+        (["apikeys", rest @ ..], _) => entities::dispatch::<ApiKey, _, _, _>(&op, rest).await,
+        _ => Err(AdminError::not_found(format!(
+            "no admin endpoint at {}",
+            req.path
+        ))),
+    }
+}
+
+fn authenticate<S, C, E>(
+    ctx: &AdminContext<'_, S, C, E>,
+    req: &AdminRequest<'_>,
+) -> Result<String, AdminError> {
+    const HOW: &str = "send the admin key as Komainu-Client-Id/Komainu-Client-Secret headers, Basic, or a Bearer JWT";
+    let found = credentials::extract(req.headers)
+        .map_err(|e| AdminError::unauthorized(e.to_string()))?
+        .ok_or_else(|| {
+            AdminError::unauthorized(format!("the admin API needs an admin key: {HOW}"))
+        })?;
+    let key = ctx
+        .admin_keys
+        .authenticate(&found, ctx.now_ms)
+        .map_err(|_| AdminError::unauthorized(format!("invalid admin credentials: {HOW}")))?;
+    Ok(key.client_id.to_string())
+}
+
+/// One authenticated admin operation.
+pub(crate) struct Op<'a, S, C, E> {
+    pub(crate) ctx: &'a AdminContext<'a, S, C, E>,
+    pub(crate) req: &'a AdminRequest<'a>,
+    pub(crate) actor: &'a str,
+}
+
+/// What a change did, for the response and the audit event.
+pub(crate) struct Change<T> {
+    /// What the handler answers.
+    pub(crate) result: T,
+    /// The audit action (`route.create`…).
+    pub(crate) action: String,
+    /// The entity id, if any.
+    pub(crate) target: Option<String>,
+    /// Where the entity sits in the document (`routes[3]`), so validation
+    /// errors can name fields relative to it.
+    pub(crate) focus: Option<String>,
+    /// The entity before and after (secrets removed).
+    pub(crate) before: Option<serde_json::Value>,
+    pub(crate) after: Option<serde_json::Value>,
+}
+
+/// A change that was saved and compiled.
+pub(crate) struct Committed<T> {
+    pub(crate) result: T,
+    pub(crate) revision: u64,
+    pub(crate) gateway: Gateway,
+}
+
+const MAX_ATTEMPTS: usize = 8;
+
+impl<S: ConfigStore, C: CounterStore, E: EventSink> Op<'_, S, C, E> {
+    /// The stored document (an empty one when nothing is stored).
+    pub(crate) async fn load(&self) -> Result<Document, AdminError> {
+        self.ctx
+            .config
+            .load()
+            .await
+            .map_err(store_error)
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Applies `change` to the stored document, validates, compiles, saves
+    /// (compare-and-swap), emits the audit event.
+    pub(crate) async fn commit<T>(
+        &self,
+        change: impl Fn(&mut Document) -> Result<Change<T>, AdminError>,
+    ) -> Result<Committed<T>, AdminError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.load().await?;
+            let mut next = current.clone();
+            let change_made = change(&mut next)?;
+            next.revision = current.revision + 1;
+            next.seal_secrets();
+            let gateway = Gateway::compile(&next, self.ctx.claim_secret)
+                .map_err(|e| AdminError::invalid(relative_to(e, change_made.focus.as_deref())))?;
+            match self.ctx.config.save(&next, current.revision).await {
+                Ok(()) => {
+                    self.ctx.events.emit(&Event::Admin(AuditEvent {
+                        at: format_rfc3339(self.ctx.now_ms),
+                        actor: self.actor.to_owned(),
+                        action: change_made.action,
+                        target: change_made.target,
+                        revision: next.revision,
+                        before: change_made.before,
+                        after: change_made.after,
+                    }));
+                    return Ok(Committed {
+                        result: change_made.result,
+                        revision: next.revision,
+                        gateway,
+                    });
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Err(AdminError::conflict(
+            "the configuration kept changing under this request; retry",
+        ))
+    }
+
+    /// Parses the body as JSON.
+    pub(crate) fn json_body(&self) -> Result<serde_json::Value, AdminError> {
+        serde_json::from_slice(self.req.body).map_err(|e| AdminError::malformed_json(&e))
+    }
+
+    /// The value of a query parameter.
+    pub(crate) fn query(&self, name: &str) -> Option<&str> {
+        self.req
+            .query?
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Field paths made relative to `focus` (`routes[3].paths[0]` → `paths[0]`).
+fn relative_to(mut errors: ValidationErrors, focus: Option<&str>) -> ValidationErrors {
+    if let Some(focus) = focus {
+        let prefix = format!("{focus}.");
+        for e in &mut errors.0 {
+            if let Some(rest) = e.field.strip_prefix(&prefix) {
+                e.field = rest.to_owned();
+            }
+        }
+    }
+    errors
+}
+
+fn store_error(e: StoreError) -> AdminError {
+    AdminError::store_unavailable(format!("{e}; nothing was changed"))
+}
+
+/// A JSON response.
+pub(crate) fn json_response(status: StatusCode, body: String) -> Response<String> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A reply with a serialized body and no change.
+pub(crate) fn ok<T: Serialize>(status: StatusCode, body: &T) -> AdminReply {
+    AdminReply {
+        response: json_response(status, serde_json::to_string(body).unwrap_or_default()),
+        applied: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

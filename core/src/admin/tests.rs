@@ -1,0 +1,316 @@
+//! Admin handlers over the in-memory stores, with a manual clock.
+
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::{json, Value};
+
+use super::*;
+use crate::events::{Event, EventSink};
+use crate::model::AdminKey;
+use crate::secret::SecretHash;
+use crate::store::{MemoryConfigStore, MemoryCounterStore};
+use crate::testing::block_on;
+
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<Event>>);
+
+impl EventSink for Recorder {
+    fn emit(&self, event: &Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+struct Harness {
+    config: MemoryConfigStore,
+    counters: MemoryCounterStore,
+    events: Recorder,
+    keys: KeyIndex,
+    now_ms: u64,
+    calls: std::cell::Cell<u8>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self {
+            config: MemoryConfigStore::default(),
+            counters: MemoryCounterStore::new(),
+            events: Recorder::default(),
+            keys: admin_key_index(&[AdminKey {
+                client_id: "ops".into(),
+                client_secret_hash: SecretHash::from_secret(b"admin-secret").to_text(),
+            }]),
+            now_ms: 1_790_000_000_000,
+            calls: std::cell::Cell::new(0),
+        }
+    }
+
+    fn call_as(
+        &self,
+        secret: &str,
+        method: Method,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value, AdminReply) {
+        let mut headers = HeaderMap::new();
+        headers.insert("komainu-client-id", "ops".parse().unwrap());
+        headers.insert("komainu-client-secret", secret.parse().unwrap());
+        let body = if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        };
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        let ctx = AdminContext {
+            config: &self.config,
+            counters: &self.counters,
+            events: &self.events,
+            admin_keys: &self.keys,
+            claim_secret: b"claim",
+            live_revision: 0,
+            base_path: "",
+            now_ms: self.now_ms,
+            random: {
+                self.calls.set(self.calls.get().wrapping_add(1));
+                [self.calls.get(); 32]
+            },
+        };
+        let req = AdminRequest {
+            method: &method,
+            path,
+            query,
+            headers: &headers,
+            body: &body,
+        };
+        let reply = block_on(handle(&ctx, &req));
+        let status = reply.response.status();
+        let json = serde_json::from_str(reply.response.body()).unwrap_or(Value::Null);
+        (status, json, reply)
+    }
+
+    fn call(&self, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+        let (status, json, _) = self.call_as("admin-secret", method, path, body);
+        (status, json)
+    }
+
+    fn stored(&self) -> Option<Document> {
+        block_on(self.config.load()).unwrap()
+    }
+}
+
+fn route(id: &str) -> Value {
+    json!({ "id": id, "paths": [format!("/{id}")], "backend": { "targets": [{ "url": "http://127.0.0.1:9000" }] } })
+}
+
+#[test]
+fn without_admin_credentials_nothing_happens() {
+    let h = Harness::new();
+    let (status, body, reply) = h.call_as("wrong", Method::POST, "/api/routes", route("a"));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "unauthorized");
+    assert!(reply.applied.is_none());
+    assert_eq!(h.stored(), None);
+    assert_eq!(
+        h.call_as("wrong", Method::GET, "/api/health", Value::Null)
+            .0,
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn route_crud_bumps_the_revision_and_compiles() {
+    let h = Harness::new();
+    let (status, body, reply) = h.call_as("admin-secret", Method::POST, "/api/routes", route("a"));
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(reply.response.headers()["location"], "/api/routes/a");
+    assert_eq!(reply.applied.unwrap().revision(), 1);
+    assert_eq!(
+        h.call(Method::POST, "/api/routes", route("a")).0,
+        StatusCode::CONFLICT
+    );
+    let (status, body) = h.call(
+        Method::PATCH,
+        "/api/routes/a",
+        json!({ "methods": ["GET"], "name": null }),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["methods"], json!(["GET"]));
+    assert_eq!(
+        h.call(Method::GET, "/api/routes/a", Value::Null).1["methods"],
+        json!(["GET"])
+    );
+    assert_eq!(
+        h.call(Method::GET, "/api/routes", Value::Null)
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        h.call(Method::DELETE, "/api/routes/a", Value::Null).0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.call(Method::GET, "/api/routes/a", Value::Null).0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(h.stored().unwrap().revision, 3);
+    let events = h.events.0.lock().unwrap();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|Event::Admin(a)| a.action.as_str())
+        .collect();
+    assert_eq!(actions, ["route.create", "route.patch", "route.delete"]);
+    let Event::Admin(first) = &events[0];
+    assert_eq!(first.actor, "ops");
+}
+
+#[test]
+fn rejected_changes_name_the_field_and_change_nothing() {
+    let h = Harness::new();
+    h.call(Method::POST, "/api/routes", route("a"));
+    let before = h.stored();
+    let cases = [
+        (
+            json!({ "id": "b", "paths": ["/b"], "backend": {}, "colour": 1 }),
+            "colour",
+        ),
+        (json!({ "id": "b", "paths": "/b", "backend": {} }), "paths"),
+        (
+            json!({ "id": "b", "paths": ["/b/{"], "backend": {} }),
+            "paths[0]",
+        ),
+        (
+            json!({ "id": "b", "paths": ["/b"], "backend": { "targets": [{ "url": "ftp://x" }] } }),
+            "backend.targets[0].url",
+        ),
+        (
+            json!({ "id": "b", "paths": ["/b"], "backend": {}, "groups": ["nope"] }),
+            "groups[0]",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, reply) = h.call(Method::POST, "/api/routes", body);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+        assert_eq!(reply["field"], field, "{reply}");
+    }
+    let (status, reply) = h.call(Method::PATCH, "/api/routes/a", json!({ "id": "renamed" }));
+    assert_eq!(
+        (status, reply["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("id"))
+    );
+    assert_eq!(h.stored(), before);
+}
+
+#[test]
+fn keys_get_a_generated_secret_once_and_keep_it_on_patch() {
+    let h = Harness::new();
+    let (status, body) = h.call(
+        Method::POST,
+        "/api/apikeys",
+        json!({ "clientId": "app", "quotas": { "perDay": 5 } }),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let secret = body["clientSecret"].as_str().unwrap().to_owned();
+    assert!(body.get("clientSecretHash").is_none());
+    let (_, shown) = h.call(Method::GET, "/api/apikeys/app", Value::Null);
+    assert!(shown.get("clientSecret").is_none() && shown.get("clientSecretHash").is_none());
+    h.call(
+        Method::PATCH,
+        "/api/apikeys/app",
+        json!({ "quotas": { "perDay": 9 } }),
+    );
+    let doc = h.stored().unwrap();
+    let hash = SecretHash::parse(doc.apikeys[0].client_secret_hash.as_deref().unwrap()).unwrap();
+    assert!(hash.verify(secret.as_bytes()));
+    assert_eq!(doc.apikeys[0].quotas.per_day, Some(9));
+    let (_, report) = h.call(Method::GET, "/api/apikeys/app/quotas", Value::Null);
+    assert_eq!(report["windows"][0]["remaining"], 9);
+}
+
+#[test]
+fn rotation_with_grace_keeps_the_old_secret_for_a_while() {
+    let h = Harness::new();
+    let (_, created) = h.call(Method::POST, "/api/apikeys", json!({ "clientId": "app" }));
+    let old = created["clientSecret"].as_str().unwrap().to_owned();
+    let (status, rotated) = h.call(
+        Method::POST,
+        "/api/apikeys/app/rotate",
+        json!({ "graceSeconds": 60 }),
+    );
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new = rotated["clientSecret"].as_str().unwrap().to_owned();
+    assert_ne!(old, new);
+    let doc = h.stored().unwrap();
+    let gw = Gateway::compile(&doc, b"claim").unwrap();
+    let pair = |s: &str| crate::auth::Credentials::Secret {
+        client_id: "app".into(),
+        secret: std::borrow::Cow::Owned(s.as_bytes().to_vec()),
+        in_authorization: false,
+    };
+    assert!(gw.keys().authenticate(&pair(&new), h.now_ms).is_ok());
+    assert!(gw
+        .keys()
+        .authenticate(&pair(&old), h.now_ms + 59_000)
+        .is_ok());
+    assert!(gw
+        .keys()
+        .authenticate(&pair(&old), h.now_ms + 60_000)
+        .is_err());
+    let (_, again) = h.call(Method::POST, "/api/apikeys/app/rotate", Value::Null);
+    let doc = h.stored().unwrap();
+    let gw = Gateway::compile(&doc, b"claim").unwrap();
+    assert!(
+        gw.keys().authenticate(&pair(&new), h.now_ms).is_err(),
+        "no grace: refused at once"
+    );
+    assert!(gw
+        .keys()
+        .authenticate(&pair(again["clientSecret"].as_str().unwrap()), h.now_ms)
+        .is_ok());
+}
+
+#[test]
+fn groups_in_use_cannot_be_deleted() {
+    let h = Harness::new();
+    h.call(Method::POST, "/api/groups", json!({ "id": "g" }));
+    let mut r = route("a");
+    r["groups"] = json!(["g"]);
+    assert_eq!(
+        h.call(Method::POST, "/api/routes", r).0,
+        StatusCode::CREATED
+    );
+    let (status, body) = h.call(Method::DELETE, "/api/groups/g", Value::Null);
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body["message"].as_str().unwrap().contains("route \"a\""));
+}
+
+#[test]
+fn import_is_all_or_nothing_and_export_has_no_clear_secret() {
+    let h = Harness::new();
+    h.call(Method::POST, "/api/routes", route("keep"));
+    let good = json!({ "format": 1, "routes": [route("x")], "apikeys": [{ "clientId": "k", "clientSecret": "plain-secret" }] });
+    let mut bad = good.clone();
+    bad["routes"] =
+        json!([route("x"), route("y"), { "id": "z", "paths": ["nope"], "backend": {} }]);
+    let before = h.stored();
+    let (status, body) = h.call(Method::POST, "/api/import", bad);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["field"], "routes[2].paths[0]");
+    assert_eq!(h.stored(), before);
+
+    let (status, body) = h.call(Method::POST, "/api/import?merge=true", good.clone());
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["routes"], 2);
+    let (status, body) = h.call(Method::POST, "/api/import", good);
+    assert_eq!((status, body["routes"].as_u64()), (StatusCode::OK, Some(1)));
+    let (_, export) = h.call(Method::GET, "/api/export", Value::Null);
+    let text = export.to_string();
+    assert!(!text.contains("plain-secret"));
+    assert!(export["apikeys"][0]["clientSecretHash"]
+        .as_str()
+        .unwrap()
+        .starts_with("hmac-sha256:"));
+}

@@ -1,0 +1,96 @@
+//! `GET /api/export` and `POST /api/import`: the whole configuration document.
+
+use http::StatusCode;
+
+use super::{ok, AdminError, AdminReply, Change, Op};
+use crate::events::EventSink;
+use crate::model::Document;
+use crate::store::{ConfigStore, CounterStore};
+
+/// The document, without store-private state or clear secrets.
+pub(crate) async fn export<S: ConfigStore, C: CounterStore, E: EventSink>(
+    op: &Op<'_, S, C, E>,
+) -> Result<AdminReply, AdminError> {
+    let doc = op.load().await?;
+    Ok(AdminReply {
+        response: super::json_response(StatusCode::OK, doc.to_export().to_json()),
+        applied: None,
+    })
+}
+
+/// Replaces the configuration with a document, or merges it (`?merge=true`:
+/// entities upserted by id, others kept). Validated whole first; applied
+/// all or nothing.
+pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
+    op: &Op<'_, S, C, E>,
+) -> Result<AdminReply, AdminError> {
+    let merge = match op.query("merge") {
+        None | Some("false") => false,
+        Some("true" | "") => true,
+        Some(other) => {
+            return Err(AdminError::bad_request(
+                "merge",
+                format!("merge must be true or false, not \"{other}\""),
+            ))
+        }
+    };
+    let incoming = Document::from_json(op.req.body).map_err(AdminError::invalid)?;
+    if !merge {
+        // A replacement must stand on its own: validate it as sent.
+        incoming.validate().map_err(AdminError::invalid)?;
+    }
+    let committed = op
+        .commit(|doc| {
+            if merge {
+                upsert(&mut doc.groups, &incoming.groups, |g| &g.id);
+                upsert(&mut doc.routes, &incoming.routes, |r| &r.id);
+                upsert(&mut doc.apikeys, &incoming.apikeys, |k| &k.client_id);
+                doc.settings = incoming.settings.clone();
+            } else {
+                doc.groups = incoming.groups.clone();
+                doc.routes = incoming.routes.clone();
+                doc.apikeys = incoming.apikeys.clone();
+                doc.settings = incoming.settings.clone();
+            }
+            Ok(Change {
+                focus: None,
+                action: if merge {
+                    "config.merge"
+                } else {
+                    "config.import"
+                }
+                .into(),
+                target: None,
+                before: None,
+                after: Some(serde_json::json!({
+                    "routes": doc.routes.len(),
+                    "apikeys": doc.apikeys.len(),
+                    "groups": doc.groups.len(),
+                })),
+                result: (doc.routes.len(), doc.apikeys.len(), doc.groups.len()),
+            })
+        })
+        .await?;
+    let (routes, apikeys, groups) = committed.result;
+    let mut reply = ok(
+        StatusCode::OK,
+        &serde_json::json!({
+            "revision": committed.revision,
+            "merged": merge,
+            "routes": routes,
+            "apikeys": apikeys,
+            "groups": groups,
+        }),
+    );
+    reply.applied = Some(committed.gateway);
+    Ok(reply)
+}
+
+fn upsert<T: Clone>(into: &mut Vec<T>, from: &[T], id: impl Fn(&T) -> &String) {
+    for item in from {
+        match into.iter().position(|x| id(x) == id(item)) {
+            Some(i) => into[i] = item.clone(),
+            None => into.push(item.clone()),
+        }
+    }
+}
