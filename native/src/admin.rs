@@ -1,17 +1,23 @@
-//! The admin listener. This version serves `GET /api/health`; the rest of
-//! the admin API is answered 404 with a JSON error.
+//! The admin listener: reads the request (body size-limited), hands it to
+//! the core's admin handlers, swaps in the new configuration when a change
+//! was accepted.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use komainu_core::admin::{self, AdminContext, AdminError, AdminRequest};
 
-use crate::state::State;
+use crate::random;
+use crate::state::{now_ms, State};
+
+/// How much of an oversized body is read and dropped before answering 413.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Handles one admin request.
 pub async fn handle(
@@ -19,22 +25,68 @@ pub async fn handle(
     req: Request<Incoming>,
     _peer: SocketAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let revision = state.gateway.load().revision();
-    let (status, body) = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/api/health") => (
-            StatusCode::OK,
-            serde_json::json!({ "status": "ok", "revision": revision }),
-        ),
-        _ => (
-            StatusCode::NOT_FOUND,
-            serde_json::json!({ "error": "not_found", "message": format!("no admin endpoint {} {}", req.method(), req.uri().path()) }),
-        ),
+    let (parts, mut body) = req.into_parts();
+    let limited = Limited::new(&mut body, state.admin_max_body)
+        .collect()
+        .await;
+    let body = match limited {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            let error = if e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                // Read (and drop) the rest, within reason, so the client
+                // gets the 413 instead of a connection reset mid-upload.
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    Limited::new(body, DRAIN_LIMIT).collect(),
+                )
+                .await;
+                AdminError::too_large(state.admin_max_body)
+            } else {
+                AdminError::bad_request("", format!("the request body could not be read: {e}"))
+            };
+            let mut response = Response::new(Full::new(Bytes::from(error.body())));
+            *response.status_mut() = error.status;
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            return Ok(response);
+        }
     };
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
+    let random = match random::secret_bytes() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "no randomness for the admin API");
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            return Ok(response);
+        }
+    };
+    let ctx = AdminContext {
+        config: &state.config,
+        counters: &state.counters,
+        events: &state.events,
+        admin_keys: &state.admin_keys,
+        claim_secret: state.claim_secret.as_bytes(),
+        live_revision: state.gateway.load().revision(),
+        base_path: "",
+        now_ms: now_ms(),
+        random,
+    };
+    let request = AdminRequest {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let reply = admin::handle(&ctx, &request).await;
+    if let Some(gateway) = reply.applied {
+        // Live before the response leaves: the next proxied request obeys it.
+        state.install(gateway);
+    }
+    Ok(reply.response.map(|b| Full::new(Bytes::from(b))))
 }

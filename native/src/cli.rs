@@ -19,6 +19,50 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway: the proxy listener and the admin listener.
     Serve(ServeArgs),
+    /// Print the configuration document of a running gateway (native or edge).
+    Export(ExportArgs),
+    /// Replace (or merge) the configuration of a running gateway from a document, atomically.
+    Import(ImportArgs),
+}
+
+/// How to reach an admin API.
+#[derive(Debug, Clone, Args)]
+pub struct AdminTarget {
+    /// Admin base URL, the part before /api: http://127.0.0.1:8081 natively,
+    /// https://gateway.example.workers.dev/_komainu at the edge.
+    #[arg(
+        long = "admin",
+        env = "KOMAINU_ADMIN_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub url: String,
+
+    /// Admin credentials, as clientId:clientSecret.
+    #[arg(long, env = "KOMAINU_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+}
+
+/// Settings of `komainu export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The admin API to read from.
+    #[command(flatten)]
+    pub admin: AdminTarget,
+}
+
+/// Settings of `komainu import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The configuration document (JSON) to import.
+    pub file: std::path::PathBuf,
+
+    /// Upsert the document's entities into the configuration instead of replacing it.
+    #[arg(long)]
+    pub merge: bool,
+
+    /// The admin API to write to.
+    #[command(flatten)]
+    pub admin: AdminTarget,
 }
 
 /// Settings of `komainu serve`.
@@ -46,6 +90,15 @@ pub struct ServeArgs {
     #[arg(long, env = "KOMAINU_CLAIM_SECRET", hide_env_values = true)]
     pub claim_secret: Option<String>,
 
+    /// The admin API key, as clientId:clientSecret [default: generated at
+    /// first start, stored hashed, and printed once]
+    #[arg(long, env = "KOMAINU_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+
+    /// Largest admin request body, in bytes (413 beyond it).
+    #[arg(long, env = "KOMAINU_ADMIN_MAX_BODY", default_value_t = komainu_core::admin::DEFAULT_MAX_BODY_BYTES)]
+    pub admin_max_body: usize,
+
     /// Also start a built-in echo backend, a demo route and a demo API key,
     /// and print ready-to-paste curl lines.
     #[arg(long)]
@@ -70,5 +123,13 @@ impl ServeArgs {
                 .map_err(|_| format!("PORT must be a port number, got \"{port}\"")),
             Err(_) => Ok(SocketAddr::from(([0, 0, 0, 0], 8080))),
         }
+    }
+}
+
+/// Splits `clientId:clientSecret`.
+pub fn split_admin_key(key: &str) -> Result<(&str, &str), String> {
+    match key.split_once(':') {
+        Some((id, secret)) if !id.is_empty() && !secret.is_empty() => Ok((id, secret)),
+        _ => Err("the admin key must be clientId:clientSecret (e.g. admin:s3cr3t)".into()),
     }
 }

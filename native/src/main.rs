@@ -5,8 +5,10 @@
 //! sockets (hyper), the pooled client to backends, the stores, signals.
 
 mod admin;
+mod admin_client;
 mod cli;
 mod demo;
+mod events;
 mod http_server;
 mod proxy;
 mod random;
@@ -42,6 +44,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             cli::Command::Serve(args) => serve::run(args).await,
+            cli::Command::Export(args) => admin_client::export(args).await,
+            cli::Command::Import(args) => admin_client::import(args).await,
         }
     });
     match result {

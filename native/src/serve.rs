@@ -2,18 +2,24 @@
 //! gracefully.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use komainu_core::model::LocalState;
+use arc_swap::ArcSwap;
+use komainu_core::admin;
+use komainu_core::model::{AdminKey, LocalState};
+use komainu_core::secret::SecretHash;
 use komainu_core::store::ConfigStore;
+use komainu_core::store::MemoryCounterStore;
 use komainu_core::{Document, Gateway};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::cli::ServeArgs;
+use crate::cli::{split_admin_key, ServeArgs};
+use crate::events::LogEventSink;
 use crate::state::State;
 use crate::store::ConfigStoreKind;
-use crate::{admin, demo, http_server, proxy, random, upstream};
+use crate::{demo, http_server, proxy, random, upstream};
 
 /// Runs the gateway until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> Result<(), String> {
@@ -27,6 +33,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let loaded_revision = doc.revision;
     let mut changed = false;
     let claim_secret = claim_secret(&args, &mut doc, &mut changed)?;
+    let (admin_keys, new_admin_key) = admin_keys(&args, &mut doc, &mut changed)?;
 
     let proxy_listener = bind(proxy_addr, "proxy").await?;
     let admin_listener = bind(args.admin_addr, "admin").await?;
@@ -61,7 +68,16 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         "configuration loaded"
     );
 
-    let state = State::new(gateway, upstream::build()?);
+    let state = Arc::new(State {
+        gateway: ArcSwap::from_pointee(gateway),
+        config: store,
+        counters: MemoryCounterStore::new(),
+        client: upstream::build()?,
+        admin_keys: admin::admin_key_index(&admin_keys),
+        claim_secret,
+        events: LogEventSink,
+        admin_max_body: args.admin_max_body,
+    });
     let grace = Duration::from_secs(args.shutdown_grace);
     let proxy_state = state.clone();
     let proxy_task = tokio::spawn(http_server::serve(
@@ -73,7 +89,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let admin_state = state.clone();
     let admin_task = tokio::spawn(http_server::serve(
         admin_listener,
-        move |req, peer| admin::handle(admin_state.clone(), req, peer),
+        move |req, peer| crate::admin::handle(admin_state.clone(), req, peer),
         shutdown_rx.clone(),
         grace,
     ));
@@ -85,6 +101,11 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         "komainu {}: admin listening on http://{admin_addr}",
         env!("CARGO_PKG_VERSION")
     );
+    if let Some(key) = new_admin_key {
+        println!(
+            "komainu: admin key (shown once, stored hashed): {key}\n         use it as --admin-key / KOMAINU_ADMIN_KEY, or: curl -u '{key}' http://{admin_addr}/api/routes"
+        );
+    }
     if let Some(secret) = demo_secret {
         println!("{}", demo::instructions(proxy_addr, &secret));
     }
@@ -122,6 +143,38 @@ fn claim_secret(
     *changed = true;
     tracing::info!("generated a claim signing secret and kept it in the store");
     Ok(secret)
+}
+
+/// The admin keys: the flag's, else the store's, else a new one kept
+/// (hashed) in the store and returned in clear to print once.
+fn admin_keys(
+    args: &ServeArgs,
+    doc: &mut Document,
+    changed: &mut bool,
+) -> Result<(Vec<AdminKey>, Option<String>), String> {
+    if let Some(key) = &args.admin_key {
+        let (id, secret) = split_admin_key(key)?;
+        let hash = SecretHash::from_secret(secret.as_bytes()).to_text();
+        return Ok((
+            vec![AdminKey {
+                client_id: id.into(),
+                client_secret_hash: hash,
+            }],
+            None,
+        ));
+    }
+    let local = doc.local.get_or_insert_with(LocalState::default);
+    if !local.admin_keys.is_empty() {
+        return Ok((local.admin_keys.clone(), None));
+    }
+    let secret = random::new_secret()?;
+    let key = AdminKey {
+        client_id: "admin".into(),
+        client_secret_hash: SecretHash::from_secret(secret.as_bytes()).to_text(),
+    };
+    local.admin_keys.push(key.clone());
+    *changed = true;
+    Ok((vec![key], Some(format!("admin:{secret}"))))
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {

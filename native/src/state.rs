@@ -1,32 +1,49 @@
-//! What every request handler shares: the live gateway, the counters, the
-//! client to backends.
+//! What every request handler shares: the live gateway, the stores, the
+//! client to backends, the admin keys.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use komainu_core::auth::KeyIndex;
 use komainu_core::store::MemoryCounterStore;
 use komainu_core::Gateway;
 
+use crate::events::LogEventSink;
+use crate::store::ConfigStoreKind;
 use crate::upstream::UpstreamClient;
 
 /// The shared state of a running gateway.
 pub struct State {
     /// The compiled configuration, swapped whole on every accepted change.
     pub gateway: ArcSwap<Gateway>,
+    /// Where the configuration lives.
+    pub config: ConfigStoreKind,
     /// Quota counters.
     pub counters: MemoryCounterStore,
     /// The pooled client to backends.
     pub client: UpstreamClient,
+    /// Admin API keys.
+    pub admin_keys: KeyIndex,
+    /// The secret signing claims (to compile new configurations).
+    pub claim_secret: String,
+    /// Where events go.
+    pub events: LogEventSink,
+    /// Largest admin request body.
+    pub admin_max_body: usize,
 }
 
 impl State {
-    /// State around a first compiled gateway.
-    pub fn new(gateway: Gateway, client: UpstreamClient) -> Arc<Self> {
-        Arc::new(Self {
-            gateway: ArcSwap::from_pointee(gateway),
-            counters: MemoryCounterStore::new(),
-            client,
-        })
+    /// Swaps in a newly compiled gateway, unless a newer one is already live
+    /// (two admin changes finishing out of order).
+    pub fn install(&self, gateway: Gateway) {
+        let new = Arc::new(gateway);
+        self.gateway.rcu(|current| {
+            if current.revision() >= new.revision() {
+                current.clone()
+            } else {
+                new.clone()
+            }
+        });
     }
 }
 

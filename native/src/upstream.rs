@@ -12,7 +12,12 @@ use hyper_util::rt::TokioExecutor;
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
 
 /// Builds the client: connection reuse, TCP_NODELAY, webpki roots for https.
-pub fn build() -> Result<UpstreamClient, String> {
+pub fn build<B>() -> Result<Client<HttpsConnector<HttpConnector>, B>, String>
+where
+    B: hyper::body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);

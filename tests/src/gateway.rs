@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 /// The claim secret the harness starts gateways with.
 pub const CLAIM_SECRET: &str = "e2e-claim-secret";
+/// The admin key the harness starts gateways with (`clientId:clientSecret`).
+pub const ADMIN_KEY: &str = "ops:e2e-admin-secret";
 
 /// A running `komainu serve`; terminated when dropped.
 pub struct Komainu {
@@ -63,7 +65,10 @@ impl Komainu {
     pub fn start(document: &str) -> Self {
         let dir = temp_dir();
         std::fs::write(dir.join("data.json"), document).expect("write the store file");
-        Self::start_in(dir, &["--claim-secret", CLAIM_SECRET])
+        Self::start_in(
+            dir,
+            &["--claim-secret", CLAIM_SECRET, "--admin-key", ADMIN_KEY],
+        )
     }
 
     /// Starts a gateway on the file store `dir/data.json` with extra arguments.
@@ -181,6 +186,27 @@ impl Komainu {
         self.terminate();
         self.owns_dir = false;
         Self::spawn(self.dir.clone(), self.args.clone())
+    }
+
+    /// The admin base URL (what `--admin` takes).
+    pub fn admin_base(&self) -> String {
+        format!("http://{}", self.admin)
+    }
+
+    /// Waits (up to 10 s) until stdout contains `needle`; returns all of stdout.
+    pub fn wait_for_output(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let printed = self
+                .stdout
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if printed.contains(needle) || Instant::now() > deadline {
+                return printed;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The process id.

@@ -4,11 +4,13 @@
 //! The binary is the one cargo built for this workspace (`target/<profile>/komainu`),
 //! or `KOMAINU_BIN` when set.
 
+pub mod admin;
 pub mod client;
 pub mod gateway;
 pub mod jwt;
 pub mod upstream;
 
+pub use admin::Admin;
 pub use client::{Client, Reply};
 pub use gateway::Komainu;
 pub use upstream::Upstream;

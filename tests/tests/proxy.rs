@@ -407,7 +407,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
 async fn demo_mode_prints_curl_lines_that_work() {
     let dir = temp_dir();
     let gw = Komainu::start_in(dir, &["--demo"]);
-    let printed = gw.stdout.lock().unwrap().clone();
+    let printed = gw.wait_for_output("Komainu-Client-Secret: ");
     let secret = printed
         .split("Komainu-Client-Secret: ")
         .nth(1)

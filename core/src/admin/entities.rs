@@ -243,6 +243,7 @@ async fn create<T: Entity, S: ConfigStore, C: CounterStore, E: EventSink>(
             let list = T::all_mut(doc);
             list.push(entity.clone());
             Ok(Change {
+                renames: Vec::new(),
                 focus: Some(format!("{}[{}]", T::COLLECTION, list.len() - 1)),
                 action: format!("{}.create", T::KIND),
                 target: Some(entity.id().to_owned()),
@@ -306,6 +307,7 @@ async fn replace<T: Entity, S: ConfigStore, C: CounterStore, E: EventSink>(
             let secret = entity.complete(Some(&old), op.ctx.random);
             T::all_mut(doc)[index] = entity.clone();
             Ok(Change {
+                renames: Vec::new(),
                 focus: Some(format!("{}[{index}]", T::COLLECTION)),
                 action: format!("{}.{}", T::KIND, if merge { "patch" } else { "replace" }),
                 target: Some(id.to_owned()),
@@ -340,6 +342,7 @@ async fn delete<T: Entity, S: ConfigStore, C: CounterStore, E: EventSink>(
             T::check_delete(doc, id)?;
             let old = T::all_mut(doc).remove(index);
             Ok(Change {
+                renames: Vec::new(),
                 focus: None,
                 action: format!("{}.delete", T::KIND),
                 target: Some(id.to_owned()),
@@ -411,6 +414,7 @@ pub(crate) async fn rotate<S: ConfigStore, C: CounterStore, E: EventSink>(
                 .unwrap_or_else(|| generate_secret(op.ctx.random));
             key.client_secret = Some(secret.clone());
             Ok(Change {
+                renames: Vec::new(),
                 focus: Some(format!("apikeys[{index}]")),
                 action: "apikey.rotate".into(),
                 target: Some(id.to_owned()),

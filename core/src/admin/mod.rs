@@ -208,6 +208,9 @@ pub(crate) struct Change<T> {
     /// Where the entity sits in the document (`routes[3]`), so validation
     /// errors can name fields relative to it.
     pub(crate) focus: Option<String>,
+    /// Prefixes to rename in validation errors (`routes[7]` in the merged
+    /// document → `routes[0]` in the imported one).
+    pub(crate) renames: Vec<(String, String)>,
     /// The entity before and after (secrets removed).
     pub(crate) before: Option<serde_json::Value>,
     pub(crate) after: Option<serde_json::Value>,
@@ -245,8 +248,13 @@ impl<S: ConfigStore, C: CounterStore, E: EventSink> Op<'_, S, C, E> {
             let change_made = change(&mut next)?;
             next.revision = current.revision + 1;
             next.seal_secrets();
-            let gateway = Gateway::compile(&next, self.ctx.claim_secret)
-                .map_err(|e| AdminError::invalid(relative_to(e, change_made.focus.as_deref())))?;
+            let gateway = Gateway::compile(&next, self.ctx.claim_secret).map_err(|e| {
+                AdminError::invalid(relative_to(
+                    e,
+                    change_made.focus.as_deref(),
+                    &change_made.renames,
+                ))
+            })?;
             match self.ctx.config.save(&next, current.revision).await {
                 Ok(()) => {
                     self.ctx.events.emit(&Event::Admin(AuditEvent {
@@ -289,8 +297,22 @@ impl<S: ConfigStore, C: CounterStore, E: EventSink> Op<'_, S, C, E> {
     }
 }
 
-/// Field paths made relative to `focus` (`routes[3].paths[0]` → `paths[0]`).
-fn relative_to(mut errors: ValidationErrors, focus: Option<&str>) -> ValidationErrors {
+/// Field paths made relative to `focus` (`routes[3].paths[0]` → `paths[0]`),
+/// or renamed (`routes[7].x` → `routes[0].x`).
+fn relative_to(
+    mut errors: ValidationErrors,
+    focus: Option<&str>,
+    renames: &[(String, String)],
+) -> ValidationErrors {
+    for e in &mut errors.0 {
+        let renamed = renames.iter().find_map(|(from, to)| {
+            let rest = e.field.strip_prefix(from.as_str())?;
+            (rest.is_empty() || rest.starts_with('.')).then(|| format!("{to}{rest}"))
+        });
+        if let Some(field) = renamed {
+            e.field = field;
+        }
+    }
     if let Some(focus) = focus {
         let prefix = format!("{focus}.");
         for e in &mut errors.0 {

@@ -41,10 +41,29 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
     }
     let committed = op
         .commit(|doc| {
+            let mut renames = Vec::new();
             if merge {
-                upsert(&mut doc.groups, &incoming.groups, |g| &g.id);
-                upsert(&mut doc.routes, &incoming.routes, |r| &r.id);
-                upsert(&mut doc.apikeys, &incoming.apikeys, |k| &k.client_id);
+                upsert(
+                    &mut doc.groups,
+                    &incoming.groups,
+                    |g| &g.id,
+                    "groups",
+                    &mut renames,
+                );
+                upsert(
+                    &mut doc.routes,
+                    &incoming.routes,
+                    |r| &r.id,
+                    "routes",
+                    &mut renames,
+                );
+                upsert(
+                    &mut doc.apikeys,
+                    &incoming.apikeys,
+                    |k| &k.client_id,
+                    "apikeys",
+                    &mut renames,
+                );
                 doc.settings = incoming.settings.clone();
             } else {
                 doc.groups = incoming.groups.clone();
@@ -53,6 +72,7 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
                 doc.settings = incoming.settings.clone();
             }
             Ok(Change {
+                renames,
                 focus: None,
                 action: if merge {
                     "config.merge"
@@ -86,11 +106,26 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
     Ok(reply)
 }
 
-fn upsert<T: Clone>(into: &mut Vec<T>, from: &[T], id: impl Fn(&T) -> &String) {
-    for item in from {
-        match into.iter().position(|x| id(x) == id(item)) {
-            Some(i) => into[i] = item.clone(),
-            None => into.push(item.clone()),
-        }
+/// Upserts `from` into `into` by id; records where each incoming entity
+/// landed, so errors can name its place in the imported document.
+fn upsert<T: Clone>(
+    into: &mut Vec<T>,
+    from: &[T],
+    id: impl Fn(&T) -> &String,
+    collection: &str,
+    renames: &mut Vec<(String, String)>,
+) {
+    for (j, item) in from.iter().enumerate() {
+        let i = match into.iter().position(|x| id(x) == id(item)) {
+            Some(i) => {
+                into[i] = item.clone();
+                i
+            }
+            None => {
+                into.push(item.clone());
+                into.len() - 1
+            }
+        };
+        renames.push((format!("{collection}[{i}]"), format!("{collection}[{j}]")));
     }
 }

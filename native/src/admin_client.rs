@@ -1,0 +1,93 @@
+//! `komainu export` and `komainu import`: clients of a running admin API.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+
+use crate::cli::{split_admin_key, AdminTarget, ExportArgs, ImportArgs};
+use crate::upstream;
+
+/// Prints the configuration document to stdout.
+pub async fn export(args: ExportArgs) -> Result<(), String> {
+    let body = call(&args.admin, Method::GET, "/api/export", Bytes::new()).await?;
+    println!("{}", String::from_utf8_lossy(&body).trim_end());
+    Ok(())
+}
+
+/// Sends a document to `POST /api/import`.
+pub async fn import(args: ImportArgs) -> Result<(), String> {
+    let document = std::fs::read(&args.file)
+        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
+    let path = if args.merge {
+        "/api/import?merge=true"
+    } else {
+        "/api/import"
+    };
+    let body = call(&args.admin, Method::POST, path, Bytes::from(document)).await?;
+    let summary: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    eprintln!(
+        "imported {} ({}): revision {}, {} routes, {} API keys, {} groups",
+        args.file.display(),
+        if args.merge { "merged" } else { "replaced" },
+        summary["revision"],
+        summary["routes"],
+        summary["apikeys"],
+        summary["groups"],
+    );
+    Ok(())
+}
+
+/// One authenticated call; a clear error for each way it can fail.
+pub async fn call(
+    target: &AdminTarget,
+    method: Method,
+    path: &str,
+    body: Bytes,
+) -> Result<Bytes, String> {
+    let base = target.url.trim_end_matches('/');
+    let url = format!("{base}{path}");
+    let mut request = Request::builder().method(method).uri(&url);
+    if let Some(key) = &target.admin_key {
+        let (id, secret) = split_admin_key(key)?;
+        request = request.header(
+            http::header::AUTHORIZATION,
+            format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))),
+        );
+    }
+    let request = request
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(body))
+        .map_err(|e| format!("\"{base}\" is not a valid admin URL: {e}"))?;
+    let client = upstream::build::<Full<Bytes>>()?;
+    let response = client.request(request).await.map_err(|e| {
+        let cause = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
+        format!("cannot reach the admin API at {base}: {cause}. Is komainu serve running, and is this its admin address (--admin-addr)?")
+    })?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("the admin API at {base} broke the answer: {e}"))?
+        .to_bytes();
+    if status.is_success() {
+        return Ok(body);
+    }
+    let detail: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let message = detail["message"].as_str().map_or_else(
+        || String::from_utf8_lossy(&body).into_owned(),
+        str::to_owned,
+    );
+    Err(match status {
+        StatusCode::UNAUTHORIZED => format!(
+            "the admin API at {base} refused the credentials (401): {message}. Pass --admin-key clientId:clientSecret or set KOMAINU_ADMIN_KEY"
+        ),
+        StatusCode::BAD_REQUEST => match detail["field"].as_str() {
+            Some(field) if !field.is_empty() => format!("the admin API refused the request (400), field {field}: {message}"),
+            _ => format!("the admin API refused the request (400): {message}"),
+        },
+        _ => format!("the admin API at {base} answered {status}: {message}"),
+    })
+}
