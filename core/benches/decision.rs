@@ -55,6 +55,7 @@ fn document(routes: usize) -> Document {
         },
         public: false,
         groups: vec![format!("g{}", i % 100)],
+        quota_failure: None,
     });
     // One stored hash for all keys keeps set-up fast; lookups still go
     // through the full 100,000-entry index.

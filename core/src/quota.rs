@@ -95,9 +95,11 @@ pub struct Bump {
 }
 
 impl Bump {
-    /// The counter's name in a shared store: `{clientId}:{window}:{period}`.
+    /// The counter's name in a shared store: `{clientId}:{window}:{period}`
+    /// (the braces are literal: a Redis Cluster hash tag, so all the
+    /// counters of one key live on one shard and one script can bump them).
     pub fn counter_name(&self, client_id: &str) -> String {
-        format!("{client_id}:{}:{}", self.window.name(), self.period)
+        format!("{{{client_id}}}:{}:{}", self.window.name(), self.period)
     }
 }
 

@@ -270,6 +270,7 @@ mod tests {
             },
             public: false,
             groups: vec![],
+            quota_failure: None,
         }
     }
 

@@ -67,6 +67,9 @@ pub struct RequestContext {
     pub client_id: Option<Arc<str>>,
     /// The quota state after counting this call.
     pub quota: Option<QuotaState>,
+    /// Why the call was admitted without its quotas being counted (the
+    /// counter store failed and the route's policy is `open`).
+    pub quota_unchecked: Option<String>,
 }
 
 impl RequestContext {
@@ -78,6 +81,7 @@ impl RequestContext {
             route_id: None,
             client_id: None,
             quota: None,
+            quota_unchecked: None,
         }
     }
 }

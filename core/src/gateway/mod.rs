@@ -29,7 +29,7 @@ pub use claim::ClaimSigner;
 pub use context::{ClientInfo, Forward, Outcome, RequestContext, RequestId};
 
 use crate::auth::KeyIndex;
-use crate::model::{Document, Route, ValidationErrors};
+use crate::model::{Document, QuotaFailure, Route, Settings, ValidationErrors};
 use crate::routing::{RouteTable, TargetUrl};
 
 /// A configuration revision compiled for the request path.
@@ -53,10 +53,11 @@ pub(crate) struct CompiledRoute {
     /// Round-robin position (the only mutable state, and lock-free).
     next: AtomicU64,
     timeout_ms: u64,
+    quota_failure: QuotaFailure,
 }
 
 impl CompiledRoute {
-    fn new(route: &Route, group_index: &HashMap<&str, usize>) -> Self {
+    fn new(route: &Route, group_index: &HashMap<&str, usize>, settings: &Settings) -> Self {
         let targets: Vec<(TargetUrl, u32)> = route
             .backend
             .targets
@@ -77,6 +78,7 @@ impl CompiledRoute {
             targets,
             next: AtomicU64::new(0),
             timeout_ms: route.backend.timeout_ms,
+            quota_failure: route.quota_failure.unwrap_or(settings.quota_failure),
         }
     }
 
@@ -120,7 +122,7 @@ impl Gateway {
             routes: doc
                 .routes
                 .iter()
-                .map(|r| CompiledRoute::new(r, &group_index))
+                .map(|r| CompiledRoute::new(r, &group_index, &doc.settings))
                 .collect(),
             table,
             keys: KeyIndex::build(&doc.apikeys, &route_index, &group_index),

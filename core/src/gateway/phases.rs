@@ -18,6 +18,7 @@ use super::context::{ClientInfo, Forward, Outcome, RequestContext, RequestId};
 use super::Gateway;
 use crate::auth::credentials;
 use crate::auth::CompiledKey;
+use crate::model::QuotaFailure;
 use crate::quota::{Plan, QuotaState};
 use crate::store::CounterStore;
 use crate::GatewayError;
@@ -69,7 +70,7 @@ impl Gateway {
         if let Some(caller) = &caller {
             ctx.client_id = Some(caller.key.client_id.clone());
             self.authorize(caller.key, route)?;
-            self.quota(counters, caller.key, ctx).await?;
+            self.quota(counters, caller.key, route, ctx).await?;
         }
         self.forward(parts, route, caller.as_ref(), client, ctx)
     }
@@ -141,21 +142,32 @@ impl Gateway {
 
     /// **quota**: counts the call against the key's windows in one atomic
     /// store operation. Default: 429 `quota_exceeded` with `Retry-After`
-    /// when a window is spent; 503 `store_unavailable` when the store fails.
+    /// when a window is spent. When the store fails, the route's
+    /// `quotaFailure` policy decides: `open` admits the call uncounted
+    /// (noted in the context), `closed` answers 503 `store_unavailable`.
     pub(crate) async fn quota<C: CounterStore>(
         &self,
         counters: &C,
         key: &CompiledKey,
+        route: usize,
         ctx: &mut RequestContext,
     ) -> Result<(), GatewayError> {
         let plan = Plan::new(&key.quotas, ctx.received_ms);
         if plan.is_empty() {
             return Ok(());
         }
-        let acquired = counters
-            .acquire(&key.client_id, plan.bumps())
-            .await
-            .map_err(|e| GatewayError::StoreUnavailable(e.to_string()))?;
+        let acquired = match counters.acquire(&key.client_id, plan.bumps()).await {
+            Ok(acquired) => acquired,
+            Err(e) => {
+                return match self.routes[route].quota_failure {
+                    QuotaFailure::Open => {
+                        ctx.quota_unchecked = Some(e.to_string());
+                        Ok(())
+                    }
+                    QuotaFailure::Closed => Err(GatewayError::StoreUnavailable(e.to_string())),
+                };
+            }
+        };
         let state = QuotaState::new(plan, acquired, ctx.received_ms);
         ctx.quota = Some(state);
         match state.exceeded() {

@@ -281,3 +281,71 @@ fn invalid_documents_do_not_compile() {
     let err = Gateway::compile(&doc, CLAIM_SECRET).err().unwrap();
     assert_eq!(err.first().unwrap().field, "routes[0].paths[1]");
 }
+
+/// A counter store that is down.
+struct DownStore;
+
+impl crate::store::CounterStore for DownStore {
+    async fn acquire(
+        &self,
+        _: &str,
+        _: &[crate::quota::Bump],
+    ) -> Result<crate::quota::Acquired, crate::store::StoreError> {
+        Err(crate::store::StoreError::Unavailable(
+            "connection refused".into(),
+        ))
+    }
+
+    async fn peek(
+        &self,
+        _: &str,
+        _: &[crate::quota::Bump],
+    ) -> Result<[u64; 3], crate::store::StoreError> {
+        Err(crate::store::StoreError::Unavailable(
+            "connection refused".into(),
+        ))
+    }
+}
+
+#[test]
+fn a_failed_counter_store_follows_the_quota_failure_policy() {
+    let client = ClientInfo {
+        addr: None,
+        tls: false,
+    };
+    let open = gateway();
+    let mut parts = request(Method::GET, "/users", &pair());
+    let (ctx, outcome) = block_on(open.handle_request(
+        &DownStore,
+        &mut parts,
+        &client,
+        now(),
+        RequestId::from_random(1),
+    ));
+    assert!(matches!(outcome, Outcome::Forward(_)), "open by default");
+    assert!(ctx
+        .quota_unchecked
+        .as_deref()
+        .unwrap()
+        .contains("connection refused"));
+
+    let closed = DOC.replace(
+        r#""groups": ["default"] },"#,
+        r#""groups": ["default"], "quotaFailure": "closed" },"#,
+    );
+    let closed =
+        Gateway::compile(&Document::load(closed.as_bytes()).unwrap(), CLAIM_SECRET).unwrap();
+    let mut parts = request(Method::GET, "/users", &pair());
+    let (_, outcome) = block_on(closed.handle_request(
+        &DownStore,
+        &mut parts,
+        &client,
+        now(),
+        RequestId::from_random(2),
+    ));
+    let (status, body, _) = error_of(outcome);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("store_unavailable"))
+    );
+}

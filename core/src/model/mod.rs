@@ -19,5 +19,5 @@ pub use apikey::{ApiKey, Quotas, Rotation};
 pub use document::{AdminKey, Document, LocalState, FORMAT};
 pub use group::Group;
 pub use route::{Backend, Route, Target};
-pub use settings::Settings;
+pub use settings::{QuotaFailure, Settings};
 pub use validate::{FieldError, ValidationErrors};

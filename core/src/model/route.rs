@@ -30,6 +30,9 @@ pub struct Route {
     /// Groups this route belongs to.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Overrides `settings.quotaFailure` for this route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_failure: Option<super::QuotaFailure>,
 }
 
 /// The backend of a route: its targets and how to reach them.

@@ -16,6 +16,21 @@ pub struct Settings {
     /// (431 `headers_too_large` beyond it).
     #[serde(default = "default_max_header_bytes")]
     pub max_request_header_bytes: usize,
+    /// What to do with a call when the counter store cannot be reached
+    /// (a route may override it).
+    #[serde(default)]
+    pub quota_failure: QuotaFailure,
+}
+
+/// The policy when quotas cannot be checked (counter store unavailable).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaFailure {
+    /// Admit the call, uncounted (the adapter logs it).
+    #[default]
+    Open,
+    /// Refuse the call: 503 `store_unavailable`.
+    Closed,
 }
 
 fn default_max_header_bytes() -> usize {
@@ -36,6 +51,7 @@ impl Default for Settings {
             claim_ttl_seconds: default_claim_ttl(),
             claim_issuer: default_claim_issuer(),
             max_request_header_bytes: default_max_header_bytes(),
+            quota_failure: QuotaFailure::default(),
         }
     }
 }
