@@ -12,6 +12,7 @@ mod events;
 mod http_server;
 mod proxy;
 mod random;
+mod reload;
 mod serve;
 mod state;
 mod store;

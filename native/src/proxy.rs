@@ -41,6 +41,14 @@ pub async fn handle(
             random::request_id(),
         )
         .await;
+    if let Some(why) = &ctx.quota_unchecked {
+        tracing::warn!(
+            request_id = %ctx.request_id,
+            client = ctx.client_id.as_deref().unwrap_or("-"),
+            error = %why,
+            "quotas not checked (counter store unavailable, policy open): call admitted"
+        );
+    }
     let forward = match outcome {
         Outcome::Respond(response) => return Ok(gateway_response(response)),
         Outcome::Forward(forward) => forward,

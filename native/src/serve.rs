@@ -9,8 +9,7 @@ use arc_swap::ArcSwap;
 use komainu_core::admin;
 use komainu_core::model::{AdminKey, LocalState};
 use komainu_core::secret::SecretHash;
-use komainu_core::store::ConfigStore;
-use komainu_core::store::MemoryCounterStore;
+use komainu_core::store::{ConfigStore, StoreError};
 use komainu_core::{Document, Gateway};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -18,22 +17,13 @@ use tokio::sync::watch;
 use crate::cli::{split_admin_key, ServeArgs};
 use crate::events::LogEventSink;
 use crate::state::State;
-use crate::store::ConfigStoreKind;
-use crate::{demo, http_server, proxy, random, upstream};
+use crate::store::{self, ConfigStoreKind};
+use crate::{demo, http_server, proxy, random, reload, upstream};
 
 /// Runs the gateway until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> Result<(), String> {
     let proxy_addr = args.proxy_addr()?;
-    let store = ConfigStoreKind::open(&args.store)?;
-    let mut doc = store
-        .load()
-        .await
-        .map_err(|e| format!("cannot load the configuration ({}): {e}", store.describe()))?
-        .unwrap_or_default();
-    let loaded_revision = doc.revision;
-    let mut changed = false;
-    let claim_secret = claim_secret(&args, &mut doc, &mut changed)?;
-    let (admin_keys, new_admin_key) = admin_keys(&args, &mut doc, &mut changed)?;
+    let (store, counters) = store::open(&args.store).await?;
 
     let proxy_listener = bind(proxy_addr, "proxy").await?;
     let admin_listener = bind(args.admin_addr, "admin").await?;
@@ -41,43 +31,32 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
-    let mut demo_secret = None;
-    if args.demo {
+    let demo = if args.demo {
         let backend = demo::start_backend(shutdown_rx.clone()).await?;
-        let secret = random::new_secret()?;
-        demo::install(&mut doc, backend, &secret);
-        doc.revision += 1;
-        changed = true;
-        demo_secret = Some(secret);
-    }
-    // Compile before writing anything: an invalid configuration leaves the
-    // store exactly as it was.
-    let gateway = Gateway::compile(&doc, claim_secret.as_bytes())
-        .map_err(|e| format!("invalid configuration ({}): {e}", store.describe()))?;
-    if changed {
-        store
-            .save(&doc, loaded_revision)
-            .await
-            .map_err(|e| format!("cannot save the configuration: {e}"))?;
-    }
+        Some((backend, random::new_secret()?))
+    } else {
+        None
+    };
+    let prepared = prepare(&args, &store, demo.as_ref()).await?;
     tracing::info!(
         store = %store.describe(),
-        revision = doc.revision,
-        routes = doc.routes.len(),
-        apikeys = doc.apikeys.len(),
+        revision = prepared.gateway.revision(),
         "configuration loaded"
     );
 
     let state = Arc::new(State {
-        gateway: ArcSwap::from_pointee(gateway),
+        gateway: ArcSwap::from_pointee(prepared.gateway),
         config: store,
-        counters: MemoryCounterStore::new(),
+        counters,
         client: upstream::build()?,
-        admin_keys: admin::admin_key_index(&admin_keys),
-        claim_secret,
+        admin_keys: admin::admin_key_index(&prepared.admin_keys),
+        claim_secret: prepared.claim_secret,
         events: LogEventSink,
         admin_max_body: args.admin_max_body,
     });
+    let follower = tokio::spawn(reload::follow(state.clone(), shutdown_rx.clone()));
+    let new_admin_key = prepared.new_admin_key;
+    let demo_secret = demo.map(|(_, secret)| secret);
     let grace = Duration::from_secs(args.shutdown_grace);
     let proxy_state = state.clone();
     let proxy_task = tokio::spawn(http_server::serve(
@@ -115,9 +94,57 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let _ = shutdown_tx.send(true);
     let _ = proxy_task.await;
     let _ = admin_task.await;
+    let _ = follower.await;
     drop(state);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What start-up settled: the compiled configuration and the secrets.
+struct Prepared {
+    gateway: Gateway,
+    claim_secret: String,
+    admin_keys: Vec<AdminKey>,
+    new_admin_key: Option<String>,
+}
+
+/// Loads the configuration, completes it (claim secret, admin key, demo
+/// entries), compiles it and saves what changed; retried when another
+/// instance sharing the store changed it meanwhile. An invalid configuration
+/// stops here, before anything is written.
+async fn prepare(args: &ServeArgs, store: &ConfigStoreKind, demo: Option<&(SocketAddr, String)>) -> Result<Prepared, String> {
+    for _ in 0..8 {
+        let mut doc = store
+            .load()
+            .await
+            .map_err(|e| format!("cannot load the configuration ({}): {e}", store.describe()))?
+            .unwrap_or_default();
+        let loaded_revision = doc.revision;
+        let mut changed = false;
+        let claim_secret = claim_secret(args, &mut doc, &mut changed)?;
+        let (admin_keys, new_admin_key) = admin_keys(args, &mut doc, &mut changed)?;
+        if let Some((backend, secret)) = demo {
+            demo::install(&mut doc, *backend, secret);
+            doc.revision += 1;
+            changed = true;
+        }
+        let gateway = Gateway::compile(&doc, claim_secret.as_bytes())
+            .map_err(|e| format!("invalid configuration ({}): {e}", store.describe()))?;
+        if changed {
+            match store.save(&doc, loaded_revision).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(format!("cannot save the configuration: {e}")),
+            }
+        }
+        return Ok(Prepared {
+            gateway,
+            claim_secret,
+            admin_keys,
+            new_admin_key,
+        });
+    }
+    Err("the configuration kept changing during start-up; try again".into())
 }
 
 /// The claim signing secret: the flag, else the store's, else a new one

@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use komainu_core::auth::KeyIndex;
-use komainu_core::store::MemoryCounterStore;
 use komainu_core::Gateway;
 
 use crate::events::LogEventSink;
-use crate::store::ConfigStoreKind;
+use crate::store::{ConfigStoreKind, CounterStoreKind};
 use crate::upstream::UpstreamClient;
 
 /// The shared state of a running gateway.
@@ -19,7 +18,7 @@ pub struct State {
     /// Where the configuration lives.
     pub config: ConfigStoreKind,
     /// Quota counters.
-    pub counters: MemoryCounterStore,
+    pub counters: CounterStoreKind,
     /// The pooled client to backends.
     pub client: UpstreamClient,
     /// Admin API keys.

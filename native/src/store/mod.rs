@@ -1,47 +1,66 @@
-//! The configuration stores of the native gateway, chosen by `--store`.
+//! The stores of the native gateway, chosen by `--store`: configuration
+//! (memory, file, Redis) and quota counters (memory, or Redis when the
+//! configuration is in Redis, so instances share one set of quotas).
 
 mod file;
+mod redis;
 
-use komainu_core::store::{ConfigStore, MemoryConfigStore, StoreError};
+use komainu_core::quota::{Acquired, Bump};
+use komainu_core::store::{ConfigStore, CounterStore, MemoryConfigStore, MemoryCounterStore, StoreError};
 use komainu_core::Document;
 
+pub use self::redis::{RedisConfigStore, RedisConnection, RedisCounterStore, CHANGES_CHANNEL};
 pub use file::FileConfigStore;
 
 /// The configuration store chosen by configuration (static dispatch).
 pub enum ConfigStoreKind {
     /// `memory`: nothing persisted.
     Memory(MemoryConfigStore),
-    /// `file:PATH`: persisted to a local file.
+    /// `file:PATH`: in memory, persisted to a local file.
     File(FileConfigStore),
+    /// `redis://…`: shared by every instance on the same Redis.
+    Redis(RedisConfigStore),
+}
+
+/// The counter store that goes with it.
+pub enum CounterStoreKind {
+    /// This instance's memory.
+    Memory(MemoryCounterStore),
+    /// Redis, shared.
+    Redis(RedisCounterStore),
+}
+
+/// Opens the stores named by a `--store` value.
+pub async fn open(spec: &str) -> Result<(ConfigStoreKind, CounterStoreKind), String> {
+    let memory_counters = || CounterStoreKind::Memory(MemoryCounterStore::new());
+    if spec == "memory" {
+        return Ok((ConfigStoreKind::Memory(MemoryConfigStore::default()), memory_counters()));
+    }
+    if let Some(path) = spec.strip_prefix("file:") {
+        if path.is_empty() {
+            return Err("--store file: needs a path, e.g. file:./komainu-data.json".into());
+        }
+        return Ok((ConfigStoreKind::File(FileConfigStore::new(path)), memory_counters()));
+    }
+    if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+        let conn = RedisConnection::open(spec).await?;
+        return Ok((
+            ConfigStoreKind::Redis(RedisConfigStore::new(conn.clone())),
+            CounterStoreKind::Redis(RedisCounterStore::new(conn)),
+        ));
+    }
+    Err(format!(
+        "--store \"{spec}\" is not a store: use file:PATH (the default, file:./komainu-data.json), memory, or redis://host:port/db"
+    ))
 }
 
 impl ConfigStoreKind {
-    /// Opens the store named by a `--store` value.
-    pub fn open(spec: &str) -> Result<Self, String> {
-        if spec == "memory" {
-            return Ok(Self::Memory(MemoryConfigStore::default()));
-        }
-        if let Some(path) = spec.strip_prefix("file:") {
-            if path.is_empty() {
-                return Err("--store file: needs a path, e.g. file:./komainu-data.json".into());
-            }
-            return Ok(Self::File(FileConfigStore::new(path)));
-        }
-        if spec.starts_with("redis://") || spec.starts_with("rediss://") {
-            return Err(format!(
-                "--store {spec}: the Redis store is not part of this build yet; use file:PATH or memory"
-            ));
-        }
-        Err(format!(
-            "--store \"{spec}\" is not a store: use file:PATH (the default, file:./komainu-data.json) or memory"
-        ))
-    }
-
-    /// A description for logs.
+    /// A description for logs (no password).
     pub fn describe(&self) -> String {
         match self {
             Self::Memory(_) => "memory (nothing persisted)".into(),
             Self::File(f) => format!("file {}", f.path().display()),
+            Self::Redis(r) => format!("redis {}", r.describe()),
         }
     }
 }
@@ -51,6 +70,7 @@ impl ConfigStore for ConfigStoreKind {
         match self {
             Self::Memory(s) => s.load().await,
             Self::File(s) => s.load().await,
+            Self::Redis(s) => s.load().await,
         }
     }
 
@@ -58,6 +78,23 @@ impl ConfigStore for ConfigStoreKind {
         match self {
             Self::Memory(s) => s.save(doc, expected_revision).await,
             Self::File(s) => s.save(doc, expected_revision).await,
+            Self::Redis(s) => s.save(doc, expected_revision).await,
+        }
+    }
+}
+
+impl CounterStore for CounterStoreKind {
+    async fn acquire(&self, client_id: &str, bumps: &[Bump]) -> Result<Acquired, StoreError> {
+        match self {
+            Self::Memory(s) => Ok(s.acquire_now(client_id, bumps)),
+            Self::Redis(s) => s.acquire(client_id, bumps).await,
+        }
+    }
+
+    async fn peek(&self, client_id: &str, bumps: &[Bump]) -> Result<[u64; 3], StoreError> {
+        match self {
+            Self::Memory(s) => Ok(s.peek_now(client_id, bumps)),
+            Self::Redis(s) => s.peek(client_id, bumps).await,
         }
     }
 }

@@ -1,0 +1,257 @@
+//! The Redis store: configuration and counters shared by every instance.
+//!
+//! - configuration: the document and its revision in one hash
+//!   (`komainu:config`, fields `doc` and `revision`), replaced by a Lua
+//!   script that compares the revision first (compare-and-swap) and
+//!   publishes the new revision on `komainu:config:changes`;
+//! - counters: one key per key and window (`komainu:q:{clientId}:day:20418`,
+//!   a cluster hash tag keeps a key's windows together), bumped by one Lua
+//!   script per call: one round trip, exact across instances.
+//!
+//! Connections go through a `ConnectionManager`, which reconnects by itself;
+//! every operation is bounded by a timeout, so a Redis that goes away costs
+//! a bounded delay, never a hung request.
+
+use std::time::Duration;
+
+use komainu_core::quota::{Acquired, Bump};
+use komainu_core::store::{ConfigStore, CounterStore, StoreError};
+use komainu_core::Document;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+
+/// The hash holding the configuration.
+const CONFIG_KEY: &str = "komainu:config";
+/// The channel announcing new revisions.
+pub const CHANGES_CHANNEL: &str = "komainu:config:changes";
+/// The prefix of counter keys.
+const COUNTER_PREFIX: &str = "komainu:q:";
+/// Longest wait for one Redis operation.
+const OP_TIMEOUT: Duration = Duration::from_millis(1_000);
+/// How long a counter outlives its window (clock skew between instances).
+const COUNTER_GRACE_MS: u64 = 60_000;
+
+const SAVE_SCRIPT: &str = r"
+local current = tonumber(redis.call('HGET', KEYS[1], 'revision') or '0')
+if current ~= tonumber(ARGV[1]) then
+  return {0, current}
+end
+redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'revision', ARGV[3])
+redis.call('PUBLISH', KEYS[2], ARGV[3])
+return {1, current}
+";
+
+const ACQUIRE_SCRIPT: &str = r"
+local n = #KEYS
+local counts = {}
+local admitted = 1
+for i = 1, n do
+  local c = tonumber(redis.call('GET', KEYS[i]) or '0')
+  counts[i] = c
+  if c >= tonumber(ARGV[i]) then admitted = 0 end
+end
+if admitted == 1 then
+  for i = 1, n do
+    counts[i] = redis.call('INCR', KEYS[i])
+    if counts[i] == 1 then redis.call('PEXPIREAT', KEYS[i], ARGV[n + i]) end
+  end
+end
+table.insert(counts, 1, admitted)
+return counts
+";
+
+/// A connection to one Redis (database), shared by both stores.
+#[derive(Clone)]
+pub struct RedisConnection {
+    client: redis::Client,
+    manager: ConnectionManager,
+    url: String,
+}
+
+impl RedisConnection {
+    /// Connects to `redis://…` or `rediss://…` (password and database in the URL).
+    pub async fn open(url: &str) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("--store {}: {e}", redact(url)))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_millis(1_000))
+            .set_response_timeout(OP_TIMEOUT)
+            .set_number_of_retries(1)
+            .set_max_delay(500);
+        let manager = tokio::time::timeout(
+            Duration::from_secs(5),
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| format!("cannot connect to Redis at {}: timed out", redact(url)))?
+        .map_err(|e| format!("cannot connect to Redis at {}: {e}", redact(url)))?;
+        Ok(Self {
+            client,
+            manager,
+            url: redact(url),
+        })
+    }
+
+    /// The client, for pub/sub connections.
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The URL without its password, for logs.
+    pub fn describe(&self) -> &str {
+        &self.url
+    }
+
+    async fn run<T>(&self, what: &str, f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(OP_TIMEOUT, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!("Redis {what}: {e}"))),
+            Err(_) => Err(StoreError::Unavailable(format!("Redis {what}: timed out"))),
+        }
+    }
+}
+
+/// `redis://:password@host` → `redis://:***@host`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// The configuration document in Redis.
+pub struct RedisConfigStore {
+    conn: RedisConnection,
+    save: Script,
+}
+
+impl RedisConfigStore {
+    /// The configuration store on this connection.
+    pub fn new(conn: RedisConnection) -> Self {
+        Self {
+            conn,
+            save: Script::new(SAVE_SCRIPT),
+        }
+    }
+
+    /// The stored revision (0 when none), without reading the document.
+    pub async fn revision(&self) -> Result<u64, StoreError> {
+        let mut c = self.conn.manager.clone();
+        let revision: Option<u64> = self.conn.run("read revision", c.hget(CONFIG_KEY, "revision")).await?;
+        Ok(revision.unwrap_or(0))
+    }
+}
+
+impl RedisConfigStore {
+    /// The connection, for pub/sub.
+    pub fn connection(&self) -> &RedisConnection {
+        &self.conn
+    }
+
+    /// Where it lives, for logs.
+    pub fn describe(&self) -> &str {
+        self.conn.describe()
+    }
+}
+
+impl ConfigStore for RedisConfigStore {
+    async fn load(&self) -> Result<Option<Document>, StoreError> {
+        let mut c = self.conn.manager.clone();
+        let text: Option<String> = self.conn.run("read configuration", c.hget(CONFIG_KEY, "doc")).await?;
+        match text {
+            None => Ok(None),
+            Some(text) => Document::load(text.as_bytes())
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("{CONFIG_KEY} in {}: {e}", self.conn.describe()))),
+        }
+    }
+
+    async fn save(&self, doc: &Document, expected_revision: u64) -> Result<(), StoreError> {
+        let mut c = self.conn.manager.clone();
+        let mut invocation = self.save.prepare_invoke();
+        invocation
+            .key(CONFIG_KEY)
+            .key(CHANGES_CHANNEL)
+            .arg(expected_revision)
+            .arg(doc.to_json())
+            .arg(doc.revision);
+        let (saved, found): (u8, u64) = self.conn.run("save configuration", invocation.invoke_async(&mut c)).await?;
+        if saved == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict {
+                expected: expected_revision,
+                found,
+            })
+        }
+    }
+}
+
+/// Quota counters in Redis.
+pub struct RedisCounterStore {
+    conn: RedisConnection,
+    acquire: Script,
+}
+
+impl RedisCounterStore {
+    /// The counter store on this connection.
+    pub fn new(conn: RedisConnection) -> Self {
+        Self {
+            conn,
+            acquire: Script::new(ACQUIRE_SCRIPT),
+        }
+    }
+}
+
+fn counter_key(client_id: &str, bump: &Bump) -> String {
+    format!("{COUNTER_PREFIX}{}", bump.counter_name(client_id))
+}
+
+impl CounterStore for RedisCounterStore {
+    async fn acquire(&self, client_id: &str, bumps: &[Bump]) -> Result<Acquired, StoreError> {
+        let mut invocation = self.acquire.prepare_invoke();
+        for b in bumps {
+            invocation.key(counter_key(client_id, b));
+        }
+        for b in bumps {
+            invocation.arg(b.limit);
+        }
+        for b in bumps {
+            invocation.arg(b.resets_at_ms + COUNTER_GRACE_MS);
+        }
+        let mut c = self.conn.manager.clone();
+        let reply: Vec<u64> = self.conn.run("count a call", invocation.invoke_async(&mut c)).await?;
+        let mut acquired = Acquired {
+            admitted: reply.first() == Some(&1),
+            counts: [0; 3],
+        };
+        for (slot, count) in acquired.counts.iter_mut().zip(reply.iter().skip(1)) {
+            *slot = *count;
+        }
+        Ok(acquired)
+    }
+
+    async fn peek(&self, client_id: &str, bumps: &[Bump]) -> Result<[u64; 3], StoreError> {
+        if bumps.is_empty() {
+            return Ok([0; 3]);
+        }
+        let keys: Vec<String> = bumps.iter().map(|b| counter_key(client_id, b)).collect();
+        let mut c = self.conn.manager.clone();
+        let values: Vec<Option<u64>> = self.conn.run("read counters", c.mget(keys)).await?;
+        let mut counts = [0; 3];
+        for (slot, v) in counts.iter_mut().zip(values) {
+            *slot = v.unwrap_or(0);
+        }
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(redact("redis://:hunter2@10.0.0.1:6379/2"), "redis://***@10.0.0.1:6379/2");
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+}
