@@ -11,6 +11,19 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+step "redis-server (the Redis store tests run a real one)"
+if ! command -v redis-server >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq redis-server >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq redis-server; }
+  else
+    echo "redis-server is missing and apt-get is not available: install Redis 7 or newer" >&2
+    exit 1
+  fi
+fi
+redis-server --version
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -65,6 +65,11 @@ pub async fn handle(
             return Ok(response);
         }
     };
+    let _write_guard = if parts.method == http::Method::GET || parts.method == http::Method::HEAD {
+        None
+    } else {
+        Some(state.admin_writes.lock().await)
+    };
     let ctx = AdminContext {
         config: &state.config,
         counters: &state.counters,

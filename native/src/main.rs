@@ -1,26 +1,10 @@
-//! `komainu`: the Komainu API gateway as one native binary.
-//!
-//! `komainu serve` runs the proxy listener and the admin listener over the
-//! shared core ([`komainu_core`]); this crate only moves bytes and state:
-//! sockets (hyper), the pooled client to backends, the stores, signals.
-
-mod admin;
-mod admin_client;
-mod cli;
-mod demo;
-mod events;
-mod http_server;
-mod proxy;
-mod random;
-mod reload;
-mod serve;
-mod state;
-mod store;
-mod upstream;
+//! `komainu`: the Komainu API gateway as one native binary (see the
+//! `komainu_native` library for how it is built).
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use komainu_native::{admin_client, cli, serve};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

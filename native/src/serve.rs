@@ -53,6 +53,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         claim_secret: prepared.claim_secret,
         events: LogEventSink,
         admin_max_body: args.admin_max_body,
+        admin_writes: tokio::sync::Mutex::new(()),
     });
     let follower = tokio::spawn(reload::follow(state.clone(), shutdown_rx.clone()));
     let new_admin_key = prepared.new_admin_key;
@@ -112,7 +113,11 @@ struct Prepared {
 /// entries), compiles it and saves what changed; retried when another
 /// instance sharing the store changed it meanwhile. An invalid configuration
 /// stops here, before anything is written.
-async fn prepare(args: &ServeArgs, store: &ConfigStoreKind, demo: Option<&(SocketAddr, String)>) -> Result<Prepared, String> {
+async fn prepare(
+    args: &ServeArgs,
+    store: &ConfigStoreKind,
+    demo: Option<&(SocketAddr, String)>,
+) -> Result<Prepared, String> {
     for _ in 0..8 {
         let mut doc = store
             .load()

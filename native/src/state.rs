@@ -29,6 +29,9 @@ pub struct State {
     pub events: LogEventSink,
     /// Largest admin request body.
     pub admin_max_body: usize,
+    /// Serializes this instance's admin writes (other instances are kept
+    /// apart by the store's compare-and-swap).
+    pub admin_writes: tokio::sync::Mutex<()>,
 }
 
 impl State {

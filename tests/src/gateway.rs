@@ -74,6 +74,18 @@ impl Komainu {
     /// Starts a gateway on the file store `dir/data.json` with extra arguments.
     pub fn start_in(dir: PathBuf, extra: &[&str]) -> Self {
         let store = format!("file:{}", dir.join("data.json").display());
+        Self::start_on(dir, &store, extra)
+    }
+
+    /// Starts a gateway on any store (`redis://…`), with the harness's
+    /// claim secret and admin key and extra arguments.
+    pub fn start_shared(store: &str, extra: &[&str]) -> Self {
+        let mut args = vec!["--claim-secret", CLAIM_SECRET, "--admin-key", ADMIN_KEY];
+        args.extend_from_slice(extra);
+        Self::start_on(temp_dir(), store, &args)
+    }
+
+    fn start_on(dir: PathBuf, store: &str, extra: &[&str]) -> Self {
         let mut args: Vec<String> = [
             "serve",
             "--proxy-addr",
@@ -81,7 +93,7 @@ impl Komainu {
             "--admin-addr",
             "127.0.0.1:0",
             "--store",
-            &store,
+            store,
             "--shutdown-grace",
             "10",
         ]

@@ -8,9 +8,11 @@ pub mod admin;
 pub mod client;
 pub mod gateway;
 pub mod jwt;
+pub mod redis_server;
 pub mod upstream;
 
 pub use admin::Admin;
 pub use client::{Client, Reply};
 pub use gateway::Komainu;
+pub use redis_server::RedisServer;
 pub use upstream::Upstream;

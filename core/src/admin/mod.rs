@@ -242,8 +242,28 @@ impl<S: ConfigStore, C: CounterStore, E: EventSink> Op<'_, S, C, E> {
         &self,
         change: impl Fn(&mut Document) -> Result<Change<T>, AdminError>,
     ) -> Result<Committed<T>, AdminError> {
+        self.commit_with(false, change).await
+    }
+
+    /// [`Op::commit`]; `replaces_all`: the change does not depend on what
+    /// is stored (a full import), so it may proceed on an emptied store.
+    pub(crate) async fn commit_with<T>(
+        &self,
+        replaces_all: bool,
+        change: impl Fn(&mut Document) -> Result<Change<T>, AdminError>,
+    ) -> Result<Committed<T>, AdminError> {
         for _ in 0..MAX_ATTEMPTS {
-            let current = self.load().await?;
+            let stored = self.ctx.config.load().await.map_err(store_error)?;
+            if stored.is_none() && self.ctx.live_revision > 0 && !replaces_all {
+                // A shared store that lost its data (flushed, restarted
+                // without persistence): changing "nothing" would wipe the
+                // configuration every instance is serving.
+                return Err(AdminError::store_unavailable(format!(
+                    "the store is empty but this gateway serves revision {}; restore the store or import a full configuration first; nothing was changed",
+                    self.ctx.live_revision
+                )));
+            }
+            let current = stored.unwrap_or_default();
             let mut next = current.clone();
             let change_made = change(&mut next)?;
             next.revision = current.revision + 1;

@@ -26,6 +26,7 @@ struct Harness {
     keys: KeyIndex,
     now_ms: u64,
     calls: std::cell::Cell<u8>,
+    live_revision: u64,
 }
 
 impl Harness {
@@ -40,6 +41,7 @@ impl Harness {
             }]),
             now_ms: 1_790_000_000_000,
             calls: std::cell::Cell::new(0),
+            live_revision: 0,
         }
     }
 
@@ -68,7 +70,7 @@ impl Harness {
             events: &self.events,
             admin_keys: &self.keys,
             claim_secret: b"claim",
-            live_revision: 0,
+            live_revision: self.live_revision,
             base_path: "",
             now_ms: self.now_ms,
             random: {
@@ -313,4 +315,30 @@ fn import_is_all_or_nothing_and_export_has_no_clear_secret() {
         .as_str()
         .unwrap()
         .starts_with("hmac-sha256:"));
+}
+
+#[test]
+fn an_emptied_shared_store_is_not_overwritten_by_a_partial_change() {
+    let mut h = Harness::new();
+    h.live_revision = 12;
+    let (status, body) = h.call(Method::POST, "/api/routes", route("a"));
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("revision 12"));
+    assert_eq!(h.stored(), None);
+    let (status, _) = h.call(
+        Method::POST,
+        "/api/import?merge=true",
+        json!({ "format": 1 }),
+    );
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, body) = h.call(
+        Method::POST,
+        "/api/import",
+        json!({ "format": 1, "routes": [route("a")] }),
+    );
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a full import restores the store: {body}"
+    );
 }

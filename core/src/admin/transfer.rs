@@ -40,7 +40,7 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
         incoming.validate().map_err(AdminError::invalid)?;
     }
     let committed = op
-        .commit(|doc| {
+        .commit_with(!merge, |doc| {
             let mut renames = Vec::new();
             if merge {
                 upsert(

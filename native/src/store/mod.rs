@@ -6,7 +6,9 @@ mod file;
 mod redis;
 
 use komainu_core::quota::{Acquired, Bump};
-use komainu_core::store::{ConfigStore, CounterStore, MemoryConfigStore, MemoryCounterStore, StoreError};
+use komainu_core::store::{
+    ConfigStore, CounterStore, MemoryConfigStore, MemoryCounterStore, StoreError,
+};
 use komainu_core::Document;
 
 pub use self::redis::{RedisConfigStore, RedisConnection, RedisCounterStore, CHANGES_CHANNEL};
@@ -27,26 +29,32 @@ pub enum CounterStoreKind {
     /// This instance's memory.
     Memory(MemoryCounterStore),
     /// Redis, shared.
-    Redis(RedisCounterStore),
+    Redis(Box<RedisCounterStore>),
 }
 
 /// Opens the stores named by a `--store` value.
 pub async fn open(spec: &str) -> Result<(ConfigStoreKind, CounterStoreKind), String> {
     let memory_counters = || CounterStoreKind::Memory(MemoryCounterStore::new());
     if spec == "memory" {
-        return Ok((ConfigStoreKind::Memory(MemoryConfigStore::default()), memory_counters()));
+        return Ok((
+            ConfigStoreKind::Memory(MemoryConfigStore::default()),
+            memory_counters(),
+        ));
     }
     if let Some(path) = spec.strip_prefix("file:") {
         if path.is_empty() {
             return Err("--store file: needs a path, e.g. file:./komainu-data.json".into());
         }
-        return Ok((ConfigStoreKind::File(FileConfigStore::new(path)), memory_counters()));
+        return Ok((
+            ConfigStoreKind::File(FileConfigStore::new(path)),
+            memory_counters(),
+        ));
     }
     if spec.starts_with("redis://") || spec.starts_with("rediss://") {
         let conn = RedisConnection::open(spec).await?;
         return Ok((
             ConfigStoreKind::Redis(RedisConfigStore::new(conn.clone())),
-            CounterStoreKind::Redis(RedisCounterStore::new(conn)),
+            CounterStoreKind::Redis(Box::new(RedisCounterStore::new(conn))),
         ));
     }
     Err(format!(

@@ -71,7 +71,8 @@ pub struct RedisConnection {
 impl RedisConnection {
     /// Connects to `redis://…` or `rediss://…` (password and database in the URL).
     pub async fn open(url: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("--store {}: {e}", redact(url)))?;
+        let client =
+            redis::Client::open(url).map_err(|e| format!("--store {}: {e}", redact(url)))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Duration::from_millis(1_000))
             .set_response_timeout(OP_TIMEOUT)
@@ -101,7 +102,11 @@ impl RedisConnection {
         &self.url
     }
 
-    async fn run<T>(&self, what: &str, f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+    async fn run<T>(
+        &self,
+        what: &str,
+        f: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
         match tokio::time::timeout(OP_TIMEOUT, f).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(StoreError::Unavailable(format!("Redis {what}: {e}"))),
@@ -136,7 +141,10 @@ impl RedisConfigStore {
     /// The stored revision (0 when none), without reading the document.
     pub async fn revision(&self) -> Result<u64, StoreError> {
         let mut c = self.conn.manager.clone();
-        let revision: Option<u64> = self.conn.run("read revision", c.hget(CONFIG_KEY, "revision")).await?;
+        let revision: Option<u64> = self
+            .conn
+            .run("read revision", c.hget(CONFIG_KEY, "revision"))
+            .await?;
         Ok(revision.unwrap_or(0))
     }
 }
@@ -156,12 +164,15 @@ impl RedisConfigStore {
 impl ConfigStore for RedisConfigStore {
     async fn load(&self) -> Result<Option<Document>, StoreError> {
         let mut c = self.conn.manager.clone();
-        let text: Option<String> = self.conn.run("read configuration", c.hget(CONFIG_KEY, "doc")).await?;
+        let text: Option<String> = self
+            .conn
+            .run("read configuration", c.hget(CONFIG_KEY, "doc"))
+            .await?;
         match text {
             None => Ok(None),
-            Some(text) => Document::load(text.as_bytes())
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt(format!("{CONFIG_KEY} in {}: {e}", self.conn.describe()))),
+            Some(text) => Document::load(text.as_bytes()).map(Some).map_err(|e| {
+                StoreError::Corrupt(format!("{CONFIG_KEY} in {}: {e}", self.conn.describe()))
+            }),
         }
     }
 
@@ -174,7 +185,10 @@ impl ConfigStore for RedisConfigStore {
             .arg(expected_revision)
             .arg(doc.to_json())
             .arg(doc.revision);
-        let (saved, found): (u8, u64) = self.conn.run("save configuration", invocation.invoke_async(&mut c)).await?;
+        let (saved, found): (u8, u64) = self
+            .conn
+            .run("save configuration", invocation.invoke_async(&mut c))
+            .await?;
         if saved == 1 {
             Ok(())
         } else {
@@ -219,7 +233,10 @@ impl CounterStore for RedisCounterStore {
             invocation.arg(b.resets_at_ms + COUNTER_GRACE_MS);
         }
         let mut c = self.conn.manager.clone();
-        let reply: Vec<u64> = self.conn.run("count a call", invocation.invoke_async(&mut c)).await?;
+        let reply: Vec<u64> = self
+            .conn
+            .run("count a call", invocation.invoke_async(&mut c))
+            .await?;
         let mut acquired = Acquired {
             admitted: reply.first() == Some(&1),
             counts: [0; 3],
@@ -251,7 +268,10 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_logs() {
-        assert_eq!(redact("redis://:hunter2@10.0.0.1:6379/2"), "redis://***@10.0.0.1:6379/2");
+        assert_eq!(
+            redact("redis://:hunter2@10.0.0.1:6379/2"),
+            "redis://***@10.0.0.1:6379/2"
+        );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 }

@@ -1,0 +1,28 @@
+//! The native adapter of the Komainu API gateway, behind the `komainu` binary.
+//!
+//! `komainu serve` runs the proxy listener and the admin listener over the
+//! shared core ([`komainu_core`]); this crate only moves bytes and state:
+//! sockets (hyper), the pooled client to backends, the stores (memory, file,
+//! Redis), signals.
+//!
+//! - [`serve`]: start-up, listeners, graceful shutdown;
+//! - [`proxy`] and [`upstream`]: the proxy handler and the client to backends;
+//! - [`admin`] and [`admin_client`]: the admin listener, and the `export` /
+//!   `import` commands that call an admin API;
+//! - [`store`] and [`reload`]: the stores, and following changes made by
+//!   other instances;
+//! - [`http_server`], [`state`], [`events`], [`random`], [`demo`], [`cli`].
+
+pub mod admin;
+pub mod admin_client;
+pub mod cli;
+pub mod demo;
+pub mod events;
+pub mod http_server;
+pub mod proxy;
+pub mod random;
+pub mod reload;
+pub mod serve;
+pub mod state;
+pub mod store;
+pub mod upstream;
