@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""Komainu and its peers, side by side, in one run.
+
+Cases (each measured in every round, interleaved A B C D E, A B C D E, ...):
+  direct         wrk -> backend (the ceiling)
+  nginx          wrk -> nginx proxy_pass (upstream keep-alive) -> backend
+  komainu-public wrk -> komainu, public route -> backend
+  komainu-key    wrk -> komainu, API key + per-second/day/month quotas (memory store)
+  komainu-redis  the same on the Redis store
+
+Layout: each proxy has one worker (nginx: worker_processes 1; Komainu: the
+whole process) pinned to CPU 0; the backend (an nginx returning a 3-byte
+body), the load generator and redis-server are pinned to CPU 1. Keep-alive
+on both sides, access logs off for both proxies, 64 connections, one wrk
+thread. CPU per request is read from the proxy's own accounting
+(/proc/PID/stat utime+stime over the round), peak RSS from VmHWM.
+
+Prints a table and writes JSON (default: target/bench/e2e.json).
+"""
+import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request, base64
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KOMAINU = os.path.join(ROOT, "target", "release", "komainu")
+LOADGEN = os.path.join(ROOT, "target", "release", "loadgen")
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SECRET = "bench-secret-0123456789abcdef"
+ADMIN = "bench:admin-secret-0123456789"
+PROXY_CPU, LOAD_CPU = "0", "1"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def nginx(tmp, name, server_block):
+    prefix = os.path.join(tmp, name)
+    os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""
+worker_processes 1;
+daemon off;
+master_process on;
+pid {prefix}/nginx.pid;
+error_log stderr crit;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 300s;
+  client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fcgi; uwsgi_temp_path {prefix}/uwsgi; scgi_temp_path {prefix}/scgi;
+  {server_block}
+}}
+""")
+    return subprocess.Popen([NGINX, "-p", prefix, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def nginx_worker(master):
+    for _ in range(100):
+        out = subprocess.run(["pgrep", "-P", str(master.pid)], capture_output=True, text=True).stdout.split()
+        if out:
+            return int(out[0])
+        time.sleep(0.05)
+    raise SystemExit("nginx worker not found")
+
+
+def pin(pid, cpu):
+    subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(pid)], stdout=subprocess.DEVNULL, check=True)
+
+
+def komainu(tmp, name, store, proxy_port, admin_port, backend_port, env_extra=None):
+    doc = {
+        "format": 1,
+        "routes": [
+            {"id": "public", "paths": ["/public", "/public/{*rest}"], "public": True,
+             "backend": {"targets": [{"url": f"http://127.0.0.1:{backend_port}"}]}},
+            {"id": "keyed", "paths": ["/keyed", "/keyed/{*rest}"],
+             "backend": {"targets": [{"url": f"http://127.0.0.1:{backend_port}"}]}},
+        ],
+        "apikeys": [{"clientId": "bench", "clientSecret": SECRET, "routes": ["keyed"],
+                     "quotas": {"perSecond": 10**12, "perDay": 10**15, "perMonth": 10**16}}],
+    }
+    if store is None:
+        path = os.path.join(tmp, f"{name}.json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        store = f"file:{path}"
+    env = dict(os.environ, KOMAINU_LOG="error")
+    cmd = ["taskset", "-c", PROXY_CPU, KOMAINU, "serve", "--store", store,
+           "--proxy-addr", f"127.0.0.1:{proxy_port}", "--admin-addr", f"127.0.0.1:{admin_port}",
+           "--admin-key", ADMIN, "--claim-secret", "bench-claim-secret"]
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(proxy_port)
+    wait_port(admin_port)
+    if not store.startswith("file:"):
+        req = urllib.request.Request(f"http://127.0.0.1:{admin_port}/api/import", data=json.dumps(doc).encode(),
+                                     method="POST", headers={"Authorization": "Basic " + base64.b64encode(ADMIN.encode()).decode()})
+        urllib.request.urlopen(req).read()
+    return p
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(text):
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    lat = {}
+    for pct, val, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M):
+        lat[pct] = float(val) * UNITS[unit]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    errors = re.search(r"Socket errors:.*", text)
+    return rps, lat.get("50"), lat.get("99"), int(non2xx.group(1)) if non2xx else 0, errors.group(0) if errors else ""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--fixed-rate", type=int, default=0, help="req/s of the fixed-rate phase (default: 60%% of the slowest case's median)")
+    ap.add_argument("--fixed-seconds", type=int, default=10)
+    ap.add_argument("--no-redis", action="store_true")
+    ap.add_argument("--json", default=os.path.join(ROOT, "target", "bench", "e2e.json"))
+    args = ap.parse_args()
+    if (os.cpu_count() or 1) < 2:
+        raise SystemExit("needs 2 CPUs: the proxy on one, backend and load generator on the other")
+
+    tmp = tempfile.mkdtemp(prefix="komainu-bench-")
+    procs = []
+    try:
+        backend_port, nginx_port = free_port(), free_port()
+        backend = nginx(tmp, "backend", f"server {{ listen 127.0.0.1:{backend_port} backlog=4096; location / {{ return 200 \"ok\\n\"; }} }}")
+        procs.append(backend)
+        wait_port(backend_port)
+        pin(nginx_worker(backend), LOAD_CPU)
+        proxy = nginx(tmp, "proxy", f"""
+  upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 256; keepalive_requests 10000000; }}
+  server {{ listen 127.0.0.1:{nginx_port} backlog=4096;
+    location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}""")
+        procs.append(proxy)
+        wait_port(nginx_port)
+        nginx_pid = nginx_worker(proxy)
+        pin(nginx_pid, PROXY_CPU)
+
+        kp, ka = free_port(), free_port()
+        k_mem = komainu(tmp, "memory", None, kp, ka, backend_port)
+        procs.append(k_mem)
+        key_headers = ["-H", "Komainu-Client-Id: bench", "-H", f"Komainu-Client-Secret: {SECRET}"]
+        cases = [
+            ("direct", None, f"http://127.0.0.1:{backend_port}/x", []),
+            ("nginx", nginx_pid, f"http://127.0.0.1:{nginx_port}/x", []),
+            ("komainu-public", k_mem.pid, f"http://127.0.0.1:{kp}/public/x", []),
+            ("komainu-key", k_mem.pid, f"http://127.0.0.1:{kp}/keyed/x", key_headers),
+        ]
+        if not args.no_redis:
+            rport = free_port()
+            rdir = os.path.join(tmp, "redis")
+            os.makedirs(rdir)
+            redis = subprocess.Popen(["taskset", "-c", LOAD_CPU, "redis-server", "--port", str(rport), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", rdir],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(redis)
+            wait_port(rport)
+            rp, ra = free_port(), free_port()
+            k_redis = komainu(tmp, "redis", f"redis://127.0.0.1:{rport}/0", rp, ra, backend_port)
+            procs.append(k_redis)
+            cases.append(("komainu-redis", k_redis.pid, f"http://127.0.0.1:{rp}/keyed/x", key_headers))
+
+        results = {name: {"rps": [], "p50Ms": [], "p99Ms": [], "cpuUsPerReq": [], "non2xx": 0} for name, *_ in cases}
+        # Warm up every path once (connections, pools, caches).
+        for name, pid, url, headers in cases:
+            subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{args.connections}", "-d1s", url] + headers,
+                           capture_output=True, text=True)
+        for r in range(args.rounds):
+            for name, pid, url, headers in cases:
+                before = cpu_ticks(pid) if pid else 0
+                out = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s",
+                                      "--latency", url] + headers, capture_output=True, text=True).stdout
+                after = cpu_ticks(pid) if pid else 0
+                rps, p50, p99, non2xx, errors = parse_wrk(out)
+                res = results[name]
+                res["rps"].append(rps)
+                res["p50Ms"].append(p50)
+                res["p99Ms"].append(p99)
+                res["non2xx"] += non2xx
+                if pid:
+                    res["cpuUsPerReq"].append((after - before) * 1e6 / CLK_TCK / (rps * args.seconds))
+                print(f"round {r + 1}/{args.rounds} {name:15} {rps:10.0f} req/s  p50 {p50:.3f} ms  p99 {p99:.3f} ms {errors}", file=sys.stderr)
+
+        slowest = min(statistics.median(v["rps"]) for v in results.values())
+        rate = args.fixed_rate or int(slowest * 0.6 / 1000) * 1000
+        fixed = {}
+        for name, pid, url, headers in cases:
+            cmd = ["taskset", "-c", LOAD_CPU, LOADGEN, "--url", url, "--rate", str(rate),
+                   "--connections", str(args.connections), "--duration", str(args.fixed_seconds)]
+            for i in range(1, len(headers), 2):
+                cmd += ["--header", headers[i]]
+            fixed[name] = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+            print(f"fixed {rate}/s {name:15} p50 {fixed[name]['p50Us']} us  p99 {fixed[name]['p99Us']} us", file=sys.stderr)
+
+        rss = {"nginx": peak_rss_kib(nginx_pid), "komainu-memory": peak_rss_kib(k_mem.pid)}
+        if not args.no_redis:
+            rss["komainu-redis"] = peak_rss_kib(k_redis.pid)
+        nginx_rps = statistics.median(results["nginx"]["rps"])
+        nginx_cpu = statistics.median(results["nginx"]["cpuUsPerReq"])
+        summary = {"settings": {
+            "rounds": args.rounds, "secondsPerRound": args.seconds, "connections": args.connections,
+            "layout": "proxy (1 worker) pinned to CPU 0; backend nginx, wrk/loadgen and redis-server pinned to CPU 1",
+            "loadTool": "wrk -t1 (closed loop); loadgen (open loop, latency from due time) for the fixed-rate phase",
+            "logging": "access logs off (nginx access_log off; komainu KOMAINU_LOG=error)",
+            "fixedRate": rate}, "cases": {}, "peakRssKiB": rss}
+        print()
+        print(f"{'case':16}{'req/s median (min-max)':>30}{'x nginx':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu us/req':>12}{'fixed p50 us':>14}{'fixed p99 us':>14}")
+        for name, *_ in cases:
+            v = results[name]
+            med = statistics.median(v["rps"])
+            cpu = statistics.median(v["cpuUsPerReq"]) if v["cpuUsPerReq"] else None
+            row = {"rpsMedian": med, "rpsMin": min(v["rps"]), "rpsMax": max(v["rps"]), "ratioToNginx": med / nginx_rps,
+                   "p50MsMedian": statistics.median(v["p50Ms"]), "p99MsMedian": statistics.median(v["p99Ms"]),
+                   "cpuUsPerRequest": cpu, "cpuRatioToNginx": cpu / nginx_cpu if cpu else None,
+                   "non2xx": v["non2xx"], "fixedRate": fixed[name]}
+            summary["cases"][name] = row
+            cpu_text = f"{cpu:12.1f}" if cpu else f"{'-':>12}"
+            print(f"{name:16}{med:12.0f} ({min(v['rps']):.0f}-{max(v['rps']):.0f}){row['ratioToNginx']:9.2f}"
+                  f"{row['p50MsMedian']:9.3f}{row['p99MsMedian']:9.3f}{cpu_text}{fixed[name]['p50Us']:14}{fixed[name]['p99Us']:14}")
+        print(f"\npeak RSS (KiB): {rss}")
+        print(f"fixed-rate phase: {rate} req/s for {args.fixed_seconds} s per case (open loop, latency from due time)")
+        os.makedirs(os.path.dirname(args.json), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(summary, f, indent=2)
+        print(f"JSON: {args.json}")
+    finally:
+        for p in reversed(procs):
+            try:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=10)
+            except Exception:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
