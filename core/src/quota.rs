@@ -9,12 +9,14 @@
 use std::fmt::Write as _;
 
 use http::{HeaderMap, HeaderValue};
+use serde::{Deserialize, Serialize};
 
 use crate::model::Quotas;
 use crate::time::{next_month_start_ms, DAY_MS};
 
 /// A quota window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Window {
     /// One second.
     Second,
@@ -82,7 +84,8 @@ impl Window {
 }
 
 /// One counter to bump: a window of one key, its limit and expiry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Bump {
     /// The window.
     pub window: Window,
@@ -150,7 +153,7 @@ impl Plan {
 
 /// What a counter store answers to an acquire: whether the call was
 /// admitted, and each counter's count afterwards (aligned with the bumps).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Acquired {
     /// `true`: every counter was below its limit and all were incremented.
     pub admitted: bool,

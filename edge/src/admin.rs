@@ -1,0 +1,92 @@
+//! The admin API at the edge: the very same core handlers as natively,
+//! over the configuration and counter Durable Objects.
+
+use komainu_core::admin::{
+    self, admin_key_index, AdminContext, AdminError, AdminRequest, DEFAULT_MAX_BODY_BYTES,
+};
+use komainu_core::model::AdminKey;
+use komainu_core::secret::SecretHash;
+use worker::{Env, Request, Response, Result};
+
+use crate::config_object::DoConfigStore;
+use crate::counters::DoCounterStore;
+use crate::events::ConsoleEventSink;
+use crate::settings::Settings;
+use crate::{head, live, now_ms, proxy, random_secret_bytes};
+
+/// Handles one admin request (`{admin_path}/api/...`).
+pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+    let url = req.url()?;
+    let path = url
+        .path()
+        .strip_prefix(settings.admin_path.as_str())
+        .unwrap_or("/api")
+        .to_owned();
+    let Some(claim_secret) = settings.claim_secret.as_deref() else {
+        return proxy::misconfigured(
+            "KOMAINU_CLAIM_SECRET is not set: `wrangler secret put KOMAINU_CLAIM_SECRET`",
+        );
+    };
+    let declared = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    if declared > DEFAULT_MAX_BODY_BYTES {
+        return too_large();
+    }
+    let body = req.bytes().await?;
+    if body.len() > DEFAULT_MAX_BODY_BYTES {
+        return too_large();
+    }
+    let admin_keys = match settings
+        .admin_key
+        .as_deref()
+        .and_then(|k| k.split_once(':'))
+    {
+        Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
+            admin_key_index(&[AdminKey {
+                client_id: id.to_owned(),
+                client_secret_hash: SecretHash::from_secret(secret.as_bytes()).to_text(),
+            }])
+        }
+        // No admin key configured: nobody is let in (health still answers).
+        _ => admin_key_index(&[]),
+    };
+    let parts = head::parts_of(&req)?;
+    let now = now_ms();
+    let ctx = AdminContext {
+        config: &DoConfigStore { env },
+        counters: &DoCounterStore { env },
+        events: &ConsoleEventSink,
+        admin_keys: &admin_keys,
+        claim_secret: claim_secret.as_bytes(),
+        live_revision: live::revision(),
+        base_path: &settings.admin_path,
+        now_ms: now,
+        random: random_secret_bytes()?,
+    };
+    let request = AdminRequest {
+        method: &parts.method,
+        path: &path,
+        query: url.query(),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let reply = admin::handle(&ctx, &request).await;
+    if let Some(gateway) = reply.applied {
+        live::install(gateway, now);
+    }
+    head::core_response(reply.response)
+}
+
+fn too_large() -> Result<Response> {
+    let error = AdminError::too_large(DEFAULT_MAX_BODY_BYTES);
+    let mut response = http::Response::new(error.body());
+    *response.status_mut() = error.status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    head::core_response(response)
+}

@@ -1,0 +1,193 @@
+//! The configuration's single writer: a Durable Object holding the
+//! document, replacing it only when the writer's expected revision still
+//! matches (compare-and-swap), and publishing each accepted document to KV.
+//! [`DoConfigStore`] is the core's `ConfigStore` over it.
+
+// The `durable_object` macro generates undocumented public items.
+#![allow(missing_docs)]
+
+use komainu_core::store::{ConfigStore, StoreError};
+use komainu_core::Document;
+use serde_json::Value;
+use wasm_bindgen::JsValue;
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
+};
+
+use crate::live::{CONFIG_KEY, KV_BINDING, REVISION_KEY};
+
+/// The binding of the configuration Durable Object.
+pub const BINDING: &str = "KOMAINU_CONFIG_DO";
+/// Durable Object storage keeps values up to 128 KiB: the document is
+/// stored in chunks below that.
+const CHUNK: usize = 100 * 1024;
+
+/// The Durable Object holding the configuration (one instance, named "config").
+#[durable_object(fetch)]
+pub struct ConfigObject {
+    state: State,
+    env: Env,
+}
+
+impl DurableObject for ConfigObject {
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        match (req.method(), req.path().as_str()) {
+            (Method::Get, "/doc") => match self.read().await? {
+                Some(text) => Response::ok(text),
+                None => Response::error("empty", 404),
+            },
+            (Method::Post, "/doc") => {
+                let url = req.url()?;
+                let expected: u64 = url
+                    .query_pairs()
+                    .find(|(k, _)| k == "expected")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                let text = req.text().await?;
+                let revision = serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v["revision"].as_u64())
+                    .ok_or_else(|| {
+                        worker::Error::RustError("the document has no revision".into())
+                    })?;
+                let found: u64 = self.state.storage().get("revision").await?.unwrap_or(0);
+                if found != expected {
+                    return Response::error(found.to_string(), 409);
+                }
+                self.write(&text, revision).await?;
+                let kv = self.env.kv(KV_BINDING)?;
+                kv.put(CONFIG_KEY, text)?.execute().await?;
+                kv.put(REVISION_KEY, revision.to_string())?
+                    .execute()
+                    .await?;
+                Response::ok("saved")
+            }
+            _ => Response::error("not found", 404),
+        }
+    }
+}
+
+impl ConfigObject {
+    async fn read(&self) -> Result<Option<String>> {
+        let storage = self.state.storage();
+        let Some(chunks) = storage.get::<usize>("chunks").await? else {
+            return Ok(None);
+        };
+        let mut text = String::new();
+        for i in 0..chunks {
+            let part: String = storage.get(&format!("doc:{i}")).await?.unwrap_or_default();
+            text.push_str(&part);
+        }
+        Ok(Some(text))
+    }
+
+    async fn write(&self, text: &str, revision: u64) -> Result<()> {
+        let storage = self.state.storage();
+        let old_chunks: usize = storage.get("chunks").await?.unwrap_or(0);
+        // A plain object of key → value: one put, applied all together or not at all.
+        let values = js_sys::Object::new();
+        let set = |key: &str, value: JsValue| {
+            js_sys::Reflect::set(&values, &JsValue::from_str(key), &value).map(|_| ())
+        };
+        let mut chunks = 0usize;
+        let mut rest = text;
+        while !rest.is_empty() {
+            let mut cut = rest.len().min(CHUNK);
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            set(&format!("doc:{chunks}"), JsValue::from_str(&rest[..cut]))?;
+            rest = &rest[cut..];
+            chunks += 1;
+        }
+        set("chunks", JsValue::from_f64(chunks as f64))?;
+        set("revision", JsValue::from_f64(revision as f64))?;
+        storage.put_multiple_raw(values).await?;
+        let stale: Vec<String> = (chunks..old_chunks).map(|i| format!("doc:{i}")).collect();
+        if !stale.is_empty() {
+            storage.delete_multiple(stale).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The core's configuration store, over the configuration Durable Object.
+pub struct DoConfigStore<'a> {
+    /// The Worker's environment (for the binding).
+    pub env: &'a Env,
+}
+
+impl DoConfigStore<'_> {
+    async fn call(&self, method: Method, path: &str, body: Option<String>) -> Result<Response> {
+        let stub = self
+            .env
+            .durable_object(BINDING)?
+            .id_from_name("config")?
+            .get_stub()?;
+        let mut init = RequestInit::new();
+        init.with_method(method);
+        if let Some(body) = body {
+            init.with_body(Some(body.into()));
+        }
+        stub.fetch_with_request(Request::new_with_init(
+            &format!("https://config{path}"),
+            &init,
+        )?)
+        .await
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("configuration Durable Object: {e}"))
+}
+
+impl ConfigStore for DoConfigStore<'_> {
+    async fn load(&self) -> std::result::Result<Option<Document>, StoreError> {
+        let mut response = self
+            .call(Method::Get, "/doc", None)
+            .await
+            .map_err(unavailable)?;
+        match response.status_code() {
+            200 => {
+                let text = response.text().await.map_err(unavailable)?;
+                Document::load(text.as_bytes())
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            }
+            404 => Ok(None),
+            other => Err(unavailable(format!("answered {other}"))),
+        }
+    }
+
+    async fn save(
+        &self,
+        doc: &Document,
+        expected_revision: u64,
+    ) -> std::result::Result<(), StoreError> {
+        let path = format!("/doc?expected={expected_revision}");
+        let mut response = self
+            .call(Method::Post, &path, Some(doc.to_json()))
+            .await
+            .map_err(unavailable)?;
+        match response.status_code() {
+            200 => Ok(()),
+            409 => {
+                let found = response
+                    .text()
+                    .await
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+                    .unwrap_or(0);
+                Err(StoreError::Conflict {
+                    expected: expected_revision,
+                    found,
+                })
+            }
+            other => Err(unavailable(format!("answered {other}"))),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The request path at the edge: the core decides, the Worker forwards
+//! with `fetch`, streaming bodies both ways.
+
+use std::pin::pin;
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use http::StatusCode;
+use komainu_core::gateway::{ClientInfo, Outcome, RequestId};
+use komainu_core::GatewayError;
+use worker::{Delay, Env, Fetch, Request, Response, Result};
+
+use crate::counters::DoCounterStore;
+use crate::settings::Settings;
+use crate::{head, live, now_ms, random_bytes};
+
+/// Handles one proxied request.
+pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+    let Some(claim_secret) = settings.claim_secret.as_deref() else {
+        return misconfigured("KOMAINU_CLAIM_SECRET is not set: `wrangler secret put KOMAINU_CLAIM_SECRET` (or [vars] for local runs)");
+    };
+    let now = now_ms();
+    let gateway = match live::gateway(env, claim_secret, now).await {
+        Ok(g) => g,
+        Err(e) => return store_unavailable(&e),
+    };
+    let mut parts = head::parts_of(&req)?;
+    let client = ClientInfo {
+        addr: parts
+            .headers
+            .get("cf-connecting-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()),
+        tls: req.url().is_ok_and(|u| u.scheme() == "https"),
+    };
+    let random = random_bytes();
+    let request_id = RequestId::from_random(u128::from_le_bytes(
+        random[..16].try_into().unwrap_or_default(),
+    ));
+    let counters = DoCounterStore { env };
+    let (ctx, outcome) = gateway
+        .handle_request(&counters, &mut parts, &client, now, request_id)
+        .await;
+    if let Some(why) = &ctx.quota_unchecked {
+        worker::console_warn!("quotas not checked (policy open): {why}");
+    }
+    let forward = match outcome {
+        Outcome::Respond(response) => return head::core_response(response),
+        Outcome::Forward(forward) => forward,
+    };
+    let target = parts
+        .uri
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let upstream = head::upstream_request(&parts, req.inner().body())?;
+    let fetch = Fetch::Request(upstream);
+    let sent = pin!(fetch.send());
+    let timeout = pin!(Delay::from(Duration::from_millis(forward.timeout_ms)));
+    let error = match select(sent, timeout).await {
+        Either::Left((Ok(response), _)) => {
+            let mut headers = head::header_map(response.headers());
+            gateway.handle_response(&ctx, &mut headers);
+            let status = response.status_code();
+            let raw = web_sys::Response::from(response);
+            return head::streamed_response(status, &headers, raw.body());
+        }
+        Either::Left((Err(e), _)) => {
+            GatewayError::BadGateway(format!("cannot reach {target}: {e}"))
+        }
+        Either::Right(_) => GatewayError::GatewayTimeout {
+            timeout_ms: forward.timeout_ms,
+        },
+    };
+    head::core_response(gateway.error_response(&ctx, &error))
+}
+
+fn json_error(status: StatusCode, code: &str, message: &str) -> Result<Response> {
+    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    let mut response = http::Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    head::core_response(response)
+}
+
+/// 500: the Worker lacks a setting.
+pub fn misconfigured(message: &str) -> Result<Response> {
+    json_error(StatusCode::INTERNAL_SERVER_ERROR, "misconfigured", message)
+}
+
+fn store_unavailable(message: &str) -> Result<Response> {
+    json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        message,
+    )
+}

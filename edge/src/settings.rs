@@ -1,0 +1,34 @@
+//! The Worker's settings: `[vars]` or secrets of the same names as the
+//! native flags' environment variables.
+
+use worker::Env;
+
+/// Settings read from the environment on each request (cheap).
+pub struct Settings {
+    /// Where the admin API lives: `{admin_path}/api` (default `/_komainu`).
+    pub admin_path: String,
+    /// `clientId:clientSecret` of the admin key (`KOMAINU_ADMIN_KEY`).
+    pub admin_key: Option<String>,
+    /// The claim signing secret (`KOMAINU_CLAIM_SECRET`).
+    pub claim_secret: Option<String>,
+}
+
+impl Settings {
+    /// Reads the settings.
+    pub fn from_env(env: &Env) -> Self {
+        let read = |name: &str| {
+            env.secret(name)
+                .map(|s| s.to_string())
+                .or_else(|_| env.var(name).map(|v| v.to_string()))
+                .ok()
+                .filter(|v| !v.is_empty())
+        };
+        Self {
+            admin_path: read("KOMAINU_ADMIN_PATH")
+                .map(|p| p.trim_end_matches('/').to_owned())
+                .unwrap_or_else(|| "/_komainu".to_owned()),
+            admin_key: read("KOMAINU_ADMIN_KEY"),
+            claim_secret: read("KOMAINU_CLAIM_SECRET"),
+        }
+    }
+}
