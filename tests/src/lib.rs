@@ -10,9 +10,11 @@ pub mod gateway;
 pub mod jwt;
 pub mod redis_server;
 pub mod upstream;
+pub mod worker;
 
 pub use admin::Admin;
 pub use client::{Client, Reply};
 pub use gateway::Komainu;
 pub use redis_server::RedisServer;
 pub use upstream::Upstream;
+pub use worker::Worker;

@@ -1,0 +1,429 @@
+//! One HTTP conformance suite, the same cases run against the native
+//! binary and against the Worker in workerd (Miniflare). Where a case
+//! cannot apply the same way to both, it says why, in place.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use komainu_e2e::gateway::CLAIM_SECRET;
+use komainu_e2e::{jwt, upstream, Admin, Client, Komainu, Reply, Upstream, Worker};
+use serde_json::{json, Value};
+
+/// The deployment under test.
+enum Server {
+    Native(Komainu),
+    Edge(Worker),
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        match self {
+            Server::Native(k) => k.url(path),
+            Server::Edge(w) => w.url(path),
+        }
+    }
+
+    fn admin(&self) -> Admin {
+        match self {
+            Server::Native(k) => Admin::new(&k.admin_base()),
+            Server::Edge(w) => Admin::new(&w.admin_base()),
+        }
+    }
+
+    fn is_edge(&self) -> bool {
+        matches!(self, Server::Edge(_))
+    }
+
+    /// Replaces the configuration (through the admin API, as a user would).
+    async fn seed(&self, doc: Value) {
+        let r = self.admin().call(Method::POST, "/api/import", doc).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "import: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+}
+
+const SECRET: &str = "conformance-secret-0123456789";
+
+fn base_doc(up: &Upstream) -> Value {
+    let url = up.url();
+    json!({
+        "format": 1,
+        "groups": [{ "id": "team" }],
+        "routes": [
+            { "id": "exact", "hosts": ["api.example.com"], "paths": ["/where"], "public": true,
+              "backend": { "targets": [{ "url": format!("{url}/exact") }] } },
+            { "id": "wild", "hosts": ["*.example.com"], "paths": ["/where"], "public": true,
+              "backend": { "targets": [{ "url": format!("{url}/wild") }] } },
+            { "id": "any", "paths": ["/where"], "public": true,
+              "backend": { "targets": [{ "url": format!("{url}/any") }] } },
+            { "id": "write", "paths": ["/items"], "methods": ["POST"], "public": true,
+              "backend": { "targets": [{ "url": format!("{url}/write") }] } },
+            { "id": "echo", "paths": ["/echo", "/echo/{*rest}", "/stream"], "groups": ["team"],
+              "backend": { "targets": [{ "url": url }] } },
+            { "id": "other", "paths": ["/other"], "backend": { "targets": [{ "url": url }] } },
+            { "id": "down", "paths": ["/down"], "public": true, "backend": { "targets": [{ "url": "http://127.0.0.1:9" }] } },
+            { "id": "drained", "paths": ["/drained"], "public": true,
+              "backend": { "targets": [{ "url": url, "weight": 0 }] } },
+            { "id": "slow", "paths": ["/slow/{ms}"], "public": true,
+              "backend": { "targets": [{ "url": url }], "timeoutMs": 300 } }
+        ],
+        "apikeys": [
+            { "clientId": "app", "clientSecret": SECRET, "groups": ["team"] },
+            { "clientId": "off", "clientSecret": SECRET, "groups": ["team"], "enabled": false },
+            { "clientId": "old", "clientSecret": SECRET, "groups": ["team"], "expiresAt": "2020-01-01T00:00:00Z" },
+            { "clientId": "metered", "clientSecret": SECRET, "routes": ["echo"], "quotas": { "perDay": 3 } }
+        ]
+    })
+}
+
+fn pair(id: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![("komainu-client-id", id), ("komainu-client-secret", SECRET)]
+}
+
+fn assert_error(r: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    let body = r.json();
+    assert_eq!(body["error"], code, "{body}");
+    assert_eq!(body["requestId"], r.header("komainu-request-id"));
+}
+
+async fn routing(s: &Server, up: &Upstream) {
+    s.seed(base_doc(up)).await;
+    let c = Client::default();
+    for (host, expected) in [
+        ("api.example.com", "/exact/where?q=1"),
+        ("web.example.com", "/wild/where?q=1"),
+        ("elsewhere.org", "/any/where?q=1"),
+    ] {
+        let r = c.get(&s.url("/where?q=1"), &[("host", host)]).await;
+        assert_eq!(r.status, StatusCode::OK, "{host}");
+        assert_eq!(
+            r.json()["uri"],
+            expected,
+            "{host}: path and query forwarded unchanged after the target's path"
+        );
+    }
+    let r = c
+        .send(Method::POST, &s.url("/items"), &[], Bytes::new())
+        .await;
+    assert_eq!(r.json()["uri"], "/write/items");
+    assert_error(
+        &c.get(&s.url("/items"), &[]).await,
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+    );
+    assert_error(
+        &c.get(&s.url("/nowhere"), &[]).await,
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+    );
+}
+
+async fn credentials(s: &Server, up: &Upstream) {
+    s.seed(base_doc(up)).await;
+    let c = Client::default();
+    let basic = format!("Basic {}", STANDARD.encode(format!("app:{SECRET}")));
+    let token = jwt::sign(
+        &format!(r#"{{"iss":"app","exp":{}}}"#, jwt::now_s() + 60),
+        SECRET.as_bytes(),
+    );
+    let bearer = format!("Bearer {token}");
+    for headers in [
+        pair("app"),
+        vec![("authorization", basic.as_str())],
+        vec![("authorization", bearer.as_str())],
+    ] {
+        let r = c.get(&s.url("/echo/x"), &headers).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{headers:?}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let seen = &r.json()["headers"];
+        for absent in [
+            "komainu-client-id",
+            "komainu-client-secret",
+            "authorization",
+        ] {
+            assert!(seen.get(absent).is_none(), "{absent} reached the backend");
+        }
+    }
+}
+
+async fn errors(s: &Server, up: &Upstream) {
+    s.seed(base_doc(up)).await;
+    let c = Client::default();
+    let r = c.get(&s.url("/echo"), &[]).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "missing_credentials");
+    assert!(!r.header("www-authenticate").is_empty());
+    let none = jwt::sign_with_header(
+        r#"{"alg":"none"}"#,
+        &format!(r#"{{"iss":"app","exp":{}}}"#, jwt::now_s() + 60),
+        b"",
+    );
+    let none = format!("Bearer {}.", none.rsplit_once('.').unwrap().0);
+    let no_colon = format!("Basic {}", STANDARD.encode("app"));
+    for headers in [
+        vec![
+            ("komainu-client-id", "app"),
+            ("komainu-client-secret", "wrong"),
+        ],
+        vec![
+            ("komainu-client-id", "nobody"),
+            ("komainu-client-secret", SECRET),
+        ],
+        pair("off"),
+        pair("old"),
+        vec![("authorization", none.as_str())],
+        vec![("authorization", no_colon.as_str())],
+    ] {
+        assert_error(
+            &c.get(&s.url("/echo"), &headers).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        );
+    }
+    assert_error(
+        &c.get(&s.url("/other"), &pair("app")).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &c.get(&s.url("/down"), &[]).await,
+        StatusCode::BAD_GATEWAY,
+        "bad_gateway",
+    );
+    assert_error(
+        &c.get(&s.url("/drained"), &[]).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_healthy_target",
+    );
+    assert_error(
+        &c.get(&s.url("/slow/3000"), &[]).await,
+        StatusCode::GATEWAY_TIMEOUT,
+        "gateway_timeout",
+    );
+    assert_eq!(c.get(&s.url("/slow/5"), &[]).await.status, StatusCode::OK);
+}
+
+async fn quotas(s: &Server, up: &Upstream) {
+    s.seed(base_doc(up)).await;
+    let c = Client::default();
+    for remaining in ["2", "1", "0"] {
+        let r = c.get(&s.url("/echo"), &pair("metered")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.header("komainu-daily-calls-remaining"), remaining);
+        assert_eq!(r.header("ratelimit-policy"), "\"day\";q=3;w=86400");
+        assert!(r
+            .header("ratelimit")
+            .starts_with(&format!("\"day\";r={remaining};t=")));
+    }
+    let r = c.get(&s.url("/echo"), &pair("metered")).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "quota_exceeded");
+    assert!(r.header("retry-after").parse::<u64>().is_ok_and(|s| s >= 1));
+}
+
+async fn upstream_headers_and_claim(s: &Server, up: &Upstream) {
+    s.seed(base_doc(up)).await;
+    let c = Client::default();
+    let r = c
+        .get(
+            &s.url("/echo/h?x=1"),
+            &[pair("app")[0], pair("app")[1], ("komainu-claim", "forged")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let seen = &r.json()["headers"];
+    let id = r.header("komainu-request-id");
+    assert_eq!(seen["komainu-request-id"], id);
+    assert_eq!(seen["x-forwarded-proto"], "http");
+    assert!(seen["x-forwarded-host"]
+        .as_str()
+        .is_some_and(|h| h.starts_with("127.0.0.1:")));
+    if s.is_edge() {
+        // The client address comes from CF-Connecting-IP, which Cloudflare
+        // sets; Miniflare sets none, so no X-Forwarded-For is added there.
+    } else {
+        assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+    }
+    let claims = jwt::verify(
+        seen["komainu-claim"].as_str().unwrap(),
+        CLAIM_SECRET.as_bytes(),
+    )
+    .expect("a verifiable claim");
+    assert_eq!(
+        (
+            claims["sub"].as_str(),
+            claims["aud"].as_str(),
+            claims["jti"].as_str()
+        ),
+        (Some("app"), Some("echo"), Some(id))
+    );
+}
+
+async fn streaming(s: &Server, up: &Upstream) {
+    s.seed(base_doc(up)).await;
+    let sent = upstream::pattern(3 * 1024 * 1024 + 7);
+    let r = Client::default()
+        .send(
+            Method::POST,
+            &s.url("/stream"),
+            &pair("app"),
+            Bytes::from(sent.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body == sent, "the body came back altered");
+}
+
+async fn admin_and_hot_changes(s: &Server, up: &Upstream) {
+    s.seed(json!({ "format": 1 })).await;
+    let admin = s.admin();
+    let c = Client::default();
+    assert_eq!(
+        admin
+            .with_auth(None)
+            .call(Method::GET, "/api/routes", Value::Null)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = admin
+        .call(Method::POST, "/api/routes", json!({ "id": "live", "paths": ["/live"], "backend": { "targets": [{ "url": up.url() }] } }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let created = admin
+        .call(
+            Method::POST,
+            "/api/apikeys",
+            json!({ "clientId": "u", "routes": ["live"] }),
+        )
+        .await
+        .json();
+    let secret = created["clientSecret"].as_str().unwrap().to_owned();
+    let headers = [
+        ("komainu-client-id", "u"),
+        ("komainu-client-secret", secret.as_str()),
+    ];
+    assert_eq!(
+        c.get(&s.url("/live"), &headers).await.status,
+        StatusCode::OK
+    );
+    admin
+        .call(
+            Method::PATCH,
+            "/api/apikeys/u",
+            json!({ "quotas": { "perDay": 1 } }),
+        )
+        .await;
+    assert_eq!(
+        c.get(&s.url("/live"), &headers)
+            .await
+            .header("komainu-daily-calls-remaining"),
+        "0",
+        "the next call obeys the change"
+    );
+    assert_error(
+        &c.get(&s.url("/live"), &headers).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "quota_exceeded",
+    );
+    let r = admin
+        .call(
+            Method::POST,
+            "/api/routes",
+            json!({ "id": "bad", "paths": ["nope"], "backend": {} }),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("paths[0]"))
+    );
+    assert_eq!(
+        admin
+            .call(Method::DELETE, "/api/routes/live", Value::Null)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &c.get(&s.url("/live"), &headers).await,
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+    );
+    let export = admin.call(Method::GET, "/api/export", Value::Null).await;
+    assert!(!String::from_utf8_lossy(&export.body).contains(&secret));
+}
+
+async fn exact_quotas_under_concurrency(s: &Server, up: &Upstream) {
+    // A fresh key: counters outlive configuration changes (by design).
+    let mut doc = base_doc(up);
+    doc["apikeys"].as_array_mut().unwrap().push(json!({
+        "clientId": "racer", "clientSecret": SECRET, "routes": ["echo"], "quotas": { "perDay": 20 }
+    }));
+    s.seed(doc).await;
+    let ok = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (ok, url) = (ok.clone(), s.url("/echo"));
+            tokio::spawn(async move {
+                let r = Client::default().get(&url, &pair("racer")).await;
+                if r.status == StatusCode::OK {
+                    ok.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        ok.load(Ordering::SeqCst),
+        20,
+        "64 concurrent calls, a daily quota of 20"
+    );
+}
+
+async fn run_all(s: Server) {
+    let up = Upstream::start().await;
+    macro_rules! case {
+        ($name:ident) => {
+            eprintln!(
+                "conformance [{}] {}",
+                if s.is_edge() { "edge" } else { "native" },
+                stringify!($name)
+            );
+            $name(&s, &up).await;
+        };
+    }
+    case!(routing);
+    case!(credentials);
+    case!(errors);
+    case!(quotas);
+    case!(upstream_headers_and_claim);
+    case!(streaming);
+    case!(admin_and_hot_changes);
+    case!(exact_quotas_under_concurrency);
+}
+
+#[tokio::test]
+async fn native_conforms() {
+    run_all(Server::Native(Komainu::start(r#"{"format":1}"#))).await;
+}
+
+#[tokio::test]
+async fn edge_conforms() {
+    let worker = tokio::task::spawn_blocking(Worker::start).await.unwrap();
+    run_all(Server::Edge(worker)).await;
+}
