@@ -6,10 +6,8 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "toolchain: wasm32 target"
-if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-  rustup target add wasm32-unknown-unknown
-fi
+step "edge toolchain: wasm32 target, worker-build, wasm-bindgen-cli, wrangler + Miniflare (skipped when present)"
+./scripts/edge-setup.sh
 
 step "redis-server (the Redis store tests run a real one)"
 if ! command -v redis-server >/dev/null 2>&1; then
@@ -28,15 +26,24 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --exclude komainu-edge --all-targets -- -D warnings
+cargo clippy -p komainu-edge --target wasm32-unknown-unknown -- -D warnings
 
 step "komainu-core builds for wasm32 (no runtime, no I/O)"
 cargo check -p komainu-core --target wasm32-unknown-unknown
 
+step "build the Worker (release, through wrangler.toml's build command) and validate the bundle: wrangler deploy --dry-run"
+# node_modules/.bin first: wrangler needs the pinned Node 22.
+PATH="$PWD/node_modules/.bin:$PATH" \
+WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false DO_NOT_TRACK=1 CLOUDFLARE_CF_FETCH_ENABLED=false \
+  wrangler deploy --dry-run --outdir target/wrangler-dry-run
+printf 'Worker wasm: %s bytes raw, %s bytes gzip\n' \
+  "$(wc -c < edge/build/index_bg.wasm)" "$(gzip -9 -c edge/build/index_bg.wasm | wc -c)"
+
 step "build the komainu binary for the end-to-end tests"
 cargo build -p komainu
 
-step "tests: core units, native units, end-to-end against the real binary"
-cargo test --workspace
+step "tests: core units, native units, stores, end-to-end against the real binary and the real Worker"
+cargo test --workspace --exclude komainu-edge
 
 printf '\nAll checks passed.\n'
