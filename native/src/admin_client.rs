@@ -1,4 +1,4 @@
-//! `komainu export` and `komainu import`: clients of a running admin API.
+//! `komainu export`, `import` and `sync`: clients of running admin APIs.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -6,7 +6,12 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 
-use crate::cli::{split_admin_key, AdminTarget, ExportArgs, ImportArgs};
+use std::io::{BufRead, IsTerminal, Write};
+
+use komainu_core::model::Diff;
+use komainu_core::Document;
+
+use crate::cli::{split_admin_key, AdminTarget, ExportArgs, ImportArgs, SyncArgs};
 use crate::upstream;
 
 /// Prints the configuration document to stdout.
@@ -37,6 +42,66 @@ pub async fn import(args: ImportArgs) -> Result<(), String> {
         summary["groups"],
     );
     Ok(())
+}
+
+/// Shows what copying `--from` over `--to` changes, then (confirmed, or
+/// `--yes`) imports the source's document into the target, atomically.
+pub async fn sync(args: SyncArgs) -> Result<(), String> {
+    let fallback = std::env::var("KOMAINU_ADMIN_KEY").ok();
+    let from = AdminTarget {
+        url: args.from.clone(),
+        admin_key: args.from_key.clone().or_else(|| fallback.clone()),
+    };
+    let to = AdminTarget {
+        url: args.to.clone(),
+        admin_key: args.to_key.clone().or(fallback),
+    };
+    let source_text = call(&from, Method::GET, "/api/export", Bytes::new()).await?;
+    let target_text = call(&to, Method::GET, "/api/export", Bytes::new()).await?;
+    let read = |text: &Bytes, url: &str| {
+        Document::from_json(text)
+            .map_err(|e| format!("the export of {url} is not a configuration document: {e}"))
+    };
+    let (source, target) = (
+        read(&source_text, &args.from)?,
+        read(&target_text, &args.to)?,
+    );
+    let diff = Diff::between(&source, &target);
+    println!("{} → {}:", args.from, args.to);
+    print!("{diff}");
+    if diff.is_empty() || args.dry_run {
+        return Ok(());
+    }
+    if !args.yes
+        && !confirm(&format!(
+            "apply these {} changes to {}?",
+            diff.0.len(),
+            args.to
+        ))?
+    {
+        return Err("nothing applied".into());
+    }
+    let body = call(&to, Method::POST, "/api/import", source_text).await?;
+    let summary: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    println!(
+        "applied: {} is now at revision {}",
+        args.to, summary["revision"]
+    );
+    Ok(())
+}
+
+fn confirm(question: &str) -> Result<bool, String> {
+    if !std::io::stdin().is_terminal() {
+        return Err("not a terminal: confirm with --yes (or look first with --dry-run)".into());
+    }
+    print!("{question} [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| e.to_string())?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// One authenticated call; a clear error for each way it can fail.

@@ -23,6 +23,36 @@ pub enum Command {
     Export(ExportArgs),
     /// Replace (or merge) the configuration of a running gateway from a document, atomically.
     Import(ImportArgs),
+    /// Copy the configuration from one admin API to another (native ↔ edge), showing the difference first.
+    Sync(SyncArgs),
+}
+
+/// Settings of `komainu sync`.
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    /// The admin API to copy from (admin base URL, the part before /api).
+    #[arg(long)]
+    pub from: String,
+
+    /// The admin API to copy to.
+    #[arg(long)]
+    pub to: String,
+
+    /// Admin credentials of the source, as clientId:clientSecret [default: KOMAINU_ADMIN_KEY]
+    #[arg(long, env = "KOMAINU_SYNC_FROM_KEY", hide_env_values = true)]
+    pub from_key: Option<String>,
+
+    /// Admin credentials of the target, as clientId:clientSecret [default: KOMAINU_ADMIN_KEY]
+    #[arg(long, env = "KOMAINU_SYNC_TO_KEY", hide_env_values = true)]
+    pub to_key: Option<String>,
+
+    /// Only show the difference; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Apply without asking for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 /// How to reach an admin API.

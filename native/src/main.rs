@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             cli::Command::Serve(args) => serve::run(args).await,
             cli::Command::Export(args) => admin_client::export(args).await,
             cli::Command::Import(args) => admin_client::import(args).await,
+            cli::Command::Sync(args) => admin_client::sync(args).await,
         }
     });
     match result {

@@ -9,6 +9,7 @@
 //! `routes[2].backend.targets[0].url`.
 
 mod apikey;
+mod diff;
 mod document;
 mod group;
 mod route;
@@ -16,6 +17,7 @@ mod settings;
 mod validate;
 
 pub use apikey::{ApiKey, Quotas, Rotation};
+pub use diff::{Diff, EntityChange, Op};
 pub use document::{AdminKey, Document, LocalState, FORMAT};
 pub use group::Group;
 pub use route::{Backend, Route, Target};
