@@ -134,6 +134,11 @@ pub struct ServeArgs {
     #[arg(long)]
     pub demo: bool,
 
+    /// Proxy worker threads (one single-threaded runtime each) [default: the
+    /// CPUs this process may run on]
+    #[arg(long, env = "KOMAINU_WORKERS")]
+    pub workers: Option<usize>,
+
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "KOMAINU_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,

@@ -11,6 +11,7 @@
 //!   `import` commands that call an admin API;
 //! - [`store`] and [`reload`]: the stores, and following changes made by
 //!   other instances;
+//! - [`workers`]: one single-threaded runtime per core for the proxy;
 //! - [`http_server`], [`state`], [`events`], [`random`], [`demo`], [`cli`].
 
 pub mod admin;
@@ -26,3 +27,4 @@ pub mod serve;
 pub mod state;
 pub mod store;
 pub mod upstream;
+pub mod workers;

@@ -16,19 +16,21 @@ use komainu_core::{Gateway, GatewayError};
 
 use crate::random;
 use crate::state::{now_ms, State};
+use crate::upstream::UpstreamClient;
 
 /// Response bodies: the backend's, streamed, or one the gateway wrote.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
-/// Handles one proxied request.
+/// Handles one proxied request, forwarding with `upstream` (the worker's pool).
 pub async fn handle(
     state: Arc<State>,
+    upstream: UpstreamClient,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let gateway = state.gateway.load_full();
     let (mut parts, body) = req.into_parts();
-    let client = ClientInfo {
+    let client_info = ClientInfo {
         addr: Some(peer.ip()),
         tls: false,
     };
@@ -36,7 +38,7 @@ pub async fn handle(
         .handle_request(
             &state.counters,
             &mut parts,
-            &client,
+            &client_info,
             now_ms(),
             random::request_id(),
         )
@@ -59,8 +61,8 @@ pub async fn handle(
         .map(|a| a.to_string())
         .unwrap_or_default();
     parts.version = Version::HTTP_11;
-    let upstream = state.client.request(Request::from_parts(parts, body));
-    let result = tokio::time::timeout(Duration::from_millis(forward.timeout_ms), upstream).await;
+    let sent = upstream.request(Request::from_parts(parts, body));
+    let result = tokio::time::timeout(Duration::from_millis(forward.timeout_ms), sent).await;
     let error = match result {
         Ok(Ok(response)) => {
             let (mut head, body) = response.into_parts();

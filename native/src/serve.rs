@@ -18,16 +18,16 @@ use crate::cli::{split_admin_key, ServeArgs};
 use crate::events::LogEventSink;
 use crate::state::State;
 use crate::store::{self, ConfigStoreKind};
-use crate::{demo, http_server, proxy, random, reload, upstream};
+use crate::{demo, http_server, random, reload, workers};
 
 /// Runs the gateway until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> Result<(), String> {
     let proxy_addr = args.proxy_addr()?;
     let (store, counters) = store::open(&args.store).await?;
 
-    let proxy_listener = bind(proxy_addr, "proxy").await?;
+    let worker_count = args.workers.unwrap_or_else(workers::default_count).max(1);
+    let (proxy_listeners, proxy_addr) = workers::bind(proxy_addr, worker_count)?;
     let admin_listener = bind(args.admin_addr, "admin").await?;
-    let proxy_addr = proxy_listener.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
@@ -41,6 +41,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     tracing::info!(
         store = %store.describe(),
         revision = prepared.gateway.revision(),
+        workers = worker_count,
         "configuration loaded"
     );
 
@@ -48,7 +49,6 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         gateway: ArcSwap::from_pointee(prepared.gateway),
         config: store,
         counters,
-        client: upstream::build()?,
         admin_keys: admin::admin_key_index(&prepared.admin_keys),
         claim_secret: prepared.claim_secret,
         events: LogEventSink,
@@ -59,13 +59,16 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let new_admin_key = prepared.new_admin_key;
     let demo_secret = demo.map(|(_, secret)| secret);
     let grace = Duration::from_secs(args.shutdown_grace);
-    let proxy_state = state.clone();
-    let proxy_task = tokio::spawn(http_server::serve(
-        proxy_listener,
-        move |req, peer| proxy::handle(proxy_state.clone(), req, peer),
-        shutdown_rx.clone(),
-        grace,
-    ));
+    let mut proxy_workers = Vec::with_capacity(worker_count);
+    for (i, listener) in proxy_listeners.into_iter().enumerate() {
+        proxy_workers.push(workers::spawn(
+            i,
+            listener,
+            state.clone(),
+            shutdown_rx.clone(),
+            grace,
+        )?);
+    }
     let admin_state = state.clone();
     let admin_task = tokio::spawn(http_server::serve(
         admin_listener,
@@ -93,7 +96,12 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     let _ = shutdown_tx.send(true);
-    let _ = proxy_task.await;
+    let joined = tokio::task::spawn_blocking(move || {
+        for worker in proxy_workers {
+            let _ = worker.join();
+        }
+    });
+    let _ = joined.await;
     let _ = admin_task.await;
     let _ = follower.await;
     drop(state);

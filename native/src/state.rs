@@ -1,5 +1,5 @@
 //! What every request handler shares: the live gateway, the stores, the
-//! client to backends, the admin keys.
+//! admin keys.
 
 use std::sync::Arc;
 
@@ -9,7 +9,6 @@ use komainu_core::Gateway;
 
 use crate::events::LogEventSink;
 use crate::store::{ConfigStoreKind, CounterStoreKind};
-use crate::upstream::UpstreamClient;
 
 /// The shared state of a running gateway.
 pub struct State {
@@ -19,8 +18,6 @@ pub struct State {
     pub config: ConfigStoreKind,
     /// Quota counters.
     pub counters: CounterStoreKind,
-    /// The pooled client to backends.
-    pub client: UpstreamClient,
     /// Admin API keys.
     pub admin_keys: KeyIndex,
     /// The secret signing claims (to compile new configurations).

@@ -73,14 +73,9 @@ impl RedisConnection {
     pub async fn open(url: &str) -> Result<Self, String> {
         let client =
             redis::Client::open(url).map_err(|e| format!("--store {}: {e}", redact(url)))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_millis(1_000))
-            .set_response_timeout(OP_TIMEOUT)
-            .set_number_of_retries(1)
-            .set_max_delay(500);
         let manager = tokio::time::timeout(
             Duration::from_secs(5),
-            ConnectionManager::new_with_config(client.clone(), config),
+            ConnectionManager::new_with_config(client.clone(), manager_config()),
         )
         .await
         .map_err(|_| format!("cannot connect to Redis at {}: timed out", redact(url)))?
@@ -113,6 +108,15 @@ impl RedisConnection {
             Err(_) => Err(StoreError::Unavailable(format!("Redis {what}: timed out"))),
         }
     }
+}
+
+/// Reconnection and timeouts of every connection manager.
+fn manager_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_millis(1_000))
+        .set_response_timeout(OP_TIMEOUT)
+        .set_number_of_retries(1)
+        .set_max_delay(500)
 }
 
 /// `redis://:password@host` → `redis://:***@host`.
@@ -201,17 +205,51 @@ impl ConfigStore for RedisConfigStore {
 }
 
 /// Quota counters in Redis.
+///
+/// Counting is on every proxied request, so each proxy worker thread gets
+/// its own connection (made on first use, on that thread's runtime): no
+/// request waits on another thread to reach Redis.
 pub struct RedisCounterStore {
     conn: RedisConnection,
     acquire: Script,
+    /// Tells this store's per-thread connections from other stores'.
+    id: u64,
+}
+
+thread_local! {
+    /// Per-thread connections, by store id.
+    static THREAD_CONNECTIONS: std::cell::RefCell<std::collections::HashMap<u64, ConnectionManager>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 impl RedisCounterStore {
     /// The counter store on this connection.
     pub fn new(conn: RedisConnection) -> Self {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Self {
             conn,
             acquire: Script::new(ACQUIRE_SCRIPT),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// This thread's connection (the shared one until it is made).
+    async fn manager(&self) -> ConnectionManager {
+        if let Some(m) = THREAD_CONNECTIONS.with(|c| c.borrow().get(&self.id).cloned()) {
+            return m;
+        }
+        let made = tokio::time::timeout(
+            OP_TIMEOUT,
+            ConnectionManager::new_with_config(self.conn.client.clone(), manager_config()),
+        )
+        .await;
+        match made {
+            Ok(Ok(m)) => {
+                THREAD_CONNECTIONS.with(|c| c.borrow_mut().insert(self.id, m.clone()));
+                m
+            }
+            // Redis is away: use the shared connection, which reconnects by itself.
+            _ => self.conn.manager.clone(),
         }
     }
 }
@@ -232,7 +270,7 @@ impl CounterStore for RedisCounterStore {
         for b in bumps {
             invocation.arg(b.resets_at_ms + COUNTER_GRACE_MS);
         }
-        let mut c = self.conn.manager.clone();
+        let mut c = self.manager().await;
         let reply: Vec<u64> = self
             .conn
             .run("count a call", invocation.invoke_async(&mut c))
@@ -252,7 +290,7 @@ impl CounterStore for RedisCounterStore {
             return Ok([0; 3]);
         }
         let keys: Vec<String> = bumps.iter().map(|b| counter_key(client_id, b)).collect();
-        let mut c = self.conn.manager.clone();
+        let mut c = self.manager().await;
         let values: Vec<Option<u64>> = self.conn.run("read counters", c.mget(keys)).await?;
         let mut counts = [0; 3];
         for (slot, v) in counts.iter_mut().zip(values) {
