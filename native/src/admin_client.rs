@@ -125,7 +125,7 @@ pub async fn call(
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(body))
         .map_err(|e| format!("\"{base}\" is not a valid admin URL: {e}"))?;
-    let client = upstream::build::<Full<Bytes>>()?;
+    let client = upstream::build::<Full<Bytes>>(upstream::tls_config(None)?);
     let response = client.request(request).await.map_err(|e| {
         let cause = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
         format!("cannot reach the admin API at {base}: {cause}. Is komainu serve running, and is this its admin address (--admin-addr)?")

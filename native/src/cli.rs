@@ -134,6 +134,11 @@ pub struct ServeArgs {
     #[arg(long)]
     pub demo: bool,
 
+    /// A PEM file of extra certificates trusted for https backends (a
+    /// private CA, a self-signed backend), besides the public web roots.
+    #[arg(long, env = "KOMAINU_BACKEND_CA")]
+    pub backend_ca: Option<std::path::PathBuf>,
+
     /// Proxy worker threads (one single-threaded runtime each) [default: the
     /// CPUs this process may run on]
     #[arg(long, env = "KOMAINU_WORKERS")]

@@ -70,18 +70,28 @@ pub async fn handle(
             return Ok(Response::from_parts(head, Either::Left(body)));
         }
         Ok(Err(e)) => {
-            let why = if e.is_connect() {
+            let what = if e.is_connect() {
                 format!("cannot connect to {target}")
             } else {
                 format!("{target} broke the exchange")
             };
-            GatewayError::BadGateway(why)
+            GatewayError::BadGateway(format!("{what}: {}", root_cause(&e)))
         }
         Err(_) => GatewayError::GatewayTimeout {
             timeout_ms: forward.timeout_ms,
         },
     };
     Ok(backend_error(&gateway, &ctx, &error))
+}
+
+/// The innermost cause of an error ("connection refused", "invalid peer
+/// certificate: UnknownIssuer"…), which is what tells the user what to fix.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 fn gateway_response(response: Response<String>) -> Response<ProxyBody> {

@@ -18,7 +18,7 @@ use crate::cli::{split_admin_key, ServeArgs};
 use crate::events::LogEventSink;
 use crate::state::State;
 use crate::store::{self, ConfigStoreKind};
-use crate::{demo, http_server, random, reload, workers};
+use crate::{demo, http_server, random, reload, upstream, workers};
 
 /// Runs the gateway until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> Result<(), String> {
@@ -53,6 +53,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         claim_secret: prepared.claim_secret,
         events: LogEventSink,
         admin_max_body: args.admin_max_body,
+        backend_tls: upstream::tls_config(args.backend_ca.as_deref())?,
         admin_writes: tokio::sync::Mutex::new(()),
     });
     let follower = tokio::spawn(reload::follow(state.clone(), shutdown_rx.clone()));

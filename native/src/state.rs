@@ -26,6 +26,8 @@ pub struct State {
     pub events: LogEventSink,
     /// Largest admin request body.
     pub admin_max_body: usize,
+    /// TLS settings for https backends (each worker builds its client from them).
+    pub backend_tls: Arc<rustls::ClientConfig>,
     /// Serializes this instance's admin writes (other instances are kept
     /// apart by the store's compare-and-swap).
     pub admin_writes: tokio::sync::Mutex<()>,

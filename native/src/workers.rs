@@ -63,11 +63,11 @@ pub fn spawn(
                 }
             };
             runtime.block_on(async move {
-                let (listener, client) = match (tokio::net::TcpListener::from_std(listener), upstream::build()) {
-                    (Ok(l), Ok(c)) => (l, c),
-                    (Err(e), _) => return tracing::error!(error = %e, worker = index, "proxy listener unusable"),
-                    (_, Err(e)) => return tracing::error!(error = %e, worker = index, "upstream client unusable"),
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => return tracing::error!(error = %e, worker = index, "proxy listener unusable"),
                 };
+                let client = upstream::build(state.backend_tls.clone());
                 http_server::serve(
                     listener,
                     move |req, peer| proxy::handle(state.clone(), client.clone(), req, peer),

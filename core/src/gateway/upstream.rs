@@ -34,6 +34,10 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// Removes hop-by-hop headers, including those named by `Connection`.
 /// `Transfer-Encoding` is left to the HTTP layer, which re-frames bodies.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the (few) headers first: most messages carry none.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)

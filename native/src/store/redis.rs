@@ -108,6 +108,25 @@ impl RedisConnection {
             Err(_) => Err(StoreError::Unavailable(format!("Redis {what}: timed out"))),
         }
     }
+
+    /// [`RedisConnection::run`] for configuration operations, tried a second
+    /// time when the first found the connection dropped (Redis restarted):
+    /// the first failure is what makes the manager reconnect, and a command
+    /// written to a dead socket was not executed.
+    async fn run_config<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, StoreError>
+    where
+        F: FnMut(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        match tokio::time::timeout(OP_TIMEOUT, op(self.manager.clone())).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if e.is_connection_dropped() || e.is_connection_refusal() => {
+                self.run(what, op(self.manager.clone())).await
+            }
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!("Redis {what}: {e}"))),
+            Err(_) => Err(StoreError::Unavailable(format!("Redis {what}: timed out"))),
+        }
+    }
 }
 
 /// Reconnection and timeouts of every connection manager.
@@ -144,10 +163,11 @@ impl RedisConfigStore {
 
     /// The stored revision (0 when none), without reading the document.
     pub async fn revision(&self) -> Result<u64, StoreError> {
-        let mut c = self.conn.manager.clone();
         let revision: Option<u64> = self
             .conn
-            .run("read revision", c.hget(CONFIG_KEY, "revision"))
+            .run_config("read revision", |mut c| async move {
+                c.hget(CONFIG_KEY, "revision").await
+            })
             .await?;
         Ok(revision.unwrap_or(0))
     }
@@ -167,10 +187,11 @@ impl RedisConfigStore {
 
 impl ConfigStore for RedisConfigStore {
     async fn load(&self) -> Result<Option<Document>, StoreError> {
-        let mut c = self.conn.manager.clone();
         let text: Option<String> = self
             .conn
-            .run("read configuration", c.hget(CONFIG_KEY, "doc"))
+            .run_config("read configuration", |mut c| async move {
+                c.hget(CONFIG_KEY, "doc").await
+            })
             .await?;
         match text {
             None => Ok(None),
@@ -181,17 +202,19 @@ impl ConfigStore for RedisConfigStore {
     }
 
     async fn save(&self, doc: &Document, expected_revision: u64) -> Result<(), StoreError> {
-        let mut c = self.conn.manager.clone();
-        let mut invocation = self.save.prepare_invoke();
-        invocation
-            .key(CONFIG_KEY)
-            .key(CHANGES_CHANNEL)
-            .arg(expected_revision)
-            .arg(doc.to_json())
-            .arg(doc.revision);
+        let text = doc.to_json();
         let (saved, found): (u8, u64) = self
             .conn
-            .run("save configuration", invocation.invoke_async(&mut c))
+            .run_config("save configuration", |mut c| {
+                let mut invocation = self.save.prepare_invoke();
+                invocation
+                    .key(CONFIG_KEY)
+                    .key(CHANGES_CHANNEL)
+                    .arg(expected_revision)
+                    .arg(&text)
+                    .arg(doc.revision);
+                async move { invocation.invoke_async(&mut c).await }
+            })
             .await?;
         if saved == 1 {
             Ok(())
