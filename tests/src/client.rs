@@ -28,6 +28,46 @@ impl Reply {
         })
     }
 
+    /// Asserts a JSON error answer of the contract: this status, this
+    /// `error` code, a message, and (on the proxy) the request id both in the
+    /// body and the `Komainu-Request-Id` header. Returns the body.
+    #[track_caller]
+    pub fn expect_error(&self, status: StatusCode, code: &str) -> serde_json::Value {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        let body = self.json();
+        assert_eq!(body["error"], code, "{body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+        assert_eq!(self.header("content-type"), "application/json");
+        if let Some(id) = body.get("requestId") {
+            assert!(
+                !self.header("komainu-request-id").is_empty(),
+                "every proxy answer carries a request id"
+            );
+            assert_eq!(id, self.header("komainu-request-id"), "{body}");
+        }
+        body
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect_status(&self, status: StatusCode) -> &Self {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        self
+    }
+
     /// A header as text ("" when absent).
     pub fn header(&self, name: &str) -> &str {
         self.headers

@@ -29,14 +29,6 @@ async fn get(gw: &Komainu, path: &str, headers: &[(&'static str, String)]) -> Re
     Client::default().get(&gw.url(path), &h).await
 }
 
-fn assert_json_error(r: &Reply, status: StatusCode, code: &str) -> Value {
-    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
-    let body = r.json();
-    assert_eq!(body["error"], code, "{body}");
-    assert!(!body["message"].as_str().unwrap_or("").is_empty());
-    body
-}
-
 #[tokio::test]
 async fn changes_are_live_on_the_very_next_request() {
     let up = Upstream::start().await;
@@ -85,7 +77,7 @@ async fn changes_are_live_on_the_very_next_request() {
     let first = get(&gw, "/orders/1", &creds("shop", &secret)).await;
     assert_eq!(first.header("komainu-daily-calls-remaining"), "0");
     let second = get(&gw, "/orders/1", &creds("shop", &secret)).await;
-    assert_json_error(&second, StatusCode::TOO_MANY_REQUESTS, "quota_exceeded");
+    second.expect_error(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded");
 
     // Disable the key: refused at once.
     admin
@@ -95,11 +87,9 @@ async fn changes_are_live_on_the_very_next_request() {
             json!({ "enabled": false, "quotas": null }),
         )
         .await;
-    assert_json_error(
-        &get(&gw, "/orders/1", &creds("shop", &secret)).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_credentials",
-    );
+    get(&gw, "/orders/1", &creds("shop", &secret))
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
     admin
         .call(
             Method::PATCH,
@@ -117,11 +107,9 @@ async fn changes_are_live_on_the_very_next_request() {
         .call(Method::DELETE, "/api/routes/orders", Value::Null)
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_json_error(
-        &get(&gw, "/orders/1", &creds("shop", &secret)).await,
-        StatusCode::NOT_FOUND,
-        "route_not_found",
-    );
+    get(&gw, "/orders/1", &creds("shop", &secret))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "route_not_found");
     let health = admin
         .call(Method::GET, "/api/health", Value::Null)
         .await
@@ -237,22 +225,18 @@ async fn rotation_with_and_without_grace() {
         "old secret works during the grace period"
     );
     tokio::time::sleep(Duration::from_millis(2_200)).await;
-    assert_json_error(
-        &get(&gw, "/svc", &creds("app", &first)).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_credentials",
-    );
+    get(&gw, "/svc", &creds("app", &first))
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
 
     let r = admin
         .call(Method::POST, "/api/apikeys/app/rotate", Value::Null)
         .await;
     let third = r.json()["clientSecret"].as_str().unwrap().to_owned();
     assert!(r.json()["previousSecretExpiresAt"].is_null());
-    assert_json_error(
-        &get(&gw, "/svc", &creds("app", &second)).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_credentials",
-    );
+    get(&gw, "/svc", &creds("app", &second))
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
     assert_eq!(
         get(&gw, "/svc", &creds("app", &third)).await.status,
         StatusCode::OK
@@ -273,7 +257,7 @@ async fn bad_input_is_refused_and_the_store_is_left_byte_identical() {
     let stored = std::fs::read(gw.data_path()).unwrap();
 
     let r = admin.raw(Method::POST, "/api/routes", "{ not json").await;
-    assert_json_error(&r, StatusCode::BAD_REQUEST, "invalid_json");
+    r.expect_error(StatusCode::BAD_REQUEST, "invalid_json");
     let cases: Vec<(Value, &str)> = vec![
         (json!({ "id": "x", "paths": "/x", "backend": {} }), "paths"),
         (
@@ -303,17 +287,17 @@ async fn bad_input_is_refused_and_the_store_is_left_byte_identical() {
     ];
     for (body, field) in cases {
         let r = admin.call(Method::POST, "/api/routes", body.clone()).await;
-        let error = assert_json_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
+        let error = r.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
         assert_eq!(error["field"], field, "{body} → {error}");
     }
     let r = admin
         .call(Method::POST, "/api/routes", route("taken", &up))
         .await;
-    assert_json_error(&r, StatusCode::CONFLICT, "conflict");
+    r.expect_error(StatusCode::CONFLICT, "conflict");
     let r = admin
         .call(Method::DELETE, "/api/groups/nope", Value::Null)
         .await;
-    assert_json_error(&r, StatusCode::NOT_FOUND, "not_found");
+    r.expect_error(StatusCode::NOT_FOUND, "not_found");
     let r = admin
         .call(
             Method::POST,
@@ -322,7 +306,7 @@ async fn bad_input_is_refused_and_the_store_is_left_byte_identical() {
         )
         .await;
     assert_eq!(
-        assert_json_error(&r, StatusCode::BAD_REQUEST, "invalid_request")["field"],
+        r.expect_error(StatusCode::BAD_REQUEST, "invalid_request")["field"],
         "quotas.perDay"
     );
     let huge = format!(
@@ -330,7 +314,7 @@ async fn bad_input_is_refused_and_the_store_is_left_byte_identical() {
         "a".repeat(5 * 1024 * 1024)
     );
     let r = admin.raw(Method::POST, "/api/routes", huge).await;
-    assert_json_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    r.expect_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
 
     // An import with one bad entity among many applies nothing.
     let mut routes: Vec<Value> = (0..20).map(|i| route(&format!("r{i}"), &up)).collect();
@@ -342,7 +326,7 @@ async fn bad_input_is_refused_and_the_store_is_left_byte_identical() {
             json!({ "format": 1, "routes": routes }),
         )
         .await;
-    let error = assert_json_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
+    let error = r.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
     assert_eq!(error["field"], "routes[13].backend.targets[0].url");
 
     assert_eq!(
@@ -385,7 +369,7 @@ async fn without_admin_credentials_every_endpoint_but_health_is_401() {
             (Method::GET, "/api/openapi.json", Value::Null),
         ] {
             let r = anon.call(method.clone(), path, body).await;
-            assert_json_error(&r, StatusCode::UNAUTHORIZED, "unauthorized");
+            r.expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
         }
         assert_eq!(
             anon.call(Method::GET, "/api/health", Value::Null)

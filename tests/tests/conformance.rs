@@ -10,7 +10,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use komainu_e2e::gateway::CLAIM_SECRET;
-use komainu_e2e::{jwt, upstream, Admin, Client, Komainu, Reply, Upstream, Worker};
+use komainu_e2e::{jwt, upstream, Admin, Client, Komainu, Upstream, Worker};
 use serde_json::{json, Value};
 
 /// The deployment under test.
@@ -88,13 +88,6 @@ fn pair(id: &'static str) -> Vec<(&'static str, &'static str)> {
     vec![("komainu-client-id", id), ("komainu-client-secret", SECRET)]
 }
 
-fn assert_error(r: &Reply, status: StatusCode, code: &str) {
-    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
-    let body = r.json();
-    assert_eq!(body["error"], code, "{body}");
-    assert_eq!(body["requestId"], r.header("komainu-request-id"));
-}
-
 async fn routing(s: &Server, up: &Upstream) {
     s.seed(base_doc(up)).await;
     let c = Client::default();
@@ -115,16 +108,12 @@ async fn routing(s: &Server, up: &Upstream) {
         .send(Method::POST, &s.url("/items"), &[], Bytes::new())
         .await;
     assert_eq!(r.json()["uri"], "/write/items");
-    assert_error(
-        &c.get(&s.url("/items"), &[]).await,
-        StatusCode::NOT_FOUND,
-        "route_not_found",
-    );
-    assert_error(
-        &c.get(&s.url("/nowhere"), &[]).await,
-        StatusCode::NOT_FOUND,
-        "route_not_found",
-    );
+    c.get(&s.url("/items"), &[])
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "route_not_found");
+    c.get(&s.url("/nowhere"), &[])
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "route_not_found");
 }
 
 async fn credentials(s: &Server, up: &Upstream) {
@@ -163,7 +152,7 @@ async fn errors(s: &Server, up: &Upstream) {
     s.seed(base_doc(up)).await;
     let c = Client::default();
     let r = c.get(&s.url("/echo"), &[]).await;
-    assert_error(&r, StatusCode::UNAUTHORIZED, "missing_credentials");
+    r.expect_error(StatusCode::UNAUTHORIZED, "missing_credentials");
     assert!(!r.header("www-authenticate").is_empty());
     let none = jwt::sign_with_header(
         r#"{"alg":"none"}"#,
@@ -186,32 +175,22 @@ async fn errors(s: &Server, up: &Upstream) {
         vec![("authorization", none.as_str())],
         vec![("authorization", no_colon.as_str())],
     ] {
-        assert_error(
-            &c.get(&s.url("/echo"), &headers).await,
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-        );
+        c.get(&s.url("/echo"), &headers)
+            .await
+            .expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
     }
-    assert_error(
-        &c.get(&s.url("/other"), &pair("app")).await,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-    );
-    assert_error(
-        &c.get(&s.url("/down"), &[]).await,
-        StatusCode::BAD_GATEWAY,
-        "bad_gateway",
-    );
-    assert_error(
-        &c.get(&s.url("/drained"), &[]).await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "no_healthy_target",
-    );
-    assert_error(
-        &c.get(&s.url("/slow/3000"), &[]).await,
-        StatusCode::GATEWAY_TIMEOUT,
-        "gateway_timeout",
-    );
+    c.get(&s.url("/other"), &pair("app"))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    c.get(&s.url("/down"), &[])
+        .await
+        .expect_error(StatusCode::BAD_GATEWAY, "bad_gateway");
+    c.get(&s.url("/drained"), &[])
+        .await
+        .expect_error(StatusCode::SERVICE_UNAVAILABLE, "no_healthy_target");
+    c.get(&s.url("/slow/3000"), &[])
+        .await
+        .expect_error(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout");
     assert_eq!(c.get(&s.url("/slow/5"), &[]).await.status, StatusCode::OK);
 }
 
@@ -228,7 +207,7 @@ async fn quotas(s: &Server, up: &Upstream) {
             .starts_with(&format!("\"day\";r={remaining};t=")));
     }
     let r = c.get(&s.url("/echo"), &pair("metered")).await;
-    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "quota_exceeded");
+    r.expect_error(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded");
     assert!(r.header("retry-after").parse::<u64>().is_ok_and(|s| s >= 1));
 }
 
@@ -332,11 +311,9 @@ async fn admin_and_hot_changes(s: &Server, up: &Upstream) {
         "0",
         "the next call obeys the change"
     );
-    assert_error(
-        &c.get(&s.url("/live"), &headers).await,
-        StatusCode::TOO_MANY_REQUESTS,
-        "quota_exceeded",
-    );
+    c.get(&s.url("/live"), &headers)
+        .await
+        .expect_error(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded");
     let r = admin
         .call(
             Method::POST,
@@ -355,11 +332,9 @@ async fn admin_and_hot_changes(s: &Server, up: &Upstream) {
             .status,
         StatusCode::NO_CONTENT
     );
-    assert_error(
-        &c.get(&s.url("/live"), &headers).await,
-        StatusCode::NOT_FOUND,
-        "route_not_found",
-    );
+    c.get(&s.url("/live"), &headers)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "route_not_found");
     let export = admin.call(Method::GET, "/api/export", Value::Null).await;
     assert!(!String::from_utf8_lossy(&export.body).contains(&secret));
 }

@@ -51,22 +51,6 @@ fn pair(id: &'static str) -> [(&'static str, &'static str); 2] {
     [("komainu-client-id", id), ("komainu-client-secret", SECRET)]
 }
 
-fn assert_error(reply: &komainu_e2e::Reply, status: StatusCode, code: &str) {
-    assert_eq!(
-        reply.status,
-        status,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    let body = reply.json();
-    assert_eq!(body["error"], code);
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
-    let id = reply.header("komainu-request-id");
-    assert!(!id.is_empty(), "every answer carries a request id");
-    assert_eq!(body["requestId"], id);
-    assert_eq!(reply.header("content-type"), "application/json");
-}
-
 #[tokio::test]
 async fn every_error_of_the_contract() {
     let up = Upstream::start().await;
@@ -74,13 +58,13 @@ async fn every_error_of_the_contract() {
     let c = Client::default();
 
     let r = c.get(&gw.url("/nowhere"), &[]).await;
-    assert_error(&r, StatusCode::NOT_FOUND, "route_not_found");
+    r.expect_error(StatusCode::NOT_FOUND, "route_not_found");
     // The route exists for another host only.
     let r = c.get(&gw.url("/users"), &pair("mobile")).await;
-    assert_error(&r, StatusCode::NOT_FOUND, "route_not_found");
+    r.expect_error(StatusCode::NOT_FOUND, "route_not_found");
 
     let r = c.get(&gw.url("/echo"), &[]).await;
-    assert_error(&r, StatusCode::UNAUTHORIZED, "missing_credentials");
+    r.expect_error(StatusCode::UNAUTHORIZED, "missing_credentials");
     assert!(r.header("www-authenticate").contains("Basic"));
 
     for (id, secret) in [
@@ -95,19 +79,19 @@ async fn every_error_of_the_contract() {
                 &[("komainu-client-id", id), ("komainu-client-secret", secret)],
             )
             .await;
-        assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_credentials");
+        r.expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
         assert!(!r.header("www-authenticate").is_empty());
     }
 
     let r = c.get(&gw.url("/private"), &pair("mobile")).await;
-    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    r.expect_error(StatusCode::FORBIDDEN, "forbidden");
 
     let r = c.get(&gw.url("/down"), &[]).await;
-    assert_error(&r, StatusCode::BAD_GATEWAY, "bad_gateway");
+    r.expect_error(StatusCode::BAD_GATEWAY, "bad_gateway");
     let r = c.get(&gw.url("/drained"), &[]).await;
-    assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "no_healthy_target");
+    r.expect_error(StatusCode::SERVICE_UNAVAILABLE, "no_healthy_target");
     let r = c.get(&gw.url("/slow/3000"), &[]).await;
-    assert_error(&r, StatusCode::GATEWAY_TIMEOUT, "gateway_timeout");
+    r.expect_error(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout");
     let r = c.get(&gw.url("/slow/10"), &[]).await;
     assert_eq!(r.status, StatusCode::OK);
 }
@@ -127,7 +111,7 @@ async fn quotas_count_down_then_refuse_with_retry_after() {
             .contains(&format!("\"day\";r={remaining};")));
     }
     let r = c.get(&gw.url("/limited"), &pair("metered")).await;
-    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "quota_exceeded");
+    r.expect_error(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded");
     assert_eq!(r.json()["message"], "daily quota of 3 calls reached");
     let retry: u64 = r
         .header("retry-after")
@@ -139,7 +123,7 @@ async fn quotas_count_down_then_refuse_with_retry_after() {
     assert_eq!(r.header("komainu-monthly-calls-remaining"), "97");
     // The key has no access beyond its routes.
     let r = c.get(&gw.url("/echo"), &pair("metered")).await;
-    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    r.expect_error(StatusCode::FORBIDDEN, "forbidden");
 }
 
 #[tokio::test]
@@ -303,17 +287,16 @@ async fn malformed_credentials_are_refused_clearly() {
         "Negotiate abc",
     ] {
         let r = c.get(&gw.url("/echo"), &[("authorization", auth)]).await;
-        assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_credentials");
+        r.expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
     }
     let r = c
         .get(&gw.url("/echo"), &[("komainu-client-id", "mobile")])
         .await;
-    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    r.expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
     // An over-long header is refused with a JSON error, and the gateway lives on.
     let huge = "x".repeat(40 * 1024);
     let r = c.get(&gw.url("/echo"), &[("x-huge", huge.as_str())]).await;
-    assert_error(
-        &r,
+    r.expect_error(
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         "headers_too_large",
     );

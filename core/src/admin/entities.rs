@@ -196,24 +196,28 @@ fn parse<T: Entity>(value: Value) -> Result<T, AdminError> {
     })
 }
 
-fn created_reply<T: Entity>(
-    op_base: &str,
+/// The answer to an accepted create or replace: the entity as shown, its
+/// clear secret when one was just set (shown this once), `Location` for a
+/// creation, and the compiled gateway to swap in.
+fn entity_reply<T: Entity>(
+    base_path: &str,
     status: StatusCode,
-    entity: &T,
-    secret: Option<String>,
+    committed: super::Committed<(T, Option<String>)>,
     location: bool,
 ) -> AdminReply {
+    let (entity, secret) = committed.result;
     let mut view = entity.view();
     if let (Some(secret), Value::Object(map)) = (secret, &mut view) {
         map.insert("clientSecret".into(), Value::String(secret));
     }
     let mut reply = ok(status, &view);
     if location {
-        let url = format!("{op_base}/api/{}/{}", T::COLLECTION, entity.id());
+        let url = format!("{base_path}/api/{}/{}", T::COLLECTION, entity.id());
         if let Ok(v) = HeaderValue::from_str(&url) {
             reply.response.headers_mut().insert(header::LOCATION, v);
         }
     }
+    reply.applied = Some(committed.gateway);
     reply
 }
 
@@ -253,16 +257,12 @@ async fn create<T: Entity, S: ConfigStore, C: CounterStore, E: EventSink>(
             })
         })
         .await?;
-    let (entity, secret) = &committed.result;
-    let mut reply = created_reply(
+    Ok(entity_reply(
         op.ctx.base_path,
         StatusCode::CREATED,
-        entity,
-        secret.clone(),
+        committed,
         true,
-    );
-    reply.applied = Some(committed.gateway);
-    Ok(reply)
+    ))
 }
 
 async fn replace<T: Entity, S: ConfigStore, C: CounterStore, E: EventSink>(
@@ -317,16 +317,12 @@ async fn replace<T: Entity, S: ConfigStore, C: CounterStore, E: EventSink>(
             })
         })
         .await?;
-    let (entity, secret) = &committed.result;
-    let mut reply = created_reply(
+    Ok(entity_reply(
         op.ctx.base_path,
         StatusCode::OK,
-        entity,
-        secret.clone(),
+        committed,
         false,
-    );
-    reply.applied = Some(committed.gateway);
-    Ok(reply)
+    ))
 }
 
 async fn delete<T: Entity, S: ConfigStore, C: CounterStore, E: EventSink>(
