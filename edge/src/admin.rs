@@ -5,7 +5,6 @@ use komainu_core::admin::{
     self, admin_key_index, AdminContext, AdminError, AdminRequest, DEFAULT_MAX_BODY_BYTES,
 };
 use komainu_core::model::AdminKey;
-use komainu_core::secret::SecretHash;
 use worker::{Env, Request, Response, Result};
 
 use crate::config_object::DoConfigStore;
@@ -39,18 +38,9 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     if body.len() > DEFAULT_MAX_BODY_BYTES {
         return too_large();
     }
-    let admin_keys = match settings
-        .admin_key
-        .as_deref()
-        .and_then(|k| k.split_once(':'))
-    {
-        Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
-            admin_key_index(&[AdminKey {
-                client_id: id.to_owned(),
-                client_secret_hash: SecretHash::from_secret(secret.as_bytes()).to_text(),
-            }])
-        }
-        // No admin key configured: nobody is let in (health still answers).
+    // No (valid) admin key configured: nobody is let in (health still answers).
+    let admin_keys = match settings.admin_key.as_deref().map(AdminKey::from_pair) {
+        Some(Ok(key)) => admin_key_index(&[key]),
         _ => admin_key_index(&[]),
     };
     let parts = head::parts_of(&req)?;

@@ -14,7 +14,7 @@ use komainu_core::{Document, Gateway};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::cli::{split_admin_key, ServeArgs};
+use crate::cli::ServeArgs;
 use crate::events::LogEventSink;
 use crate::state::State;
 use crate::store::{self, ConfigStoreKind};
@@ -194,15 +194,7 @@ fn admin_keys(
     changed: &mut bool,
 ) -> Result<(Vec<AdminKey>, Option<String>), String> {
     if let Some(key) = &args.admin_key {
-        let (id, secret) = split_admin_key(key)?;
-        let hash = SecretHash::from_secret(secret.as_bytes()).to_text();
-        return Ok((
-            vec![AdminKey {
-                client_id: id.into(),
-                client_secret_hash: hash,
-            }],
-            None,
-        ));
+        return Ok((vec![AdminKey::from_pair(key)?], None));
     }
     let local = doc.local.get_or_insert_with(LocalState::default);
     if !local.admin_keys.is_empty() {

@@ -38,12 +38,7 @@ async fn changes_are_live_on_the_very_next_request() {
     let r = admin
         .call(Method::POST, "/api/routes", route("orders", &up))
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect_status(StatusCode::CREATED);
     assert_eq!(r.header("location"), "/api/routes/orders");
     let r = admin
         .call(
@@ -168,12 +163,7 @@ async fn export_from_one_instance_import_into_another_keeps_keys_working() {
     let r = admin_b
         .raw(Method::POST, "/api/import", export.body.clone())
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect_status(StatusCode::OK);
     assert_eq!(r.json()["apikeys"], 1);
     let call = get(&b, "/catalog/items", &creds("web", &secret)).await;
     assert_eq!(call.status, StatusCode::OK);

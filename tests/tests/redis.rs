@@ -17,12 +17,7 @@ async fn setup(admin: &Admin, up: &Upstream, per_day: u64) -> String {
             json!({ "id": "api", "paths": ["/api", "/api/{*rest}"], "backend": { "targets": [{ "url": up.url() }] } }),
         )
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect_status(StatusCode::CREATED);
     let r = admin
         .call(
             Method::POST,

@@ -92,12 +92,7 @@ async fn https_backends_are_verified() {
         let r = Client::default()
             .get(&trusted.url("/secure/x?y=1"), &[])
             .await;
-        assert_eq!(
-            r.status,
-            StatusCode::OK,
-            "{}",
-            String::from_utf8_lossy(&r.body)
-        );
+        r.expect_status(StatusCode::OK);
         assert_eq!(r.json()["uri"], "/secure/x?y=1");
     }
     let _ = std::fs::remove_dir_all(dir);

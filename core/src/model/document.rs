@@ -59,6 +59,20 @@ pub struct AdminKey {
     pub client_secret_hash: String,
 }
 
+impl AdminKey {
+    /// The admin key given as `clientId:clientSecret` (a flag, a Worker
+    /// secret), its secret hashed at once.
+    pub fn from_pair(pair: &str) -> Result<Self, String> {
+        match pair.split_once(':') {
+            Some((id, secret)) if !id.is_empty() && !secret.is_empty() => Ok(Self {
+                client_id: id.to_owned(),
+                client_secret_hash: SecretHash::from_secret(secret.as_bytes()).to_text(),
+            }),
+            _ => Err("the admin key must be clientId:clientSecret (e.g. admin:s3cr3t)".into()),
+        }
+    }
+}
+
 impl Default for Document {
     fn default() -> Self {
         Self {
