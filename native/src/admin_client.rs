@@ -47,7 +47,7 @@ pub async fn import(args: ImportArgs) -> Result<(), String> {
 /// Shows what copying `--from` over `--to` changes, then (confirmed, or
 /// `--yes`) imports the source's document into the target, atomically.
 pub async fn sync(args: SyncArgs) -> Result<(), String> {
-    let fallback = std::env::var("KOMAINU_ADMIN_KEY").ok();
+    let fallback = args.admin_key.clone();
     let from = AdminTarget {
         url: args.from.clone(),
         admin_key: args.from_key.clone().or_else(|| fallback.clone()),

@@ -38,13 +38,17 @@ pub struct SyncArgs {
     #[arg(long)]
     pub to: String,
 
-    /// Admin credentials of the source, as clientId:clientSecret [default: KOMAINU_ADMIN_KEY]
+    /// Admin credentials of the source, as clientId:clientSecret [default: --admin-key]
     #[arg(long, env = "KOMAINU_SYNC_FROM_KEY", hide_env_values = true)]
     pub from_key: Option<String>,
 
-    /// Admin credentials of the target, as clientId:clientSecret [default: KOMAINU_ADMIN_KEY]
+    /// Admin credentials of the target, as clientId:clientSecret [default: --admin-key]
     #[arg(long, env = "KOMAINU_SYNC_TO_KEY", hide_env_values = true)]
     pub to_key: Option<String>,
+
+    /// Admin credentials for both sides, when the same key opens both.
+    #[arg(long, env = "KOMAINU_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
 
     /// Only show the difference; change nothing.
     #[arg(long)]

@@ -101,4 +101,17 @@ async fn native_to_edge_and_back() {
     let (ok, out, _) = sync(&n, &w, &["--dry-run"]);
     assert!(ok);
     assert!(out.contains("no difference"), "{out}");
+    // One key for both sides: --admin-key.
+    let (status, out, err) = run_to_exit(&[
+        "sync",
+        "--from",
+        &n,
+        "--to",
+        &w,
+        "--admin-key",
+        ADMIN_KEY,
+        "--dry-run",
+    ]);
+    assert!(status.success(), "{err}");
+    assert!(out.contains("no difference"), "{out}");
 }
