@@ -21,10 +21,11 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
         .strip_prefix(settings.admin_path.as_str())
         .unwrap_or("/api")
         .to_owned();
-    let Some(claim_secret) = settings.claim_secret.as_deref() else {
-        return proxy::misconfigured(
-            "KOMAINU_CLAIM_SECRET is not set: `wrangler secret put KOMAINU_CLAIM_SECRET`",
-        );
+    let claim_secret = match settings.claim_secret(env).await {
+        Ok(secret) => secret,
+        Err(e) => {
+            return proxy::store_unavailable(&format!("the claim secret cannot be read: {e}"))
+        }
     };
     let declared = req
         .headers()

@@ -36,6 +36,21 @@ impl DurableObject for ConfigObject {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         match (req.method(), req.path().as_str()) {
+            (Method::Get, "/claim-secret") => {
+                // Without KOMAINU_CLAIM_SECRET, one is generated at first use
+                // and kept here, shared by every isolate (as natively).
+                let storage = self.state.storage();
+                let secret = match storage.get::<String>("claimSecret").await? {
+                    Some(secret) => secret,
+                    None => {
+                        let secret =
+                            komainu_core::secret::generate_secret(crate::random_secret_bytes()?);
+                        storage.put("claimSecret", &secret).await?;
+                        secret
+                    }
+                };
+                Response::ok(secret)
+            }
             (Method::Get, "/doc") => match self.read().await? {
                 Some(text) => Response::ok(text),
                 None => Response::error("empty", 404),
@@ -122,6 +137,18 @@ pub struct DoConfigStore<'a> {
 }
 
 impl DoConfigStore<'_> {
+    /// The claim secret kept by the configuration object (generated once).
+    pub async fn claim_secret(&self) -> Result<String> {
+        let mut response = self.call(Method::Get, "/claim-secret", None).await?;
+        if response.status_code() != 200 {
+            return Err(worker::Error::RustError(format!(
+                "the configuration object answered {} for the claim secret",
+                response.status_code()
+            )));
+        }
+        response.text().await
+    }
+
     async fn call(&self, method: Method, path: &str, body: Option<String>) -> Result<Response> {
         let stub = self
             .env

@@ -16,11 +16,12 @@ use crate::{head, live, now_ms, random_bytes};
 
 /// Handles one proxied request.
 pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
-    let Some(claim_secret) = settings.claim_secret.as_deref() else {
-        return misconfigured("KOMAINU_CLAIM_SECRET is not set: `wrangler secret put KOMAINU_CLAIM_SECRET` (or [vars] for local runs)");
+    let claim_secret = match settings.claim_secret(env).await {
+        Ok(secret) => secret,
+        Err(e) => return store_unavailable(&format!("the claim secret cannot be read: {e}")),
     };
     let now = now_ms();
-    let gateway = match live::gateway(env, claim_secret, now).await {
+    let gateway = match live::gateway(env, &claim_secret, now).await {
         Ok(g) => g,
         Err(e) => return store_unavailable(&e),
     };
@@ -86,12 +87,8 @@ fn json_error(status: StatusCode, code: &str, message: &str) -> Result<Response>
     head::core_response(response)
 }
 
-/// 500: the Worker lacks a setting.
-pub fn misconfigured(message: &str) -> Result<Response> {
-    json_error(StatusCode::INTERNAL_SERVER_ERROR, "misconfigured", message)
-}
-
-fn store_unavailable(message: &str) -> Result<Response> {
+/// 503: the Worker's state cannot be read.
+pub fn store_unavailable(message: &str) -> Result<Response> {
     json_error(
         StatusCode::SERVICE_UNAVAILABLE,
         "store_unavailable",

@@ -13,6 +13,30 @@ pub struct Settings {
     pub claim_secret: Option<String>,
 }
 
+thread_local! {
+    /// The stored claim secret, once fetched by this isolate.
+    static STORED_CLAIM_SECRET: std::cell::RefCell<Option<std::rc::Rc<str>>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Settings {
+    /// The claim signing secret: `KOMAINU_CLAIM_SECRET`, else the one the
+    /// configuration object generated and keeps (fetched once per isolate).
+    pub async fn claim_secret(&self, env: &Env) -> worker::Result<std::rc::Rc<str>> {
+        if let Some(secret) = &self.claim_secret {
+            return Ok(std::rc::Rc::from(secret.as_str()));
+        }
+        if let Some(secret) = STORED_CLAIM_SECRET.with(|s| s.borrow().clone()) {
+            return Ok(secret);
+        }
+        let secret: std::rc::Rc<str> = crate::config_object::DoConfigStore { env }
+            .claim_secret()
+            .await?
+            .into();
+        STORED_CLAIM_SECRET.with(|s| *s.borrow_mut() = Some(secret.clone()));
+        Ok(secret)
+    }
+}
+
 impl Settings {
     /// Reads the settings.
     pub fn from_env(env: &Env) -> Self {

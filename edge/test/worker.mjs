@@ -22,11 +22,14 @@ const mf = new Miniflare({
   compatibilityDate: "2026-08-01",
   kvNamespaces: ["KOMAINU_CONFIG"],
   durableObjects: { KOMAINU_CONFIG_DO: "ConfigObject", KOMAINU_COUNTER_DO: "CounterObject" },
-  bindings: {
-    KOMAINU_ADMIN_PATH: "/_komainu",
-    KOMAINU_ADMIN_KEY: arg("--admin-key", "ops:e2e-admin-secret"),
-    KOMAINU_CLAIM_SECRET: arg("--claim-secret", "e2e-claim-secret"),
-  },
+  // An empty value leaves the setting out (to test the Worker without it).
+  bindings: Object.fromEntries(
+    Object.entries({
+      KOMAINU_ADMIN_PATH: "/_komainu",
+      KOMAINU_ADMIN_KEY: arg("--admin-key", "ops:e2e-admin-secret"),
+      KOMAINU_CLAIM_SECRET: arg("--claim-secret", "e2e-claim-secret"),
+    }).filter(([, value]) => value !== ""),
+  ),
   host: "127.0.0.1",
   port: 0,
   cf: false,

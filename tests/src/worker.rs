@@ -27,6 +27,11 @@ pub fn root() -> PathBuf {
 impl Worker {
     /// Starts the built Worker with the harness's admin key and claim secret.
     pub fn start() -> Self {
+        Self::start_with(CLAIM_SECRET)
+    }
+
+    /// Starts the built Worker with this claim secret ("": none configured).
+    pub fn start_with(claim_secret: &str) -> Self {
         let root = root();
         let node = root.join("node_modules/.bin/node");
         assert!(
@@ -35,7 +40,7 @@ impl Worker {
         );
         let mut child = Command::new(node)
             .arg(root.join("edge/test/worker.mjs"))
-            .args(["--admin-key", ADMIN_KEY, "--claim-secret", CLAIM_SECRET])
+            .args(["--admin-key", ADMIN_KEY, "--claim-secret", claim_secret])
             .current_dir(&root)
             .env("WRANGLER_SEND_METRICS", "false")
             .env("DO_NOT_TRACK", "1")
