@@ -189,11 +189,8 @@ fn not_found<T: Entity>(id: &str) -> AdminError {
 
 /// Reads an entity from JSON, naming the field at fault.
 fn parse<T: Entity>(value: Value) -> Result<T, AdminError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let field = e.path().to_string();
-        let field = if field == "." { String::new() } else { field };
-        AdminError::invalid(ValidationErrors::one(field, e.into_inner().to_string()))
-    })
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| AdminError::invalid(ValidationErrors::from_serde(e)))
 }
 
 /// The answer to an accepted create or replace: the entity as shown, its
@@ -375,9 +372,8 @@ pub(crate) async fn rotate<S: ConfigStore, C: CounterStore, E: EventSink>(
     let body: RotateBody = if op.req.body.iter().all(u8::is_ascii_whitespace) {
         RotateBody::default()
     } else {
-        serde_path_to_error::deserialize(op.json_body()?).map_err(|e| {
-            AdminError::bad_request(&e.path().to_string(), e.into_inner().to_string())
-        })?
+        serde_path_to_error::deserialize(op.json_body()?)
+            .map_err(|e| AdminError::invalid(ValidationErrors::from_serde(e)))?
     };
     if body.grace_seconds.is_some_and(|g| g > 30 * 86_400) {
         return Err(AdminError::bad_request(

@@ -92,11 +92,7 @@ impl Document {
     /// (`routes[0].backend.targets[0].weight`).
     pub fn from_json(bytes: &[u8]) -> Result<Self, ValidationErrors> {
         let de = &mut serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
-            let field = if field == "." { String::new() } else { field };
-            ValidationErrors::one(field, e.into_inner().to_string())
-        })
+        serde_path_to_error::deserialize(de).map_err(ValidationErrors::from_serde)
     }
 
     /// Parses, hashes clear secrets and validates: the one way a document

@@ -31,6 +31,23 @@ impl ValidationErrors {
         }])
     }
 
+    /// A serde error, located: the path of the field at fault, or of the
+    /// missing field itself (`missing field \`id\`` → field `id`).
+    pub fn from_serde(e: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let message = e.into_inner().to_string();
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        let field = match (missing, path.is_empty()) {
+            (Some(name), true) => name.to_owned(),
+            (Some(name), false) => format!("{path}.{name}"),
+            (None, _) => path,
+        };
+        Self::one(field, message)
+    }
+
     /// The first error (there is always one).
     pub fn first(&self) -> Option<&FieldError> {
         self.0.first()
