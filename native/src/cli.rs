@@ -143,6 +143,12 @@ pub struct ServeArgs {
     #[arg(long, env = "KOMAINU_BACKEND_CA")]
     pub backend_ca: Option<std::path::PathBuf>,
 
+    /// Trust the `X-Forwarded-Proto` sent by the platform's router (a PaaS
+    /// that terminates TLS in front of Komainu): backends are then told the
+    /// client's real scheme. Off by default, a client could forge it.
+    #[arg(long, env = "KOMAINU_BEHIND_PROXY")]
+    pub behind_proxy: bool,
+
     /// Proxy worker threads (one single-threaded runtime each) [default: the
     /// CPUs this process may run on]
     #[arg(long, env = "KOMAINU_WORKERS")]

@@ -30,9 +30,16 @@ pub async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let gateway = state.gateway.load_full();
     let (mut parts, body) = req.into_parts();
+    // Komainu itself listens in clear; behind a TLS-terminating router, that
+    // router's word on the scheme is taken when configured to.
+    let tls = state.behind_proxy
+        && parts
+            .headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     let client_info = ClientInfo {
         addr: Some(peer.ip()),
-        tls: false,
+        tls,
     };
     let (ctx, outcome) = gateway
         .handle_request(

@@ -53,6 +53,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         claim_secret: prepared.claim_secret,
         events: LogEventSink,
         admin_max_body: args.admin_max_body,
+        behind_proxy: args.behind_proxy,
         backend_tls: upstream::tls_config(args.backend_ca.as_deref())?,
         admin_writes: tokio::sync::Mutex::new(()),
     });

@@ -26,6 +26,8 @@ pub struct State {
     pub events: LogEventSink,
     /// Largest admin request body.
     pub admin_max_body: usize,
+    /// Whether the incoming `X-Forwarded-Proto` is trusted (`--behind-proxy`).
+    pub behind_proxy: bool,
     /// TLS settings for https backends (each worker builds its client from them).
     pub backend_tls: Arc<rustls::ClientConfig>,
     /// Serializes this instance's admin writes (other instances are kept

@@ -429,3 +429,24 @@ async fn demo_mode_prints_curl_lines_that_work() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn behind_a_tls_terminating_router_the_scheme_is_kept() {
+    let up = Upstream::start().await;
+    let dir = temp_dir();
+    std::fs::write(dir.join("data.json"), document(&up)).unwrap();
+    let gw = Komainu::start_in(dir, &["--claim-secret", CLAIM_SECRET, "--behind-proxy"]);
+    let c = Client::default();
+    let r = c
+        .get(&gw.url("/public"), &[("x-forwarded-proto", "https")])
+        .await;
+    assert_eq!(r.json()["headers"]["x-forwarded-proto"], "https");
+    let r = c.get(&gw.url("/public"), &[]).await;
+    assert_eq!(r.json()["headers"]["x-forwarded-proto"], "http");
+    // Without --behind-proxy, a client cannot claim https.
+    let plain = Komainu::start(&document(&up));
+    let r = c
+        .get(&plain.url("/public"), &[("x-forwarded-proto", "https")])
+        .await;
+    assert_eq!(r.json()["headers"]["x-forwarded-proto"], "http");
+}
