@@ -53,7 +53,26 @@ pub fn install(gateway: Gateway, now_ms: u64) {
 }
 
 /// The gateway to serve this request with, refreshed from KV when due.
+/// When the refresh fails, the configuration already live is kept (known
+/// routes go on); only an isolate with nothing compiled yet fails.
 pub async fn gateway(env: &Env, claim_secret: &str, now_ms: u64) -> Result<Rc<Gateway>, String> {
+    match refresh(env, claim_secret, now_ms).await {
+        Ok(gateway) => Ok(gateway),
+        Err(e) => match LIVE.with(|l| l.borrow().as_ref().map(|l| l.gateway.clone())) {
+            Some(gateway) => {
+                worker::console_warn!(
+                    "configuration refresh failed, serving revision {}: {e}",
+                    gateway.revision()
+                );
+                touch(now_ms);
+                Ok(gateway)
+            }
+            None => Err(e),
+        },
+    }
+}
+
+async fn refresh(env: &Env, claim_secret: &str, now_ms: u64) -> Result<Rc<Gateway>, String> {
     let current = LIVE.with(|l| {
         l.borrow()
             .as_ref()
