@@ -58,7 +58,6 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         admin_writes: tokio::sync::Mutex::new(()),
     });
     let follower = tokio::spawn(reload::follow(state.clone(), shutdown_rx.clone()));
-    let new_admin_key = prepared.new_admin_key;
     let demo_secret = demo.map(|(_, secret)| secret);
     let grace = Duration::from_secs(args.shutdown_grace);
     let mut proxy_workers = Vec::with_capacity(worker_count);
@@ -78,22 +77,12 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         shutdown_rx.clone(),
         grace,
     ));
-    println!(
-        "komainu {}: proxy listening on http://{proxy_addr}",
-        env!("CARGO_PKG_VERSION")
+    announce(
+        proxy_addr,
+        admin_addr,
+        prepared.new_admin_key.as_deref(),
+        demo_secret.as_deref(),
     );
-    println!(
-        "komainu {}: admin listening on http://{admin_addr}",
-        env!("CARGO_PKG_VERSION")
-    );
-    if let Some(key) = new_admin_key {
-        println!(
-            "komainu: admin key (shown once, stored hashed): {key}\n         use it as --admin-key / KOMAINU_ADMIN_KEY, or: curl -u '{key}' http://{admin_addr}/api/routes"
-        );
-    }
-    if let Some(secret) = demo_secret {
-        println!("{}", demo::instructions(proxy_addr, &secret));
-    }
 
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
@@ -109,6 +98,27 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     drop(state);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Prints where Komainu listens (the test harness reads these lines), the
+/// generated admin key (once) and the demo's curl lines.
+fn announce(
+    proxy: SocketAddr,
+    admin: SocketAddr,
+    new_admin_key: Option<&str>,
+    demo_secret: Option<&str>,
+) {
+    let version = env!("CARGO_PKG_VERSION");
+    println!("komainu {version}: proxy listening on http://{proxy}");
+    println!("komainu {version}: admin listening on http://{admin}");
+    if let Some(key) = new_admin_key {
+        println!(
+            "komainu: admin key (shown once, stored hashed): {key}\n         use it as --admin-key / KOMAINU_ADMIN_KEY, or: curl -u '{key}' http://{admin}/api/routes"
+        );
+    }
+    if let Some(secret) = demo_secret {
+        println!("{}", demo::instructions(proxy, secret));
+    }
 }
 
 /// What start-up settled: the compiled configuration and the secrets.
