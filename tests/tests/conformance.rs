@@ -370,6 +370,38 @@ async fn exact_quotas_under_concurrency(s: &Server, up: &Upstream) {
     );
 }
 
+async fn large_configuration(s: &Server, up: &Upstream) {
+    // ~600 KB: more than one value of Durable Object storage at the edge.
+    let routes: Vec<Value> = (0..3000)
+        .map(|i| {
+            json!({ "id": format!("r{i}"), "name": format!("route number {i} with a longer name to take some space"),
+                    "paths": [format!("/svc{i}"), format!("/svc{i}/{{*rest}}")], "public": true,
+                    "backend": { "targets": [{ "url": up.url() }] } })
+        })
+        .collect();
+    s.seed(json!({ "format": 1, "routes": routes })).await;
+    let admin = s.admin();
+    let export = admin
+        .call(Method::GET, "/api/export", Value::Null)
+        .await
+        .json();
+    assert_eq!(export["routes"].as_array().unwrap().len(), 3000);
+    let r = Client::default().get(&s.url("/svc2999/x"), &[]).await;
+    r.expect_status(StatusCode::OK);
+    // Then smaller again: nothing of the larger one is left behind.
+    s.seed(json!({ "format": 1, "routes": [route_json("only", up)] }))
+        .await;
+    let export = admin
+        .call(Method::GET, "/api/export", Value::Null)
+        .await
+        .json();
+    assert_eq!(export["routes"].as_array().unwrap().len(), 1);
+}
+
+fn route_json(id: &str, up: &Upstream) -> Value {
+    json!({ "id": id, "paths": [format!("/{id}")], "public": true, "backend": { "targets": [{ "url": up.url() }] } })
+}
+
 async fn run_all(s: Server) {
     let up = Upstream::start().await;
     macro_rules! case {
@@ -390,6 +422,7 @@ async fn run_all(s: Server) {
     case!(streaming);
     case!(admin_and_hot_changes);
     case!(exact_quotas_under_concurrency);
+    case!(large_configuration);
 }
 
 #[tokio::test]
