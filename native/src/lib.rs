@@ -27,4 +27,5 @@ pub mod serve;
 pub mod state;
 pub mod store;
 pub mod upstream;
+pub mod upstream_pool;
 pub mod workers;

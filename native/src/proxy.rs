@@ -16,15 +16,15 @@ use komainu_core::{Gateway, GatewayError};
 
 use crate::random;
 use crate::state::{now_ms, State};
-use crate::upstream::UpstreamClient;
+use crate::upstream_pool::{UpstreamError, UpstreamPool};
 
 /// Response bodies: the backend's, streamed, or one the gateway wrote.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
-/// Handles one proxied request, forwarding with `upstream` (the worker's pool).
+/// Handles one proxied request, forwarding through `upstream` (the worker's pool).
 pub async fn handle(
     state: Arc<State>,
-    upstream: UpstreamClient,
+    upstream: UpstreamPool,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<ProxyBody>, Infallible> {
@@ -76,29 +76,17 @@ pub async fn handle(
             gateway.handle_response(&ctx, &mut head.headers);
             return Ok(Response::from_parts(head, Either::Left(body)));
         }
-        Ok(Err(e)) => {
-            let what = if e.is_connect() {
-                format!("cannot connect to {target}")
-            } else {
-                format!("{target} broke the exchange")
-            };
-            GatewayError::BadGateway(format!("{what}: {}", root_cause(&e)))
+        Ok(Err(UpstreamError::Connect(why))) => {
+            GatewayError::BadGateway(format!("cannot connect to {target}: {why}"))
+        }
+        Ok(Err(UpstreamError::Exchange(why))) => {
+            GatewayError::BadGateway(format!("{target} broke the exchange: {why}"))
         }
         Err(_) => GatewayError::GatewayTimeout {
             timeout_ms: forward.timeout_ms,
         },
     };
     Ok(backend_error(&gateway, &ctx, &error))
-}
-
-/// The innermost cause of an error ("connection refused", "invalid peer
-/// certificate: UnknownIssuer"…), which is what tells the user what to fix.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 fn gateway_response(response: Response<String>) -> Response<ProxyBody> {

@@ -14,7 +14,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
 use crate::state::State;
-use crate::{http_server, proxy, upstream};
+use crate::upstream_pool::UpstreamPool;
+use crate::{http_server, proxy};
 
 /// Binds `workers` listening sockets on `addr`, sharing one port (an
 /// ephemeral port, when `addr` asks for port 0, is chosen once).
@@ -67,7 +68,7 @@ pub fn spawn(
                     Ok(l) => l,
                     Err(e) => return tracing::error!(error = %e, worker = index, "proxy listener unusable"),
                 };
-                let client = upstream::build(state.backend_tls.clone());
+                let client = UpstreamPool::new(state.backend_tls.clone());
                 http_server::serve(
                     listener,
                     move |req, peer| proxy::handle(state.clone(), client.clone(), req, peer),
