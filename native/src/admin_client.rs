@@ -12,7 +12,7 @@ use komainu_core::model::Diff;
 use komainu_core::Document;
 
 use crate::cli::{split_admin_key, AdminTarget, ExportArgs, ImportArgs, SyncArgs};
-use crate::upstream;
+use crate::tls;
 
 /// Prints the configuration document to stdout.
 pub async fn export(args: ExportArgs) -> Result<(), String> {
@@ -125,7 +125,7 @@ pub async fn call(
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(body))
         .map_err(|e| format!("\"{base}\" is not a valid admin URL: {e}"))?;
-    let client = upstream::build::<Full<Bytes>>(upstream::tls_config(None)?);
+    let client = admin_client(tls::client_config(None)?);
     let response = client.request(request).await.map_err(|e| {
         let cause = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
         format!("cannot reach the admin API at {base}: {cause}. Is komainu serve running, and is this its admin address (--admin-addr)?")
@@ -155,4 +155,22 @@ pub async fn call(
         },
         _ => format!("the admin API at {base} answered {status}: {message}"),
     })
+}
+
+/// A client for admin APIs: http or https (public web roots).
+fn admin_client(
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+> {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(std::time::Duration::from_secs(10)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((*tls).clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https)
 }

@@ -6,7 +6,8 @@
 //! Redis), signals.
 //!
 //! - [`serve`]: start-up, listeners, graceful shutdown;
-//! - [`proxy`] and [`upstream`]: the proxy handler and the client to backends;
+//! - [`proxy`] and [`upstream`]: the proxy handler and its per-worker pool of
+//!   backend connections ([`tls`] for https backends);
 //! - [`admin`] and [`admin_client`]: the admin listener, and the `export` /
 //!   `import` commands that call an admin API;
 //! - [`store`] and [`reload`]: the stores, and following changes made by
@@ -26,6 +27,6 @@ pub mod reload;
 pub mod serve;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod upstream;
-pub mod upstream_pool;
 pub mod workers;

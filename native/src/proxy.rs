@@ -16,7 +16,7 @@ use komainu_core::{Gateway, GatewayError};
 
 use crate::random;
 use crate::state::{now_ms, State};
-use crate::upstream_pool::{UpstreamError, UpstreamPool};
+use crate::upstream::{UpstreamError, UpstreamPool};
 
 /// Response bodies: the backend's, streamed, or one the gateway wrote.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;

@@ -18,7 +18,7 @@ use crate::cli::ServeArgs;
 use crate::events::LogEventSink;
 use crate::state::State;
 use crate::store::{self, ConfigStoreKind};
-use crate::{demo, http_server, random, reload, upstream, workers};
+use crate::{demo, http_server, random, reload, tls, workers};
 
 /// Runs the gateway until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> Result<(), String> {
@@ -54,7 +54,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         events: LogEventSink,
         admin_max_body: args.admin_max_body,
         behind_proxy: args.behind_proxy,
-        backend_tls: upstream::tls_config(args.backend_ca.as_deref())?,
+        backend_tls: tls::client_config(args.backend_ca.as_deref())?,
         admin_writes: tokio::sync::Mutex::new(()),
     });
     let follower = tokio::spawn(reload::follow(state.clone(), shutdown_rx.clone()));

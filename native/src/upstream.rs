@@ -1,72 +1,164 @@
-//! The pooled keep-alive client to backends, over http and https (rustls).
+//! The proxy's connections to backends: one pool per worker thread, over
+//! hyper's HTTP/1 connections (plain or rustls), kept alive and reused.
+//!
+//! A request takes a ready idle connection for its backend (or opens one),
+//! hands its head and body to it, and puts the connection straight back:
+//! it becomes ready again when the exchange ends. A reused connection that
+//! the backend had closed is detected before anything is written, and the
+//! request goes out on a new one.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
 
-/// The client type: requests carry the client's streamed body.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+/// Idle connections kept per backend, at most.
+const MAX_IDLE_PER_BACKEND: usize = 256;
+/// Time allowed to open a connection (TCP and TLS).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The TLS settings for https backends: the public web roots, plus the
-/// certificates of `extra_ca` (a PEM file: a private CA, a self-signed
-/// backend).
-pub fn tls_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = extra_ca {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("--backend-ca {}: {e}", path.display()))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("--backend-ca {}: {e}", path.display()))?;
-        if certs.is_empty() {
-            return Err(format!(
-                "--backend-ca {}: no PEM certificate in the file",
-                path.display()
-            ));
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| format!("--backend-ca {}: {e}", path.display()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS set-up failed: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+/// Why a request could not be exchanged with a backend.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No connection could be opened (refused, unreachable, TLS refused).
+    #[error("{0}")]
+    Connect(String),
+    /// The connection broke during the exchange.
+    #[error("{0}")]
+    Exchange(String),
 }
 
-/// Builds a client: connection reuse, TCP_NODELAY, `tls` for https.
-pub fn build<B>(tls: Arc<rustls::ClientConfig>) -> Client<HttpsConnector<HttpConnector>, B>
-where
-    B: hyper::body::Body + Send + 'static + Unpin,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_keepalive(Some(Duration::from_secs(60)));
-    http.set_connect_timeout(Some(Duration::from_secs(10)));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config((*tls).clone())
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .build(https)
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Backend {
+    https: bool,
+    authority: Authority,
+}
+
+/// One worker's pool of backend connections (cheap to clone).
+#[derive(Clone)]
+pub struct UpstreamPool {
+    tls: tokio_rustls::TlsConnector,
+    idle: Arc<Mutex<HashMap<Backend, Vec<SendRequest<Incoming>>>>>,
+}
+
+impl UpstreamPool {
+    /// A pool verifying https backends with `tls`.
+    pub fn new(tls: Arc<rustls::ClientConfig>) -> Self {
+        Self {
+            tls: tokio_rustls::TlsConnector::from(tls),
+            idle: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Sends a request whose URI is absolute (`http://host:port/path`);
+    /// the backend gets it in origin form (`/path`).
+    pub async fn request(
+        &self,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let backend = Backend {
+            https: req.uri().scheme() == Some(&Scheme::HTTPS),
+            authority: req
+                .uri()
+                .authority()
+                .cloned()
+                .ok_or_else(|| UpstreamError::Connect("the target has no host".into()))?,
+        };
+        *req.uri_mut() = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
+        loop {
+            let (mut sender, reused) = match self.checkout(&backend) {
+                Some(sender) => (sender, true),
+                None => (self.connect(&backend).await?, false),
+            };
+            let exchange = sender.try_send_request(req);
+            self.checkin(&backend, sender);
+            match exchange.await {
+                Ok(response) => return Ok(response),
+                Err(mut e) => match e.take_message() {
+                    // Not written at all: the reused connection was closed; retry.
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(UpstreamError::Exchange(root_cause(e.error()))),
+                },
+            }
+        }
+    }
+
+    fn checkout(&self, backend: &Backend) -> Option<SendRequest<Incoming>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let senders = idle.get_mut(backend)?;
+        senders.retain(|s| !s.is_closed());
+        let ready = senders.iter().rposition(SendRequest::is_ready)?;
+        Some(senders.swap_remove(ready))
+    }
+
+    fn checkin(&self, backend: &Backend, sender: SendRequest<Incoming>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let senders = idle.entry(backend.clone()).or_default();
+        if senders.len() < MAX_IDLE_PER_BACKEND {
+            senders.push(sender);
+        }
+    }
+
+    async fn connect(&self, backend: &Backend) -> Result<SendRequest<Incoming>, UpstreamError> {
+        let opened = tokio::time::timeout(CONNECT_TIMEOUT, self.open(backend)).await;
+        opened.unwrap_or_else(|_| Err(UpstreamError::Connect("connection timed out".into())))
+    }
+
+    async fn open(&self, backend: &Backend) -> Result<SendRequest<Incoming>, UpstreamError> {
+        let host = backend
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = backend
+            .authority
+            .port_u16()
+            .unwrap_or(if backend.https { 443 } else { 80 });
+        let tcp = TcpStream::connect((host, port))
+            .await
+            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let connect_error = |e: hyper::Error| UpstreamError::Connect(root_cause(&e));
+        if backend.https {
+            let name = ServerName::try_from(host.to_owned()).map_err(|e| {
+                UpstreamError::Connect(format!("{host} is not a TLS server name: {e}"))
+            })?;
+            let tls = self
+                .tls
+                .connect(name, tcp)
+                .await
+                .map_err(|e| UpstreamError::Connect(root_cause(&e)))?;
+            let (sender, connection) = http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(connect_error)?;
+            tokio::spawn(connection);
+            Ok(sender)
+        } else {
+            let (sender, connection) = http1::handshake(TokioIo::new(tcp))
+                .await
+                .map_err(connect_error)?;
+            tokio::spawn(connection);
+            Ok(sender)
+        }
+    }
+}
+
+/// The innermost cause of an error ("connection refused", "invalid peer
+/// certificate: UnknownIssuer"…): what tells the user what to fix.
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }

@@ -14,7 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
 use crate::state::State;
-use crate::upstream_pool::UpstreamPool;
+use crate::upstream::UpstreamPool;
 use crate::{http_server, proxy};
 
 /// Binds `workers` listening sockets on `addr`, sharing one port (an
