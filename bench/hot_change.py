@@ -6,32 +6,18 @@ quota yet, and times PATCH response -> proxied response.
 
     cargo build --release -p komainu && python3 bench/hot_change.py
 """
-import base64, json, os, socket, subprocess, sys, time, urllib.error, urllib.request
+import base64, json, os, subprocess, sys, time, urllib.error, urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from e2e import KOMAINU, free_port, wait_port  # the end-to-end benchmark's helpers
 
 
 def main():
     proxy, admin = free_port(), free_port()
-    binary = os.path.join(ROOT, "target", "release", "komainu")
-    proc = subprocess.Popen([binary, "serve", "--store", "memory", "--proxy-addr", f"127.0.0.1:{proxy}",
+    proc = subprocess.Popen([KOMAINU, "serve", "--store", "memory", "--proxy-addr", f"127.0.0.1:{proxy}",
                              "--admin-addr", f"127.0.0.1:{admin}", "--admin-key", "ops:s", "--claim-secret", "c"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, KOMAINU_LOG="error"))
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", admin), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_port(admin)
         api, base = f"http://127.0.0.1:{admin}/api", f"http://127.0.0.1:{proxy}"
         auth = {"Authorization": "Basic " + base64.b64encode(b"ops:s").decode(), "Content-Type": "application/json"}
 
