@@ -9,14 +9,17 @@ step() { printf '\n==> %s\n' "$*"; }
 step "edge toolchain: wasm32 target, worker-build, wasm-bindgen-cli, wrangler + Miniflare (skipped when present)"
 ./scripts/edge-setup.sh
 
-step "redis-server (the Redis store tests run a real one)"
-if ! command -v redis-server >/dev/null 2>&1; then
+step "redis-server (the Redis store tests run a real one) and openssl (the https backend test makes a certificate)"
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq redis-server >/dev/null 2>&1 \
-      || { apt-get update -qq && apt-get install -y -qq redis-server; }
+    apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq "${need[@]}"; }
   else
-    echo "redis-server is missing and apt-get is not available: install Redis 7 or newer" >&2
+    echo "missing ${need[*]} and apt-get is not available: install Redis 7 or newer and openssl" >&2
     exit 1
   fi
 fi
