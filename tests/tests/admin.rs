@@ -17,6 +17,19 @@ fn route(id: &str, up: &Upstream) -> Value {
             "backend": { "targets": [{ "url": up.url() }] } })
 }
 
+/// A fresh gateway (empty file store), a real upstream, and one route to it
+/// created through the admin API.
+async fn gateway_with_route(id: &str) -> (Upstream, Komainu, Admin) {
+    let up = Upstream::start().await;
+    let gw = Komainu::start(&empty());
+    let admin = Admin::new(&gw.admin_base());
+    admin
+        .call(Method::POST, "/api/routes", route(id, &up))
+        .await
+        .expect_status(StatusCode::CREATED);
+    (up, gw, admin)
+}
+
 fn creds(key: &str, secret: &str) -> Vec<(&'static str, String)> {
     vec![
         ("komainu-client-id", key.to_owned()),
@@ -179,12 +192,7 @@ async fn export_from_one_instance_import_into_another_keeps_keys_working() {
 
 #[tokio::test]
 async fn rotation_with_and_without_grace() {
-    let up = Upstream::start().await;
-    let gw = Komainu::start(&empty());
-    let admin = Admin::new(&gw.admin_base());
-    admin
-        .call(Method::POST, "/api/routes", route("svc", &up))
-        .await;
+    let (_up, gw, admin) = gateway_with_route("svc").await;
     let created = admin
         .call(
             Method::POST,
@@ -338,12 +346,7 @@ async fn bad_input_is_refused_and_the_store_is_left_byte_identical() {
 
 #[tokio::test]
 async fn without_admin_credentials_every_endpoint_but_health_is_401() {
-    let up = Upstream::start().await;
-    let gw = Komainu::start(&empty());
-    let admin = Admin::new(&gw.admin_base());
-    admin
-        .call(Method::POST, "/api/routes", route("r", &up))
-        .await;
+    let (up, gw, admin) = gateway_with_route("r").await;
     let stored = std::fs::read(gw.data_path()).unwrap();
     let wrong = format!("Basic {}", base64_of("ops:wrong"));
     for auth in [None, Some(wrong.as_str()), Some("Bearer x.y.z")] {
