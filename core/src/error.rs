@@ -35,6 +35,9 @@ pub enum GatewayError {
         /// Request path.
         path: String,
     },
+    /// The request head is malformed or ambiguous (HTTP framing).
+    #[error("{0}")]
+    BadRequest(String),
     /// The request's headers are larger than the gateway accepts.
     #[error("the request headers take more than {limit} bytes")]
     HeadersTooLarge {
@@ -87,6 +90,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::MissingCredentials | Self::InvalidCredentials(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -101,6 +105,7 @@ impl GatewayError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::RouteNotFound { .. } => "route_not_found",
+            Self::BadRequest(_) => "bad_request",
             Self::HeadersTooLarge { .. } => "headers_too_large",
             Self::MissingCredentials => "missing_credentials",
             Self::InvalidCredentials(_) => "invalid_credentials",

@@ -218,41 +218,57 @@ impl QuotaState {
     /// Adds `Komainu-Daily-Calls-Remaining`, `Komainu-Monthly-Calls-Remaining`
     /// and the IETF `RateLimit-Policy` / `RateLimit` headers.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
+        self.for_each_header(|name, value| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(name, v);
+            }
+        });
+    }
+
+    /// The headers of [`QuotaState::write_headers`], one by one (names in
+    /// lower case), for adapters that write heads themselves.
+    pub fn for_each_header(&self, mut emit: impl FnMut(&'static str, &str)) {
+        let mut text = String::with_capacity(128);
         if let Some(r) = self.remaining(Window::Day) {
-            headers.insert("komainu-daily-calls-remaining", HeaderValue::from(r));
+            let _ = write!(text, "{r}");
+            emit("komainu-daily-calls-remaining", &text);
         }
         if let Some(r) = self.remaining(Window::Month) {
-            headers.insert("komainu-monthly-calls-remaining", HeaderValue::from(r));
+            text.clear();
+            let _ = write!(text, "{r}");
+            emit("komainu-monthly-calls-remaining", &text);
         }
-        let mut policy = String::with_capacity(96);
-        let mut state = String::with_capacity(96);
-        for (b, count) in self.plan.bumps().iter().zip(self.counts) {
-            let sep = if policy.is_empty() { "" } else { ", " };
+        text.clear();
+        for (i, b) in self.plan.bumps().iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
             let period_s = match b.window {
                 Window::Second => 1,
                 Window::Day => 86_400,
                 Window::Month => b.resets_at_ms.saturating_sub(month_start_ms(b)) / 1000,
             };
             let _ = write!(
-                policy,
+                text,
                 "{sep}\"{}\";q={};w={period_s}",
                 b.window.name(),
                 b.limit
             );
+        }
+        if !text.is_empty() {
+            emit("ratelimit-policy", &text);
+        }
+        text.clear();
+        for (i, (b, count)) in self.plan.bumps().iter().zip(self.counts).enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
             let _ = write!(
-                state,
+                text,
                 "{sep}\"{}\";r={};t={}",
                 b.window.name(),
                 b.limit.saturating_sub(count),
                 self.seconds_until(b.resets_at_ms)
             );
         }
-        if let (Ok(p), Ok(s)) = (
-            HeaderValue::from_str(&policy),
-            HeaderValue::from_str(&state),
-        ) {
-            headers.insert("ratelimit-policy", p);
-            headers.insert("ratelimit", s);
+        if !text.is_empty() {
+            emit("ratelimit", &text);
         }
     }
 }

@@ -2,12 +2,14 @@
 //!
 //! `komainu serve` runs the proxy listener and the admin listener over the
 //! shared core ([`komainu_core`]); this crate only moves bytes and state:
-//! sockets (hyper), the pooled client to backends, the stores (memory, file,
+//! sockets, the pooled connections to backends, the stores (memory, file,
 //! Redis), signals.
 //!
 //! - [`serve`]: start-up, listeners, graceful shutdown;
-//! - [`proxy`] and [`upstream`]: the proxy handler and its per-worker pool of
-//!   backend connections ([`tls`] for https backends);
+//! - [`h1`]: the proxy listener's own HTTP/1.1 path (parsing in place,
+//!   backend connections driven by the request's task);
+//! - [`proxy`] and [`upstream`]: the HTTP/2 (h2c) proxy handler over hyper
+//!   and its pool of backend connections ([`tls`] for https backends);
 //! - [`admin`] and [`admin_client`]: the admin listener, and the `export` /
 //!   `import` commands that call an admin API;
 //! - [`store`] and [`reload`]: the stores, and following changes made by
@@ -20,6 +22,7 @@ pub mod admin_client;
 pub mod cli;
 pub mod demo;
 pub mod events;
+pub mod h1;
 pub mod http_server;
 pub mod proxy;
 pub mod random;

@@ -14,8 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
 use crate::state::State;
-use crate::upstream::UpstreamPool;
-use crate::{http_server, proxy};
+use crate::h1;
 
 /// Binds `workers` listening sockets on `addr`, sharing one port (an
 /// ephemeral port, when `addr` asks for port 0, is chosen once).
@@ -68,14 +67,7 @@ pub fn spawn(
                     Ok(l) => l,
                     Err(e) => return tracing::error!(error = %e, worker = index, "proxy listener unusable"),
                 };
-                let client = UpstreamPool::new(state.backend_tls.clone());
-                http_server::serve(
-                    listener,
-                    move |req, peer| proxy::handle(state.clone(), client.clone(), req, peer),
-                    shutdown,
-                    grace,
-                )
-                .await;
+                h1::serve(listener, state, shutdown, grace).await;
             });
         })
         .map_err(|e| format!("cannot start proxy worker {index}: {e}"))

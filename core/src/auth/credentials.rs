@@ -9,9 +9,7 @@ use std::borrow::Cow;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use http::header::AUTHORIZATION;
-use http::HeaderMap;
-
+use crate::gateway::HeaderLookup;
 use crate::GatewayError;
 
 /// The header naming the client id.
@@ -48,17 +46,18 @@ impl Credentials<'_> {
 }
 
 /// Finds the credentials of a request: `Ok(None)` when there are none.
-pub fn extract(headers: &HeaderMap) -> Result<Option<Credentials<'_>>, GatewayError> {
-    let id = headers.get(CLIENT_ID_HEADER);
-    let secret = headers.get(CLIENT_SECRET_HEADER);
+pub fn extract<H: HeaderLookup + ?Sized>(
+    headers: &H,
+) -> Result<Option<Credentials<'_>>, GatewayError> {
+    let id = headers.first(CLIENT_ID_HEADER);
+    let secret = headers.first(CLIENT_SECRET_HEADER);
     match (id, secret) {
         (Some(id), Some(secret)) => {
-            let client_id = id
-                .to_str()
-                .map_err(|_| GatewayError::invalid("Komainu-Client-Id must be visible ASCII"))?;
+            let client_id = visible_ascii(id)
+                .ok_or_else(|| GatewayError::invalid("Komainu-Client-Id must be visible ASCII"))?;
             return Ok(Some(Credentials::Secret {
                 client_id: Cow::Borrowed(client_id),
-                secret: Cow::Borrowed(secret.as_bytes()),
+                secret: Cow::Borrowed(secret),
                 in_authorization: false,
             }));
         }
@@ -74,12 +73,11 @@ pub fn extract(headers: &HeaderMap) -> Result<Option<Credentials<'_>>, GatewayEr
         }
         (None, None) => {}
     }
-    let Some(value) = headers.get(AUTHORIZATION) else {
+    let Some(value) = headers.first("authorization") else {
         return Ok(None);
     };
-    let value = value
-        .to_str()
-        .map_err(|_| GatewayError::invalid("the Authorization header must be visible ASCII"))?;
+    let value = visible_ascii(value)
+        .ok_or_else(|| GatewayError::invalid("the Authorization header must be visible ASCII"))?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("basic") {
@@ -96,6 +94,16 @@ pub fn extract(headers: &HeaderMap) -> Result<Option<Credentials<'_>>, GatewayEr
             "unsupported Authorization scheme: use Basic (clientId:clientSecret) or Bearer (a JWT)",
         ))
     }
+}
+
+/// The value as text when it is visible ASCII (tab and space allowed), as
+/// `HeaderValue::to_str` judges it.
+fn visible_ascii(value: &[u8]) -> Option<&str> {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
 }
 
 fn basic(encoded: &str) -> Result<Credentials<'static>, GatewayError> {
@@ -125,7 +133,7 @@ fn basic(encoded: &str) -> Result<Credentials<'static>, GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use http::{HeaderMap, HeaderValue};
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

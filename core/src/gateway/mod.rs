@@ -18,6 +18,7 @@
 
 mod claim;
 mod context;
+mod head;
 mod phases;
 mod reply;
 mod upstream;
@@ -27,6 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use claim::ClaimSigner;
 pub use context::{ClientInfo, Forward, Outcome, RequestContext, RequestId};
+pub use head::{HeaderLookup, RequestHead};
+pub use reply::response_headers;
+pub use upstream::{connection_names, is_hop_by_hop, Forwarding};
 
 use crate::auth::KeyIndex;
 use crate::model::{Document, QuotaFailure, Route, Settings, ValidationErrors};

@@ -12,9 +12,10 @@
 //! answer of the contract.
 
 use http::request::Parts;
-use http::HeaderMap;
 
 use super::context::{ClientInfo, Forward, Outcome, RequestContext, RequestId};
+use super::head::{HeaderLookup, RequestHead};
+use super::upstream::{rewrite_request, Forwarding};
 use super::Gateway;
 use crate::auth::credentials;
 use crate::auth::CompiledKey;
@@ -46,9 +47,21 @@ impl Gateway {
         now_ms: u64,
         request_id: RequestId,
     ) -> (RequestContext, Outcome) {
-        let mut ctx = RequestContext::new(request_id, now_ms);
-        match self.run_phases(counters, parts, client, &mut ctx).await {
-            Ok(forward) => (ctx, Outcome::Forward(forward)),
+        let (ctx, decision) = self
+            .decide(counters, &*parts, now_ms, request_id)
+            .await;
+        let forwarding = match decision {
+            Ok(forwarding) => forwarding,
+            Err(error) => {
+                let response = self.error_response(&ctx, &error);
+                return (ctx, Outcome::Respond(response));
+            }
+        };
+        match rewrite_request(parts, &forwarding, client, &ctx) {
+            Ok(()) => {
+                let timeout_ms = forwarding.timeout_ms;
+                (ctx, Outcome::Forward(Forward { timeout_ms }))
+            }
             Err(error) => {
                 let response = self.error_response(&ctx, &error);
                 (ctx, Outcome::Respond(response))
@@ -56,34 +69,45 @@ impl Gateway {
         }
     }
 
-    async fn run_phases<C: CounterStore>(
+    /// Runs the request phases on any [`RequestHead`], leaving the head
+    /// untouched: the answer is where to forward and how to rewrite the
+    /// head ([`Forwarding`]), or the error to answer with
+    /// ([`Gateway::error_response`]). For adapters that write the
+    /// forwarded head themselves.
+    pub async fn decide<C: CounterStore, H: RequestHead>(
         &self,
         counters: &C,
-        parts: &mut Parts,
-        client: &ClientInfo,
+        head: &H,
+        now_ms: u64,
+        request_id: RequestId,
+    ) -> (RequestContext, Result<Forwarding<'_>, GatewayError>) {
+        let mut ctx = RequestContext::new(request_id, now_ms);
+        let decision = self.run_phases(counters, head, &mut ctx).await;
+        (ctx, decision)
+    }
+
+    async fn run_phases<C: CounterStore, H: RequestHead>(
+        &self,
+        counters: &C,
+        head: &H,
         ctx: &mut RequestContext,
-    ) -> Result<Forward, GatewayError> {
-        self.check_head(parts)?;
-        let route = self.route(parts)?;
+    ) -> Result<Forwarding<'_>, GatewayError> {
+        self.check_head(head)?;
+        let route = self.route(head)?;
         ctx.route_id = Some(self.routes[route].id.clone());
-        let caller = self.authenticate(route, &parts.headers, ctx.received_ms)?;
+        let caller = self.authenticate(route, head, ctx.received_ms)?;
         if let Some(caller) = &caller {
             ctx.client_id = Some(caller.key.client_id.clone());
             self.authorize(caller.key, route)?;
             self.quota(counters, caller.key, route, ctx).await?;
         }
-        self.forward(parts, route, caller.as_ref(), client, ctx)
+        self.forward(route, caller.as_ref(), ctx)
     }
 
     /// **head** (before routing): refuses oversized headers. Default: 431
     /// `headers_too_large` beyond `settings.maxRequestHeaderBytes`.
-    pub(crate) fn check_head(&self, parts: &Parts) -> Result<(), GatewayError> {
-        let size: usize = parts
-            .headers
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len())
-            .sum();
-        if size > self.max_header_bytes {
+    pub(crate) fn check_head(&self, head: &impl RequestHead) -> Result<(), GatewayError> {
+        if head.header_bytes() > self.max_header_bytes {
             return Err(GatewayError::HeadersTooLarge {
                 limit: self.max_header_bytes,
             });
@@ -94,14 +118,14 @@ impl Gateway {
     /// **route**: the enabled route serving the request's host, path and
     /// method (see [`crate::routing`] for precedence). Default: 404
     /// `route_not_found`.
-    pub(crate) fn route(&self, parts: &Parts) -> Result<usize, GatewayError> {
-        let host = request_host(parts);
+    pub(crate) fn route(&self, head: &impl RequestHead) -> Result<usize, GatewayError> {
+        let host = head.host();
         self.table
-            .find(host, &parts.method, parts.uri.path())
+            .find(host, head.method(), head.path())
             .ok_or_else(|| GatewayError::RouteNotFound {
-                method: parts.method.to_string(),
+                method: head.method().to_string(),
                 host: host.to_owned(),
-                path: parts.uri.path().to_owned(),
+                path: head.path().to_owned(),
             })
     }
 
@@ -112,7 +136,7 @@ impl Gateway {
     pub(crate) fn authenticate(
         &self,
         route: usize,
-        headers: &HeaderMap,
+        headers: &impl HeaderLookup,
         now_ms: u64,
     ) -> Result<Option<Caller<'_>>, GatewayError> {
         if self.routes[route].public {
@@ -180,17 +204,15 @@ impl Gateway {
         }
     }
 
-    /// **forward**: picks a target (weighted round robin) and rewrites the
-    /// head for it. Default: 503 `no_healthy_target` when no target takes
+    /// **forward**: picks a target (weighted round robin) and signs the
+    /// claim. Default: 503 `no_healthy_target` when no target takes
     /// traffic.
     pub(crate) fn forward(
         &self,
-        parts: &mut Parts,
         route: usize,
         caller: Option<&Caller<'_>>,
-        client: &ClientInfo,
         ctx: &RequestContext,
-    ) -> Result<Forward, GatewayError> {
+    ) -> Result<Forwarding<'_>, GatewayError> {
         let r = &self.routes[route];
         let target = r
             .pick_target()
@@ -201,32 +223,11 @@ impl Gateway {
             ctx.received_ms,
             ctx.request_id.as_str(),
         );
-        super::upstream::rewrite_request(
-            parts,
+        Ok(Forwarding {
             target,
-            caller.is_some_and(|c| c.in_authorization),
-            client,
-            ctx,
-            &claim,
-        )?;
-        Ok(Forward {
             timeout_ms: r.timeout_ms,
+            drop_authorization: caller.is_some_and(|c| c.in_authorization),
+            claim,
         })
     }
-}
-
-/// The host a request was sent to: the URI's authority (HTTP/2, absolute
-/// form), else the `Host` header.
-pub(crate) fn request_host(parts: &Parts) -> &str {
-    parts
-        .uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| {
-            parts
-                .headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
-        .unwrap_or("")
 }

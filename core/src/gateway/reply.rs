@@ -4,7 +4,7 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response};
 
 use super::context::RequestContext;
-use super::upstream::{remove_hop_by_hop, REQUEST_ID};
+use super::upstream::remove_hop_by_hop;
 use super::Gateway;
 use crate::GatewayError;
 
@@ -52,10 +52,20 @@ impl Gateway {
 }
 
 fn add_context_headers(ctx: &RequestContext, headers: &mut HeaderMap) {
-    if let Ok(id) = HeaderValue::from_str(ctx.request_id.as_str()) {
-        headers.insert(REQUEST_ID, id);
-    }
+    response_headers(ctx, |name, value| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    });
+}
+
+/// The headers the respond phase adds to a backend's response (names in
+/// lower case): `Komainu-Request-Id` and, for a key with quotas, the
+/// remaining-calls and `RateLimit` headers. For adapters that write heads
+/// themselves; they drop [`super::is_hop_by_hop`] headers too.
+pub fn response_headers(ctx: &RequestContext, mut emit: impl FnMut(&'static str, &str)) {
+    emit("komainu-request-id", ctx.request_id.as_str());
     if let Some(quota) = &ctx.quota {
-        quota.write_headers(headers);
+        quota.for_each_header(emit);
     }
 }

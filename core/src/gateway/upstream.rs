@@ -1,71 +1,155 @@
 //! Rewriting heads between client and backend: hop-by-hop headers,
 //! credentials, traceability headers, the claim.
+//!
+//! The rules are stated once, over header names and values, so that an
+//! adapter can apply them to a `HeaderMap` ([`rewrite_request`]) or while
+//! writing a head straight to a socket ([`Forwarding::drops`],
+//! [`Forwarding::added_headers`], [`is_hop_by_hop`]).
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Uri};
 
 use super::context::{ClientInfo, RequestContext};
-use super::phases::request_host;
+use super::head::RequestHead;
 use crate::auth::{CLIENT_ID_HEADER, CLIENT_SECRET_HEADER};
 use crate::routing::TargetUrl;
 use crate::GatewayError;
 
-/// The request id header, both ways.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("komainu-request-id");
-/// The signed claim header, to backends.
-pub const CLAIM: HeaderName = HeaderName::from_static("komainu-claim");
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-
 /// Headers that concern one connection only (RFC 9110, section 7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
 ];
+
+/// Headers the gateway sets itself on the way to the backend: a client's
+/// own values are never passed on.
+const SET_BY_GATEWAY: [&str; 6] = [
+    "host",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "komainu-request-id",
+    "komainu-claim",
+];
+
+/// Whether `name` is a hop-by-hop header (any case). Headers named by
+/// `Connection` are hop-by-hop too: see [`connection_names`].
+pub fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// The header names listed in a `Connection` header value.
+pub fn connection_names(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|n| !n.is_empty())
+}
+
+/// The decision to forward a request: where, and how to rewrite its head.
+pub struct Forwarding<'g> {
+    /// The chosen target.
+    pub target: &'g TargetUrl,
+    /// Time allowed for the backend's response head, in milliseconds.
+    pub timeout_ms: u64,
+    /// The credentials came in `Authorization`: it is not passed on.
+    pub(crate) drop_authorization: bool,
+    /// The signed `Komainu-Claim`.
+    pub(crate) claim: String,
+}
+
+impl Forwarding<'_> {
+    /// Whether the client's header `name` (any case) stays out of the
+    /// forwarded request: hop-by-hop, the gateway's credentials, and the
+    /// headers the gateway sets itself ([`Forwarding::added_headers`]).
+    /// Framing headers (`Content-Length`, `Transfer-Encoding`) are the
+    /// HTTP layer's business and not judged here.
+    pub fn drops(&self, name: &str) -> bool {
+        is_hop_by_hop(name)
+            || SET_BY_GATEWAY.iter().any(|h| h.eq_ignore_ascii_case(name))
+            || name.eq_ignore_ascii_case(CLIENT_ID_HEADER)
+            || name.eq_ignore_ascii_case(CLIENT_SECRET_HEADER)
+            || (self.drop_authorization && name.eq_ignore_ascii_case("authorization"))
+    }
+
+    /// The headers the gateway adds to the forwarded request, in order:
+    /// `Host` (the target's), `X-Forwarded-For` (the client's address
+    /// appended), `X-Forwarded-Proto`, `X-Forwarded-Host` (the host asked
+    /// for), `Komainu-Request-Id`, `Komainu-Claim`.
+    pub fn added_headers(
+        &self,
+        head: &impl RequestHead,
+        client: &ClientInfo,
+        ctx: &RequestContext,
+        mut emit: impl FnMut(&'static str, &str),
+    ) {
+        emit("host", self.target.authority.as_str());
+        if let Some(addr) = client.addr {
+            let prior = head
+                .first("x-forwarded-for")
+                .and_then(|v| std::str::from_utf8(v).ok());
+            match prior {
+                Some(prior) => emit("x-forwarded-for", &format!("{prior}, {addr}")),
+                None => emit("x-forwarded-for", &addr.to_string()),
+            }
+        }
+        emit(
+            "x-forwarded-proto",
+            if client.tls { "https" } else { "http" },
+        );
+        let host = head.host();
+        if !host.is_empty() {
+            emit("x-forwarded-host", host);
+        }
+        emit("komainu-request-id", ctx.request_id.as_str());
+        emit("komainu-claim", &self.claim);
+    }
+}
 
 /// Removes hop-by-hop headers, including those named by `Connection`.
 /// `Transfer-Encoding` is left to the HTTP layer, which re-frames bodies.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the (few) headers first: most messages carry none.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    if !headers.keys().any(|name| is_hop_by_hop(name.as_str())) {
         return;
     }
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| connection_names(v.as_bytes()))
+        .filter_map(|n| HeaderName::from_bytes(n).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
     }
-    for name in &HOP_BY_HOP {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
 }
 
-/// Rewrites a client request head for `target`.
+/// Rewrites a client request head in place for `forwarding`: absolute URI
+/// of the target, headers dropped and added by the rules above.
 pub(crate) fn rewrite_request(
     parts: &mut Parts,
-    target: &TargetUrl,
-    drop_authorization: bool,
+    forwarding: &Forwarding<'_>,
     client: &ClientInfo,
     ctx: &RequestContext,
-    claim: &str,
 ) -> Result<(), GatewayError> {
-    let original_host = HeaderValue::from_str(request_host(parts)).ok();
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let target = forwarding.target;
+    let mut added: Vec<(&'static str, HeaderValue)> = Vec::with_capacity(6);
+    forwarding.added_headers(&*parts, client, ctx, |name, value| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            added.push((name, v));
+        }
+    });
+    let path_and_query = parts.path_and_query();
     let mut pq = String::with_capacity(target.base_path.len() + path_and_query.len());
     pq.push_str(&target.base_path);
     pq.push_str(path_and_query);
@@ -78,38 +162,16 @@ pub(crate) fn rewrite_request(
 
     let h = &mut parts.headers;
     remove_hop_by_hop(h);
-    h.remove(CLIENT_ID_HEADER);
-    h.remove(CLIENT_SECRET_HEADER);
-    if drop_authorization {
-        h.remove(header::AUTHORIZATION);
+    let dropped: Vec<HeaderName> = h
+        .keys()
+        .filter(|name| forwarding.drops(name.as_str()))
+        .cloned()
+        .collect();
+    for name in dropped {
+        h.remove(name);
     }
-    if let Some(addr) = client.addr {
-        let addr = addr.to_string();
-        let value = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prior) => HeaderValue::from_str(&format!("{prior}, {addr}")),
-            None => HeaderValue::from_str(&addr),
-        };
-        if let Ok(v) = value {
-            h.insert(X_FORWARDED_FOR, v);
-        }
+    for (name, value) in added {
+        h.insert(name, value);
     }
-    h.insert(
-        X_FORWARDED_PROTO,
-        HeaderValue::from_static(if client.tls { "https" } else { "http" }),
-    );
-    match original_host {
-        Some(host) => h.insert(X_FORWARDED_HOST, host),
-        None => h.remove(X_FORWARDED_HOST),
-    };
-    if let Ok(host) = HeaderValue::from_str(target.authority.as_str()) {
-        h.insert(header::HOST, host);
-    }
-    if let Ok(id) = HeaderValue::from_str(ctx.request_id.as_str()) {
-        h.insert(REQUEST_ID, id);
-    }
-    match HeaderValue::from_str(claim) {
-        Ok(v) => h.insert(CLAIM, v),
-        Err(_) => h.remove(CLAIM),
-    };
     Ok(())
 }

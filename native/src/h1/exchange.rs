@@ -1,0 +1,542 @@
+//! One request on the HTTP/1 path, start to finish, in the client
+//! connection's task: the core decides on the parsed head, the head for
+//! the backend is written straight from the received bytes, the body
+//! follows, and the response comes back the same way. Nothing is copied
+//! into header maps; a small exchange costs one read and one write on
+//! each side.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::Method;
+use komainu_core::gateway::{
+    connection_names, is_hop_by_hop, response_headers, ClientInfo, Forwarding, HeaderLookup,
+    RequestContext, RequestHead,
+};
+use komainu_core::{Gateway, GatewayError};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::buf::ReadBuf;
+use super::body::Body;
+use super::pool::{Conn, Pool};
+use super::request::{content_length, is_chunked, Framing, HeadError, Request, MAX_HEADERS};
+use super::{find_head_end, write, HEAD_LIMIT};
+use crate::random;
+use crate::state::{now_ms, State};
+use crate::upstream::{root_cause, UpstreamError};
+
+/// A client connection: socket, bytes received, bytes to send.
+pub struct Client {
+    /// The socket.
+    pub io: TcpStream,
+    /// Received and not consumed yet.
+    pub buf: ReadBuf,
+    /// Scratch buffer for heads (reused from request to request).
+    pub out: Vec<u8>,
+    /// The client's address.
+    pub peer: SocketAddr,
+}
+
+/// What to do with the client connection after an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Wait for the next request.
+    KeepAlive,
+    /// Close it.
+    Close,
+}
+
+/// Serves the request whose head is complete in `client.buf`.
+pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
+    let gateway = state.gateway.load_full();
+    let Client { io, buf, out, peer } = client;
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let (req, head_len) = match Request::parse(buf.filled(), &mut headers) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let error = match e {
+                HeadError::Bad(why) => GatewayError::BadRequest(why),
+                HeadError::TooManyHeaders => GatewayError::HeadersTooLarge { limit: HEAD_LIMIT },
+            };
+            let ctx = RequestContext::new(random::request_id(), now_ms());
+            return respond(io, out, &gateway, &ctx, &error, false).await;
+        }
+    };
+    let tls = state.behind_proxy
+        && req
+            .first("x-forwarded-proto")
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"https"));
+    let client_info = ClientInfo {
+        addr: Some(peer.ip()),
+        tls,
+    };
+    let (ctx, decision) = gateway
+        .decide(&state.counters, &req, now_ms(), random::request_id())
+        .await;
+    if let Some(why) = &ctx.quota_unchecked {
+        tracing::warn!(
+            request_id = %ctx.request_id,
+            client = ctx.client_id.as_deref().unwrap_or("-"),
+            error = %why,
+            "quotas not checked (counter store unavailable, policy open): call admitted"
+        );
+    }
+    let framing = req.framing;
+    let client_close = req.close;
+    let http11 = req.http11;
+    let is_head = *req.method() == Method::HEAD;
+    let expects_continue = req.expects_continue;
+    let forwarding = match decision {
+        Ok(forwarding) => forwarding,
+        Err(error) => {
+            buf.consume(head_len);
+            let keep = !client_close && skip_buffered_body(buf, framing);
+            return respond(io, out, &gateway, &ctx, &error, keep).await;
+        }
+    };
+    out.clear();
+    write_upstream_head(out, &req, &forwarding, &client_info, &ctx);
+    buf.consume(head_len);
+
+    // The body: what came with the head goes out with it.
+    let mut body = Body::new(framing);
+    match body.scan(buf.filled(), |_| {}) {
+        Ok(n) => {
+            out.extend_from_slice(&buf.filled()[..n]);
+            buf.consume(n);
+        }
+        Err(e) => {
+            out.clear();
+            return respond(io, out, &gateway, &ctx, &GatewayError::BadRequest(e), false).await;
+        }
+    }
+    if expects_continue
+        && !body.done()
+        && io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err()
+    {
+        return Next::Close;
+    }
+
+    let target = forwarding.target;
+    let sent = send(io, buf, out, pool, &forwarding, &mut body).await;
+    let conn = match sent {
+        Ok(conn) => conn,
+        Err(Failure::Gateway(error)) => {
+            log_backend_failure(&ctx, &error);
+            out.clear();
+            return respond(io, out, &gateway, &ctx, &error, false).await;
+        }
+        Err(Failure::Client) => return Next::Close,
+    };
+    relay_response(io, out, conn, pool, target, &gateway, &ctx, http11, is_head, client_close)
+        .await
+}
+
+/// Consumes a request body the gateway refused, when it is all there:
+/// then the connection can serve the next request.
+fn skip_buffered_body(buf: &mut ReadBuf, framing: Framing) -> bool {
+    let mut body = Body::new(framing);
+    match body.scan(buf.filled(), |_| {}) {
+        Ok(n) if body.done() => {
+            buf.consume(n);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The request head for the backend: origin-form target under the
+/// target's base path, the client's headers but those the rules drop,
+/// the gateway's own, and the framing of the body.
+fn write_upstream_head(
+    out: &mut Vec<u8>,
+    req: &Request<'_>,
+    forwarding: &Forwarding<'_>,
+    client: &ClientInfo,
+    ctx: &RequestContext,
+) {
+    out.extend_from_slice(req.method().as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(forwarding.target.base_path.as_bytes());
+    out.extend_from_slice(req.path_and_query().as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let headers = req.headers();
+    let named_by_connection = |name: &str| {
+        headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .flat_map(|h| connection_names(h.value))
+            .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+    };
+    let has_connection = headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("connection"));
+    for h in headers {
+        if forwarding.drops(h.name)
+            || is_framing(h.name)
+            || h.name.eq_ignore_ascii_case("expect")
+            || (has_connection && named_by_connection(h.name))
+        {
+            continue;
+        }
+        write::header(out, h.name, h.value);
+    }
+    forwarding.added_headers(req, client, ctx, |name, value| {
+        write::header(out, name, value.as_bytes());
+    });
+    match req.framing {
+        Framing::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            write::number(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framing::Empty | Framing::UntilClose => {}
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn is_framing(name: &str) -> bool {
+    name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
+}
+
+/// Why a request could not be sent.
+enum Failure {
+    /// Answer the client with this error.
+    Gateway(GatewayError),
+    /// The client went away or broke its request: close.
+    Client,
+}
+
+/// Sends the head (and the body that came with it, in `out`) on an idle
+/// or new connection, then the rest of the body, and waits for the
+/// response head. A reused connection that turns out closed before any
+/// response byte is replaced by a new one when the whole request is still
+/// in `out`.
+async fn send(
+    client: &mut TcpStream,
+    buf: &mut ReadBuf,
+    out: &[u8],
+    pool: &Pool,
+    forwarding: &Forwarding<'_>,
+    body: &mut Body,
+) -> Result<Conn, Failure> {
+    let target = forwarding.target;
+    let replayable = body.done();
+    let mut fresh_only = false;
+    loop {
+        let idle = if fresh_only { None } else { pool.checkout(target) };
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => pool
+                .connect(target)
+                .await
+                .map_err(|e| Failure::Gateway(upstream_error(forwarding, e)))?,
+        };
+        let retry_allowed = conn.reused && replayable;
+        if let Err(e) = conn.io.write_all(out).await {
+            if retry_allowed {
+                fresh_only = true;
+                continue;
+            }
+            return Err(Failure::Gateway(exchange_error(forwarding, &e)));
+        }
+        if !body.done() {
+            stream_request_body(client, buf, &mut conn, body, forwarding).await?;
+        }
+        let timeout = Duration::from_millis(forwarding.timeout_ms);
+        match tokio::time::timeout(timeout, read_response_head(&mut conn)).await {
+            Ok(Ok(())) => return Ok(conn),
+            Ok(Err(HeadFailure::Closed)) if retry_allowed && conn.buf.is_empty() => {
+                fresh_only = true;
+            }
+            Ok(Err(failure)) => {
+                let why = match failure {
+                    HeadFailure::Closed => "the connection was closed before a response".into(),
+                    HeadFailure::Io(e) => root_cause(&e),
+                    HeadFailure::Invalid(why) => why,
+                };
+                return Err(Failure::Gateway(GatewayError::BadGateway(format!(
+                    "{} broke the exchange: {why}",
+                    target.authority
+                ))));
+            }
+            Err(_) => {
+                return Err(Failure::Gateway(GatewayError::GatewayTimeout {
+                    timeout_ms: forwarding.timeout_ms,
+                }))
+            }
+        }
+    }
+}
+
+async fn stream_request_body(
+    client: &mut TcpStream,
+    buf: &mut ReadBuf,
+    conn: &mut Conn,
+    body: &mut Body,
+    forwarding: &Forwarding<'_>,
+) -> Result<(), Failure> {
+    while !body.done() {
+        match buf.read_from(client, BODY_CHUNK).await {
+            Ok(0) | Err(_) => return Err(Failure::Client),
+            Ok(_) => {}
+        }
+        let n = body.scan(buf.filled(), |_| {}).map_err(|_| Failure::Client)?;
+        if let Err(e) = conn.io.write_all(&buf.filled()[..n]).await {
+            return Err(Failure::Gateway(exchange_error(forwarding, &e)));
+        }
+        buf.consume(n);
+    }
+    Ok(())
+}
+
+/// Largest piece of a body read at once from a client.
+const BODY_CHUNK: usize = 64 * 1024;
+
+enum HeadFailure {
+    Closed,
+    Io(std::io::Error),
+    Invalid(String),
+}
+
+/// Reads until `conn.buf` starts with a final response head (1xx
+/// interim responses are read and dropped).
+async fn read_response_head(conn: &mut Conn) -> Result<(), HeadFailure> {
+    loop {
+        if let Some(end) = find_head_end(conn.buf.filled()) {
+            let status = interim_status(&conn.buf.filled()[..end]);
+            match status {
+                Some(101) => {
+                    return Err(HeadFailure::Invalid(
+                        "it switched protocols; upgrades are not proxied".into(),
+                    ))
+                }
+                Some(_) => {
+                    conn.buf.consume(end);
+                    continue;
+                }
+                None => return Ok(()),
+            }
+        }
+        if conn.buf.is_full(HEAD_LIMIT) {
+            return Err(HeadFailure::Invalid("response head too large".into()));
+        }
+        match conn.buf.read_from(&mut conn.io, HEAD_LIMIT).await {
+            Ok(0) => return Err(HeadFailure::Closed),
+            Ok(_) => {}
+            Err(e) => return Err(HeadFailure::Io(e)),
+        }
+    }
+}
+
+/// The status of a 1xx head, `None` for a final one.
+fn interim_status(head: &[u8]) -> Option<u16> {
+    let code = head.get(9..12)?;
+    (code[0] == b'1' && head.starts_with(b"HTTP/1."))
+        .then(|| std::str::from_utf8(code).ok()?.parse().ok())
+        .flatten()
+}
+
+/// Passes the response (head in `conn.buf`) to the client: hop-by-hop
+/// headers dropped, the gateway's added, the body streamed as framed.
+#[allow(clippy::too_many_arguments)]
+async fn relay_response(
+    client: &mut TcpStream,
+    out: &mut Vec<u8>,
+    mut conn: Conn,
+    pool: &Pool,
+    target: &komainu_core::routing::TargetUrl,
+    gateway: &Gateway,
+    ctx: &RequestContext,
+    http11: bool,
+    is_head: bool,
+    client_close: bool,
+) -> Next {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(conn.buf.filled()) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) | Err(_) => {
+            let error = GatewayError::BadGateway(format!(
+                "{} sent a malformed response head",
+                target.authority
+            ));
+            log_backend_failure(ctx, &error);
+            out.clear();
+            return respond(client, out, gateway, ctx, &error, false).await;
+        }
+    };
+    let status = response.code.unwrap_or(502);
+    let upstream11 = response.version == Some(1);
+    let mut framing = if is_head || status == 204 || status == 304 {
+        Framing::Empty
+    } else {
+        Framing::UntilClose
+    };
+    let mut upstream_keep = upstream11;
+    let mut has_date = false;
+    let mut has_connection = false;
+    for h in response.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            if framing == Framing::UntilClose {
+                match content_length(h.value) {
+                    Some(n) => framing = Framing::Length(n),
+                    None => upstream_keep = false,
+                }
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if !is_head && status != 204 && status != 304 {
+                framing = if is_chunked(h.value) {
+                    Framing::Chunked
+                } else {
+                    Framing::UntilClose
+                };
+            }
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            has_connection = true;
+            for option in connection_names(h.value) {
+                if option.eq_ignore_ascii_case(b"close") {
+                    upstream_keep = false;
+                } else if option.eq_ignore_ascii_case(b"keep-alive") && !upstream11 {
+                    upstream_keep = true;
+                }
+            }
+        } else if h.name.eq_ignore_ascii_case("date") {
+            has_date = true;
+        }
+    }
+    if framing == Framing::Length(0) {
+        framing = Framing::Empty;
+    }
+    if framing == Framing::UntilClose {
+        upstream_keep = false;
+    }
+    // An HTTP/1.0 client cannot read chunks: it gets the data, then the close.
+    let dechunk = framing == Framing::Chunked && !http11;
+    let keep = !client_close && framing != Framing::UntilClose && !dechunk;
+
+    // Head: status line, the gateway's headers, then the backend's.
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    write::number(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut added: [&str; 8] = [""; 8];
+    let mut added_count = 0;
+    response_headers(ctx, |name, value| {
+        if added_count < added.len() {
+            added[added_count] = name;
+            added_count += 1;
+        }
+        write::header(out, name, value.as_bytes());
+    });
+    let added = &added[..added_count];
+    for h in response.headers.iter() {
+        if is_hop_by_hop(h.name)
+            || (dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"))
+            || added.iter().any(|a| a.eq_ignore_ascii_case(h.name))
+            || (has_connection && named_by_connection(response.headers, h.name))
+        {
+            continue;
+        }
+        write::header(out, h.name, h.value);
+    }
+    if !has_date {
+        write::date(out);
+    }
+    if !keep {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if !http11 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    conn.buf.consume(head_len);
+
+    // Body: what came with the head goes out with the head.
+    let mut body = Body::new(framing);
+    loop {
+        let input = conn.buf.filled();
+        let scanned = if dechunk {
+            body.scan(input, |r| out.extend_from_slice(&input[r]))
+        } else {
+            body.scan(input, |_| {}).inspect(|&n| out.extend_from_slice(&input[..n]))
+        };
+        match scanned {
+            Ok(n) => conn.buf.consume(n),
+            Err(_) => return Next::Close,
+        }
+        if !out.is_empty() && client.write_all(out).await.is_err() {
+            return Next::Close;
+        }
+        out.clear();
+        if body.done() {
+            break;
+        }
+        match conn.buf.read_from(&mut conn.io, BODY_CHUNK).await {
+            Ok(0) if body.end_of_stream() => break,
+            Ok(0) | Err(_) => return Next::Close,
+            Ok(_) => {}
+        }
+    }
+    if upstream_keep {
+        pool.checkin(target, conn);
+    }
+    if keep {
+        Next::KeepAlive
+    } else {
+        Next::Close
+    }
+}
+
+fn named_by_connection(headers: &[httparse::Header<'_>], name: &str) -> bool {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| connection_names(h.value))
+        .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+}
+
+/// Writes a gateway error (or refusal) to the client.
+pub async fn respond(
+    client: &mut TcpStream,
+    out: &mut Vec<u8>,
+    gateway: &Gateway,
+    ctx: &RequestContext,
+    error: &GatewayError,
+    keep_alive: bool,
+) -> Next {
+    out.clear();
+    write::gateway_response(out, &gateway.error_response(ctx, error), keep_alive);
+    match client.write_all(out).await {
+        Ok(()) if keep_alive => Next::KeepAlive,
+        _ => Next::Close,
+    }
+}
+
+fn upstream_error(forwarding: &Forwarding<'_>, e: UpstreamError) -> GatewayError {
+    let target = &forwarding.target.authority;
+    match e {
+        UpstreamError::Connect(why) => {
+            GatewayError::BadGateway(format!("cannot connect to {target}: {why}"))
+        }
+        UpstreamError::Exchange(why) => {
+            GatewayError::BadGateway(format!("{target} broke the exchange: {why}"))
+        }
+    }
+}
+
+fn exchange_error(forwarding: &Forwarding<'_>, e: &std::io::Error) -> GatewayError {
+    upstream_error(forwarding, UpstreamError::Exchange(root_cause(e)))
+}
+
+fn log_backend_failure(ctx: &RequestContext, error: &GatewayError) {
+    tracing::warn!(
+        request_id = %ctx.request_id,
+        route = ctx.route_id.as_deref().unwrap_or("-"),
+        error = %error,
+        "backend failure"
+    );
+}

@@ -1,0 +1,307 @@
+//! A client's HTTP/1 request head, parsed in place (no header is copied)
+//! and read by the core through [`RequestHead`].
+
+use http::Method;
+use komainu_core::gateway::{HeaderLookup, RequestHead};
+
+/// Most headers accepted in a head (more: 431).
+pub const MAX_HEADERS: usize = 100;
+
+/// How a message's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// The chunked transfer coding.
+    Chunked,
+    /// Until the sender closes the connection (responses only).
+    UntilClose,
+}
+
+/// Why a request head cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadError {
+    /// Malformed: 400, with what is wrong.
+    Bad(String),
+    /// More headers than [`MAX_HEADERS`]: 431.
+    TooManyHeaders,
+}
+
+/// A parsed request head, borrowing the bytes it was parsed from.
+pub struct Request<'b> {
+    method: Method,
+    /// The request target as received.
+    target: &'b str,
+    /// Where the path starts and ends in `target` (absolute form has a
+    /// scheme and authority before it).
+    path_start: usize,
+    path_end: usize,
+    host: &'b str,
+    /// HTTP/1.1 (`true`) or HTTP/1.0.
+    pub http11: bool,
+    headers: &'b [httparse::Header<'b>],
+    header_bytes: usize,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// The client asked to close the connection after this exchange
+    /// (`Connection: close`, or HTTP/1.0 without `keep-alive`).
+    pub close: bool,
+    /// The client waits for `100 Continue` before sending its body.
+    pub expects_continue: bool,
+}
+
+impl<'b> Request<'b> {
+    /// Parses a complete head (`buf` holds it, up to and including the
+    /// empty line): the head and its length.
+    pub fn parse(
+        buf: &'b [u8],
+        headers: &'b mut [httparse::Header<'b>; MAX_HEADERS],
+    ) -> Result<(Self, usize), HeadError> {
+        let mut req = httparse::Request::new(headers);
+        let len = match req.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                return Err(HeadError::Bad("incomplete request head".into()))
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+            Err(e) => return Err(HeadError::Bad(format!("malformed request head: {e}"))),
+        };
+        let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version)
+        else {
+            return Err(HeadError::Bad("incomplete request line".into()));
+        };
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| HeadError::Bad(format!("invalid method {method:?}")))?;
+        let headers: &'b [httparse::Header<'b>] = req.headers;
+        let (path_start, authority) = split_target(target)?;
+        let path_end = target[path_start..]
+            .find('?')
+            .map_or(target.len(), |q| path_start + q);
+        let mut this = Self {
+            method,
+            target,
+            path_start,
+            path_end,
+            host: authority.unwrap_or(""),
+            http11: version == 1,
+            headers,
+            header_bytes: 0,
+            framing: Framing::Empty,
+            close: version == 0,
+            expects_continue: false,
+        };
+        this.read_headers(authority.is_some())?;
+        Ok((this, len))
+    }
+
+    /// One pass over the headers: size, host, framing, connection options.
+    fn read_headers(&mut self, has_authority: bool) -> Result<(), HeadError> {
+        let mut length: Option<u64> = None;
+        let mut chunked = false;
+        let mut host_seen = false;
+        for h in self.headers {
+            self.header_bytes += h.name.len() + h.value.len();
+            let name = h.name;
+            if name.eq_ignore_ascii_case("host") {
+                if host_seen {
+                    return Err(HeadError::Bad("more than one Host header".into()));
+                }
+                host_seen = true;
+                if !has_authority {
+                    self.host = std::str::from_utf8(h.value)
+                        .map_err(|_| HeadError::Bad("the Host header is not text".into()))?;
+                }
+            } else if name.eq_ignore_ascii_case("content-length") {
+                let n = parse_length(h.value)
+                    .ok_or_else(|| HeadError::Bad("invalid Content-Length".into()))?;
+                if length.is_some_and(|prior| prior != n) {
+                    return Err(HeadError::Bad("conflicting Content-Length headers".into()));
+                }
+                length = Some(n);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                if chunked || !is_chunked(h.value) {
+                    return Err(HeadError::Bad(
+                        "unsupported Transfer-Encoding: only chunked is accepted".into(),
+                    ));
+                }
+                chunked = true;
+            } else if name.eq_ignore_ascii_case("connection") {
+                for option in komainu_core::gateway::connection_names(h.value) {
+                    if option.eq_ignore_ascii_case(b"close") {
+                        self.close = true;
+                    } else if option.eq_ignore_ascii_case(b"keep-alive") && !self.http11 {
+                        self.close = false;
+                    }
+                }
+            } else if name.eq_ignore_ascii_case("expect") {
+                if !h.value.eq_ignore_ascii_case(b"100-continue") {
+                    return Err(HeadError::Bad(
+                        "unsupported Expect: only 100-continue is accepted".into(),
+                    ));
+                }
+                self.expects_continue = self.http11;
+            }
+        }
+        if self.http11 && !host_seen {
+            return Err(HeadError::Bad("HTTP/1.1 requests need a Host header".into()));
+        }
+        self.framing = match (chunked, length) {
+            (true, Some(_)) => {
+                return Err(HeadError::Bad(
+                    "both Transfer-Encoding and Content-Length were sent".into(),
+                ))
+            }
+            (true, None) => Framing::Chunked,
+            (false, Some(0) | None) => Framing::Empty,
+            (false, Some(n)) => Framing::Length(n),
+        };
+        if self.framing == Framing::Empty {
+            self.expects_continue = false;
+        }
+        Ok(())
+    }
+
+    /// The path and query to send on (origin form).
+    pub fn path_and_query(&self) -> &'b str {
+        match &self.target[self.path_start..] {
+            "" => "/",
+            pq => pq,
+        }
+    }
+
+    /// The headers as received.
+    pub fn headers(&self) -> &'b [httparse::Header<'b>] {
+        self.headers
+    }
+}
+
+/// Where the path starts in a request target, and the authority of an
+/// absolute-form target.
+fn split_target(target: &str) -> Result<(usize, Option<&str>), HeadError> {
+    if target.starts_with('/') {
+        return Ok((0, None));
+    }
+    let rest = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+        .ok_or_else(|| HeadError::Bad(format!("unsupported request target {target:?}")))?;
+    let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_len];
+    if authority.is_empty() || authority.contains('@') {
+        return Err(HeadError::Bad(format!("invalid request target {target:?}")));
+    }
+    Ok((target.len() - rest.len() + authority_len, Some(authority)))
+}
+
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    digits
+        .iter()
+        .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
+/// Whether a `Transfer-Encoding` value is exactly `chunked` (the only
+/// coding a proxy can pass on without decoding).
+pub fn is_chunked(value: &[u8]) -> bool {
+    value.trim_ascii().eq_ignore_ascii_case(b"chunked")
+}
+
+/// Parses a `Content-Length` value.
+pub fn content_length(value: &[u8]) -> Option<u64> {
+    parse_length(value)
+}
+
+impl HeaderLookup for Request<'_> {
+    fn first(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+}
+
+impl RequestHead for Request<'_> {
+    fn method(&self) -> &Method {
+        &self.method
+    }
+
+    fn path(&self) -> &str {
+        match &self.target[self.path_start..self.path_end] {
+            "" => "/",
+            path => path,
+        }
+    }
+
+    fn path_and_query(&self) -> &str {
+        Request::path_and_query(self)
+    }
+
+    fn host(&self) -> &str {
+        self.host
+    }
+
+    fn header_bytes(&self) -> usize {
+        self.header_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<(Framing, bool, String, String, String), HeadError> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let (req, len) = Request::parse(text.as_bytes(), &mut headers)?;
+        assert_eq!(len, text.len());
+        Ok((
+            req.framing,
+            req.close,
+            req.host().to_owned(),
+            RequestHead::path(&req).to_owned(),
+            req.path_and_query().to_owned(),
+        ))
+    }
+
+    #[test]
+    fn reads_target_host_framing_and_connection() {
+        let (framing, close, host, path, pq) =
+            parse("GET /a/b?x=1 HTTP/1.1\r\nHost: api.example\r\n\r\n").unwrap();
+        assert_eq!((framing, close), (Framing::Empty, false));
+        assert_eq!((host.as_str(), path.as_str(), pq.as_str()), ("api.example", "/a/b", "/a/b?x=1"));
+        let (framing, close, host, path, pq) = parse(
+            "POST http://other:8080?q HTTP/1.1\r\nHost: ignored\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!((framing, close), (Framing::Length(5), true));
+        assert_eq!((host.as_str(), path.as_str(), pq.as_str()), ("other:8080", "/", "?q"));
+        let (framing, close, ..) =
+            parse("PUT /x HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .unwrap();
+        assert_eq!((framing, close), (Framing::Chunked, false));
+        assert!(parse("GET / HTTP/1.0\r\n\r\n").unwrap().1, "1.0 closes by default");
+    }
+
+    #[test]
+    fn refuses_ambiguous_or_malformed_heads() {
+        for bad in [
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+            "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n",
+        ] {
+            assert!(matches!(parse(bad), Err(HeadError::Bad(_))), "{bad:?}");
+        }
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
+        let text = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
+        assert_eq!(parse(&text).err(), Some(HeadError::TooManyHeaders));
+    }
+}

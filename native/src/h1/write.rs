@@ -1,0 +1,92 @@
+//! Writing HTTP/1 heads into a byte buffer.
+
+use std::cell::RefCell;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::Response;
+
+/// Appends `name: value\r\n`.
+pub fn header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a number in decimal.
+pub fn number(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends `Date: <now>\r\n` (the text is made once a second per thread).
+pub fn date(out: &mut Vec<u8>) {
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != second {
+            *cached = (second, httpdate::fmt_http_date(now));
+        }
+        header(out, "date", cached.1.as_bytes());
+    });
+}
+
+/// Appends a whole response the gateway wrote itself (an error), with
+/// `Content-Length`, `Date`, and `Connection: close` unless `keep_alive`.
+pub fn gateway_response(out: &mut Vec<u8>, response: &Response<String>, keep_alive: bool) {
+    let status = response.status();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in response.headers() {
+        header(out, name.as_str(), value.as_bytes());
+    }
+    out.extend_from_slice(b"content-length: ");
+    number(out, response.body().len() as u64);
+    out.extend_from_slice(b"\r\n");
+    date(out);
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(response.body().as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_responses() {
+        let mut out = Vec::new();
+        number(&mut out, 0);
+        out.push(b' ');
+        number(&mut out, u64::MAX);
+        assert_eq!(out, b"0 18446744073709551615");
+        let mut response = Response::new("{}".to_string());
+        *response.status_mut() = http::StatusCode::NOT_FOUND;
+        let mut out = Vec::new();
+        gateway_response(&mut out, &response, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\ndate: "));
+        assert!(text.ends_with("connection: close\r\n\r\n{}"), "{text}");
+    }
+}
