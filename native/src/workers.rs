@@ -13,8 +13,8 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
-use crate::state::State;
 use crate::h1;
+use crate::state::State;
 
 /// Binds `workers` listening sockets on `addr`, sharing one port (an
 /// ephemeral port, when `addr` asks for port 0, is chosen once).

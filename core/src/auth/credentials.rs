@@ -7,10 +7,10 @@
 
 use std::borrow::Cow;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use crate::gateway::HeaderLookup;
 use crate::GatewayError;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 
 /// The header naming the client id.
 pub const CLIENT_ID_HEADER: &str = "komainu-client-id";

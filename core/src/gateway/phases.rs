@@ -47,9 +47,7 @@ impl Gateway {
         now_ms: u64,
         request_id: RequestId,
     ) -> (RequestContext, Outcome) {
-        let (ctx, decision) = self
-            .decide(counters, &*parts, now_ms, request_id)
-            .await;
+        let (ctx, decision) = self.decide(counters, &*parts, now_ms, request_id).await;
         let forwarding = match decision {
             Ok(forwarding) => forwarding,
             Err(error) => {

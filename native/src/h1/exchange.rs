@@ -17,8 +17,8 @@ use komainu_core::{Gateway, GatewayError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::buf::ReadBuf;
 use super::body::Body;
+use super::buf::ReadBuf;
 use super::pool::{Conn, Pool};
 use super::request::{content_length, is_chunked, Framing, HeadError, Request, MAX_HEADERS};
 use super::{find_head_end, write, HEAD_LIMIT};
@@ -113,7 +113,10 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
     }
     if expects_continue
         && !body.done()
-        && io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err()
+        && io
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .is_err()
     {
         return Next::Close;
     }
@@ -129,8 +132,19 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
         }
         Err(Failure::Client) => return Next::Close,
     };
-    relay_response(io, out, conn, pool, target, &gateway, &ctx, http11, is_head, client_close)
-        .await
+    relay_response(
+        io,
+        out,
+        conn,
+        pool,
+        target,
+        &gateway,
+        &ctx,
+        http11,
+        is_head,
+        client_close,
+    )
+    .await
 }
 
 /// Consumes a request body the gateway refused, when it is all there:
@@ -226,7 +240,11 @@ async fn send(
     let replayable = body.done();
     let mut fresh_only = false;
     loop {
-        let idle = if fresh_only { None } else { pool.checkout(target) };
+        let idle = if fresh_only {
+            None
+        } else {
+            pool.checkout(target)
+        };
         let mut conn = match idle {
             Some(conn) => conn,
             None => pool
@@ -283,7 +301,9 @@ async fn stream_request_body(
             Ok(0) | Err(_) => return Err(Failure::Client),
             Ok(_) => {}
         }
-        let n = body.scan(buf.filled(), |_| {}).map_err(|_| Failure::Client)?;
+        let n = body
+            .scan(buf.filled(), |_| {})
+            .map_err(|_| Failure::Client)?;
         if let Err(e) = conn.io.write_all(&buf.filled()[..n]).await {
             return Err(Failure::Gateway(exchange_error(forwarding, &e)));
         }
@@ -462,7 +482,8 @@ async fn relay_response(
         let scanned = if dechunk {
             body.scan(input, |r| out.extend_from_slice(&input[r]))
         } else {
-            body.scan(input, |_| {}).inspect(|&n| out.extend_from_slice(&input[..n]))
+            body.scan(input, |_| {})
+                .inspect(|&n| out.extend_from_slice(&input[..n]))
         };
         match scanned {
             Ok(n) => conn.buf.consume(n),

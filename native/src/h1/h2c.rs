@@ -34,7 +34,8 @@ pub async fn serve(
         pos: 0,
         inner: stream,
     };
-    let service = service_fn(move |req| crate::proxy::handle(state.clone(), upstream.clone(), req, peer));
+    let service =
+        service_fn(move |req| crate::proxy::handle(state.clone(), upstream.clone(), req, peer));
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder.timer(TokioTimer::new());
     let connection = builder.serve_connection(TokioIo::new(io), service);

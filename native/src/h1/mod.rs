@@ -40,7 +40,10 @@ mod tests {
 
     #[test]
     fn finds_the_end_of_a_head() {
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody"), Some(27));
+        assert_eq!(
+            find_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody"),
+            Some(27)
+        );
         assert_eq!(find_head_end(b"GET / HTTP/1.0\n\n"), Some(16));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n"), None);
     }

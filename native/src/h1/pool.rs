@@ -191,9 +191,8 @@ impl Pool {
         if !https {
             return Ok(Stream::Plain(tcp));
         }
-        let name = ServerName::try_from(host.to_owned()).map_err(|e| {
-            UpstreamError::Connect(format!("{host} is not a TLS server name: {e}"))
-        })?;
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| UpstreamError::Connect(format!("{host} is not a TLS server name: {e}")))?;
         let tls = self
             .tls
             .connect(name, tcp)

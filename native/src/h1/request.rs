@@ -145,7 +145,9 @@ impl<'b> Request<'b> {
             }
         }
         if self.http11 && !host_seen {
-            return Err(HeadError::Bad("HTTP/1.1 requests need a Host header".into()));
+            return Err(HeadError::Bad(
+                "HTTP/1.1 requests need a Host header".into(),
+            ));
         }
         self.framing = match (chunked, length) {
             (true, Some(_)) => {
@@ -200,9 +202,9 @@ fn parse_length(value: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    digits
-        .iter()
-        .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+    digits.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// Whether a `Transfer-Encoding` value is exactly `chunked` (the only
@@ -272,18 +274,28 @@ mod tests {
         let (framing, close, host, path, pq) =
             parse("GET /a/b?x=1 HTTP/1.1\r\nHost: api.example\r\n\r\n").unwrap();
         assert_eq!((framing, close), (Framing::Empty, false));
-        assert_eq!((host.as_str(), path.as_str(), pq.as_str()), ("api.example", "/a/b", "/a/b?x=1"));
+        assert_eq!(
+            (host.as_str(), path.as_str(), pq.as_str()),
+            ("api.example", "/a/b", "/a/b?x=1")
+        );
         let (framing, close, host, path, pq) = parse(
             "POST http://other:8080?q HTTP/1.1\r\nHost: ignored\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
         )
         .unwrap();
         assert_eq!((framing, close), (Framing::Length(5), true));
-        assert_eq!((host.as_str(), path.as_str(), pq.as_str()), ("other:8080", "/", "?q"));
-        let (framing, close, ..) =
-            parse("PUT /x HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n")
-                .unwrap();
+        assert_eq!(
+            (host.as_str(), path.as_str(), pq.as_str()),
+            ("other:8080", "/", "?q")
+        );
+        let (framing, close, ..) = parse(
+            "PUT /x HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
+        .unwrap();
         assert_eq!((framing, close), (Framing::Chunked, false));
-        assert!(parse("GET / HTTP/1.0\r\n\r\n").unwrap().1, "1.0 closes by default");
+        assert!(
+            parse("GET / HTTP/1.0\r\n\r\n").unwrap().1,
+            "1.0 closes by default"
+        );
     }
 
     #[test]

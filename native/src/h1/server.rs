@@ -110,11 +110,7 @@ pub async fn serve(
     }
 }
 
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    shared: &Shared,
-) {
+async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     let mut client = Client {
         io: stream,
         buf: ReadBuf::new(CLIENT_BUFFER),
@@ -138,7 +134,15 @@ async fn connection(
                 let ctx = RequestContext::new(random::request_id(), now_ms());
                 let error = GatewayError::HeadersTooLarge { limit: HEAD_LIMIT };
                 let gateway = shared.state.gateway.load();
-                respond(&mut client.io, &mut client.out, &gateway, &ctx, &error, false).await;
+                respond(
+                    &mut client.io,
+                    &mut client.out,
+                    &gateway,
+                    &ctx,
+                    &error,
+                    false,
+                )
+                .await;
                 let _ = client.io.shutdown().await;
                 linger(&mut client.io).await;
                 return;

@@ -1,0 +1,193 @@
+//! HTTP/1 on the wire, through the real binary: framings both ways,
+//! HTTP/1.0 clients, `Expect: 100-continue`, pipelining, HEAD, malformed
+//! heads, and backends that close, answer until close, or send interim
+//! responses.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use komainu_e2e::raw::{RawConn, ScriptedUpstream};
+use komainu_e2e::{upstream, Komainu, Upstream};
+
+const SECRET: &str = "raw-secret-0123456789";
+
+fn document(up: &str, scripted: &str) -> String {
+    serde_json::json!({
+        "format": 1,
+        "routes": [
+            { "id": "open", "paths": ["/stream", "/big/{n}", "/echo"], "public": true,
+              "backend": { "targets": [{ "url": up }] } },
+            { "id": "keyed", "paths": ["/stream/keyed"], "backend": { "targets": [{ "url": up }] } },
+            { "id": "scripted", "paths": ["/scripted"], "public": true,
+              "backend": { "targets": [{ "url": scripted }] } }
+        ],
+        "apikeys": [{ "clientId": "raw", "clientSecret": SECRET, "routes": ["keyed"] }]
+    })
+    .to_string()
+}
+
+async fn setup(
+    script: impl Fn(usize) -> (Vec<u8>, bool) + Send + Sync + 'static,
+) -> (Upstream, ScriptedUpstream, Komainu) {
+    let up = Upstream::start().await;
+    let scripted = ScriptedUpstream::start(script).await;
+    let gw = Komainu::start(&document(&up.url(), &scripted.url()));
+    (up, scripted, gw)
+}
+
+fn ok_response(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-seen: scripted\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn chunked_uploads_and_chunked_answers_pass_through() {
+    let (_up, _s, gw) = setup(|_| (ok_response("x"), false)).await;
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"POST /stream HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    c.send(b"6;ext=1\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n")
+        .await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"hello world");
+    assert!(r.header("komainu-request-id").is_some());
+    // The connection is kept: the next request on it works.
+    c.send(b"GET /big/70000 HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, upstream::pattern(70_000));
+}
+
+#[tokio::test]
+async fn http10_clients_get_a_body_they_can_read() {
+    let (_up, _s, gw) = setup(|_| (ok_response("x"), false)).await;
+    // The backend answers chunked (streamed echo): an HTTP/1.0 client gets
+    // the data, delimited by the close.
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"POST /stream HTTP/1.0\r\nContent-Length: 4\r\n\r\nabcd")
+        .await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("transfer-encoding"), None);
+    assert_eq!(r.body, b"abcd");
+    // Keep-alive asked for and possible (known length): kept.
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"GET /big/10 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .await;
+    let r = c.response(false).await;
+    assert_eq!((r.status, r.body.len()), (200, 10));
+    assert_eq!(r.header("connection"), Some("keep-alive"));
+    c.send(b"GET /big/20 HTTP/1.0\r\n\r\n").await;
+    let r = c.response(false).await;
+    assert_eq!((r.status, r.body.len()), (200, 20));
+    assert!(c.closed().await, "HTTP/1.0 without keep-alive is closed");
+}
+
+#[tokio::test]
+async fn expect_continue_is_answered_only_once_the_call_is_admitted() {
+    let (_up, _s, gw) = setup(|_| (ok_response("x"), false)).await;
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    let head = format!(
+        "PUT /stream/keyed HTTP/1.1\r\nHost: t\r\nKomainu-Client-Id: raw\r\n\
+         Komainu-Client-Secret: {SECRET}\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n"
+    );
+    c.send(head.as_bytes()).await;
+    assert_eq!(c.response(false).await.status, 100);
+    c.send(b"abc").await;
+    let r = c.response(false).await;
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"abc"[..]));
+
+    // A refused key gets its 401 at once; the body is never asked for.
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"PUT /stream/keyed HTTP/1.1\r\nHost: t\r\nKomainu-Client-Id: raw\r\nKomainu-Client-Secret: wrong\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        .await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"], "invalid_credentials");
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let (_up, _s, gw) = setup(|_| (ok_response("x"), false)).await;
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"GET /big/3 HTTP/1.1\r\nHost: t\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: t\r\n\r\nHEAD /big/5 HTTP/1.1\r\nHost: t\r\n\r\nGET /big/7 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await;
+    let r = c.response(false).await;
+    assert_eq!((r.status, r.body.len()), (200, 3));
+    let r = c.response(false).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"], "route_not_found");
+    let r = c.response(true).await;
+    assert_eq!((r.status, r.header("content-length")), (200, Some("5")));
+    let r = c.response(false).await;
+    assert_eq!((r.status, r.body.len()), (200, 7));
+}
+
+#[tokio::test]
+async fn malformed_heads_get_a_json_400_and_a_close() {
+    let (_up, _s, gw) = setup(|_| (ok_response("x"), false)).await;
+    for bad in [
+        &b"POST /stream HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+        b"POST /stream HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+        b"POST /stream HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"GET /echo HTTP/1.1\r\n\r\n",
+        b"GET /echo HTTP/1.1\r\nBad Header: x\r\n\r\n",
+        b"POST /stream HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ] {
+        let mut c = RawConn::connect(&gw.url("/")).await;
+        c.send(bad).await;
+        let r = c.response(false).await;
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(bad));
+        assert_eq!(r.json()["error"], "bad_request");
+        assert!(r.json()["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(r.header("connection"), Some("close"));
+        assert!(c.closed().await);
+    }
+}
+
+#[tokio::test]
+async fn a_backend_closing_idle_connections_costs_no_request() {
+    // Every answer is "keep-alive", then the backend closes anyway: the
+    // pooled connection is stale when the next request comes.
+    let (_up, scripted, gw) = setup(|n| (ok_response(&format!("answer {n}")), true)).await;
+    for i in 0..5 {
+        let mut c = RawConn::connect(&gw.url("/")).await;
+        c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\n\r\n").await;
+        let r = c.response(false).await;
+        assert_eq!(r.status, 200, "call {i}");
+        assert_eq!(r.header("x-seen"), Some("scripted"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(scripted.requests.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn interim_and_close_delimited_answers_reach_the_client() {
+    let (_up, scripted, gw) = setup(|n| match n {
+        0 => (
+            b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                .to_vec(),
+            false,
+        ),
+        _ => (
+            b"HTTP/1.1 200 OK\r\nconnection: close\r\nx-seen: scripted\r\n\r\nuntil the end".to_vec(),
+            true,
+        ),
+    })
+    .await;
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let r = c.response(false).await;
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+    c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(r.body, b"until the end");
+    assert_eq!(scripted.connections.load(Ordering::SeqCst), 1);
+}
