@@ -36,6 +36,7 @@ pub mod quota;
 pub mod routing;
 pub mod secret;
 pub mod store;
+pub mod text;
 pub mod time;
 
 pub use error::GatewayError;

@@ -6,12 +6,11 @@
 //! headers. The store only performs the atomic conditional increment
 //! described on [`crate::store::CounterStore::acquire`].
 
-use std::fmt::Write as _;
-
 use http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Quotas;
+use crate::text::push_u64;
 use crate::time::{next_month_start_ms, DAY_MS};
 
 /// A quota window.
@@ -230,47 +229,50 @@ impl QuotaState {
     pub fn for_each_header(&self, mut emit: impl FnMut(&'static str, &str)) {
         let mut text = String::with_capacity(128);
         if let Some(r) = self.remaining(Window::Day) {
-            let _ = write!(text, "{r}");
+            push_u64(&mut text, r);
             emit("komainu-daily-calls-remaining", &text);
         }
         if let Some(r) = self.remaining(Window::Month) {
             text.clear();
-            let _ = write!(text, "{r}");
+            push_u64(&mut text, r);
             emit("komainu-monthly-calls-remaining", &text);
         }
         text.clear();
         for (i, b) in self.plan.bumps().iter().enumerate() {
-            let sep = if i == 0 { "" } else { ", " };
             let period_s = match b.window {
                 Window::Second => 1,
                 Window::Day => 86_400,
                 Window::Month => b.resets_at_ms.saturating_sub(month_start_ms(b)) / 1000,
             };
-            let _ = write!(
-                text,
-                "{sep}\"{}\";q={};w={period_s}",
-                b.window.name(),
-                b.limit
-            );
+            push_item(&mut text, i, b.window, ";q=", b.limit);
+            text.push_str(";w=");
+            push_u64(&mut text, period_s);
         }
         if !text.is_empty() {
             emit("ratelimit-policy", &text);
         }
         text.clear();
         for (i, (b, count)) in self.plan.bumps().iter().zip(self.counts).enumerate() {
-            let sep = if i == 0 { "" } else { ", " };
-            let _ = write!(
-                text,
-                "{sep}\"{}\";r={};t={}",
-                b.window.name(),
-                b.limit.saturating_sub(count),
-                self.seconds_until(b.resets_at_ms)
-            );
+            push_item(&mut text, i, b.window, ";r=", b.limit.saturating_sub(count));
+            text.push_str(";t=");
+            push_u64(&mut text, self.seconds_until(b.resets_at_ms));
         }
         if !text.is_empty() {
             emit("ratelimit", &text);
         }
     }
+}
+
+/// Appends `, "window";key=value` (no comma for the first item).
+fn push_item(text: &mut String, index: usize, window: Window, key: &str, value: u64) {
+    if index > 0 {
+        text.push_str(", ");
+    }
+    text.push('"');
+    text.push_str(window.name());
+    text.push('"');
+    text.push_str(key);
+    push_u64(text, value);
 }
 
 fn month_start_ms(b: &Bump) -> u64 {

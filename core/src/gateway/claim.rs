@@ -1,11 +1,10 @@
 //! The `Komainu-Claim` JWT that tells a backend who called, through which
 //! route, and proves the call came through the gateway.
 
-use std::fmt::Write as _;
-
 use crate::auth::jwt;
 use crate::model::Settings;
 use crate::secret::SecretHash;
+use crate::text::push_u64;
 
 /// Signs claims with the gateway's secret (HS256).
 pub struct ClaimSigner {
@@ -32,15 +31,22 @@ impl ClaimSigner {
     pub fn sign(&self, sub: Option<&str>, aud: &str, now_ms: u64, jti: &str) -> String {
         let iat = now_ms / 1000;
         let mut payload = String::with_capacity(160);
-        let _ = write!(payload, "{{\"iss\":{}", self.issuer_json);
+        payload.push_str("{\"iss\":");
+        payload.push_str(&self.issuer_json);
         if let Some(sub) = sub {
-            let _ = write!(payload, ",\"sub\":\"{sub}\"");
+            payload.push_str(",\"sub\":\"");
+            payload.push_str(sub);
+            payload.push('"');
         }
-        let _ = write!(
-            payload,
-            ",\"aud\":\"{aud}\",\"iat\":{iat},\"exp\":{},\"jti\":\"{jti}\"}}",
-            iat + self.ttl_s
-        );
+        payload.push_str(",\"aud\":\"");
+        payload.push_str(aud);
+        payload.push_str("\",\"iat\":");
+        push_u64(&mut payload, iat);
+        payload.push_str(",\"exp\":");
+        push_u64(&mut payload, iat + self.ttl_s);
+        payload.push_str(",\"jti\":\"");
+        payload.push_str(jti);
+        payload.push_str("\"}");
         jwt::sign(&self.key, &payload)
     }
 }

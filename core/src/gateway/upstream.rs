@@ -14,6 +14,7 @@ use super::context::{ClientInfo, RequestContext};
 use super::head::RequestHead;
 use crate::auth::{CLIENT_ID_HEADER, CLIENT_SECRET_HEADER};
 use crate::routing::TargetUrl;
+use crate::text::push_ip;
 use crate::GatewayError;
 
 /// Headers that concern one connection only (RFC 9110, section 7.6.1).
@@ -95,10 +96,13 @@ impl Forwarding<'_> {
             let prior = head
                 .first("x-forwarded-for")
                 .and_then(|v| std::str::from_utf8(v).ok());
-            match prior {
-                Some(prior) => emit("x-forwarded-for", &format!("{prior}, {addr}")),
-                None => emit("x-forwarded-for", &addr.to_string()),
+            let mut value = String::with_capacity(prior.map_or(0, |p| p.len() + 2) + 39);
+            if let Some(prior) = prior {
+                value.push_str(prior);
+                value.push_str(", ");
             }
+            push_ip(&mut value, addr);
+            emit("x-forwarded-for", &value);
         }
         emit(
             "x-forwarded-proto",

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use super::body::Body;
 use super::buf::ReadBuf;
 use super::pool::{Conn, Pool};
-use super::request::{content_length, is_chunked, Framing, HeadError, Request, MAX_HEADERS};
+use super::request::{content_length, header_slots, is_chunked, Framing, HeadError, Request};
 use super::{find_head_end, write, HEAD_LIMIT};
 use crate::random;
 use crate::state::{now_ms, State};
@@ -51,7 +51,7 @@ pub enum Next {
 pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
     let gateway = state.gateway.load_full();
     let Client { io, buf, out, peer } = client;
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut headers = header_slots();
     let (req, head_len) = match Request::parse(buf.filled(), &mut headers) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -176,21 +176,12 @@ fn write_upstream_head(
     out.extend_from_slice(req.path_and_query().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let headers = req.headers();
-    let named_by_connection = |name: &str| {
-        headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-            .flat_map(|h| connection_names(h.value))
-            .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
-    };
-    let has_connection = headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("connection"));
+    let named = ConnectionNames::of(headers);
     for h in headers {
         if forwarding.drops(h.name)
             || is_framing(h.name)
             || h.name.eq_ignore_ascii_case("expect")
-            || (has_connection && named_by_connection(h.name))
+            || named.contains(h.name)
         {
             continue;
         }
@@ -374,9 +365,14 @@ async fn relay_response(
     is_head: bool,
     client_close: bool,
 ) -> Next {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let head_len = match response.parse(conn.buf.filled()) {
+    let mut headers = header_slots();
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        conn.buf.filled(),
+        &mut headers,
+    );
+    let head_len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) | Err(_) => {
             let error = GatewayError::BadGateway(format!(
@@ -397,7 +393,6 @@ async fn relay_response(
     };
     let mut upstream_keep = upstream11;
     let mut has_date = false;
-    let mut has_connection = false;
     for h in response.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             if framing == Framing::UntilClose {
@@ -415,7 +410,6 @@ async fn relay_response(
                 };
             }
         } else if h.name.eq_ignore_ascii_case("connection") {
-            has_connection = true;
             for option in connection_names(h.value) {
                 if option.eq_ignore_ascii_case(b"close") {
                     upstream_keep = false;
@@ -454,11 +448,12 @@ async fn relay_response(
         write::header(out, name, value.as_bytes());
     });
     let added = &added[..added_count];
+    let named = ConnectionNames::of(response.headers);
     for h in response.headers.iter() {
         if is_hop_by_hop(h.name)
             || (dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"))
             || added.iter().any(|a| a.eq_ignore_ascii_case(h.name))
-            || (has_connection && named_by_connection(response.headers, h.name))
+            || named.contains(h.name)
         {
             continue;
         }
@@ -512,12 +507,33 @@ async fn relay_response(
     }
 }
 
-fn named_by_connection(headers: &[httparse::Header<'_>], name: &str) -> bool {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .flat_map(|h| connection_names(h.value))
-        .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+/// The header names a message's `Connection` headers list beyond the
+/// standard hop-by-hop ones (usually none): they are dropped with it.
+struct ConnectionNames<'a> {
+    names: Vec<&'a [u8]>,
+}
+
+impl<'a> ConnectionNames<'a> {
+    fn of(headers: &[httparse::Header<'a>]) -> Self {
+        let mut names = Vec::new();
+        for h in headers {
+            if h.name.eq_ignore_ascii_case("connection") {
+                names.extend(connection_names(h.value).filter(|n| {
+                    std::str::from_utf8(n).map_or(true, |n| !is_hop_by_hop(n))
+                        && !n.eq_ignore_ascii_case(b"close")
+                }));
+            }
+        }
+        Self { names }
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        !self.names.is_empty()
+            && self
+                .names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+    }
 }
 
 /// Writes a gateway error (or refusal) to the client.

@@ -1,11 +1,21 @@
 //! A client's HTTP/1 request head, parsed in place (no header is copied)
 //! and read by the core through [`RequestHead`].
 
+use std::mem::MaybeUninit;
+
 use http::Method;
 use komainu_core::gateway::{HeaderLookup, RequestHead};
 
 /// Most headers accepted in a head (more: 431).
 pub const MAX_HEADERS: usize = 100;
+
+/// Room for the headers of one head, left uninitialized until parsed.
+pub type HeaderSlots<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS];
+
+/// Fresh, uninitialized header slots.
+pub fn header_slots<'b>() -> HeaderSlots<'b> {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+}
 
 /// How a message's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,10 +67,10 @@ impl<'b> Request<'b> {
     /// empty line): the head and its length.
     pub fn parse(
         buf: &'b [u8],
-        headers: &'b mut [httparse::Header<'b>; MAX_HEADERS],
+        headers: &'b mut HeaderSlots<'b>,
     ) -> Result<(Self, usize), HeadError> {
-        let mut req = httparse::Request::new(headers);
-        let len = match req.parse(buf) {
+        let mut req = httparse::Request::new(&mut []);
+        let len = match req.parse_with_uninit_headers(buf, headers) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => {
                 return Err(HeadError::Bad("incomplete request head".into()))
@@ -257,7 +267,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<(Framing, bool, String, String, String), HeadError> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = header_slots();
         let (req, len) = Request::parse(text.as_bytes(), &mut headers)?;
         assert_eq!(len, text.len());
         Ok((
