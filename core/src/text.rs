@@ -4,20 +4,33 @@
 use std::net::IpAddr;
 
 /// Appends `n` in decimal.
-pub fn push_u64(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
+pub fn push_u64(out: &mut String, n: u64) {
+    out.push_str(decimal(n, &mut [0; 20]));
+}
+
+/// `n` in decimal, written (two digits per step) at the end of `digits`.
+pub fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut i = digits.len();
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        digits[i] = b'0' + n as u8;
     }
-    for &d in &digits[i..] {
-        out.push(char::from(d));
-    }
+    std::str::from_utf8(&digits[i..]).unwrap_or("0")
 }
 
 /// Appends an IP address in its usual text form.
@@ -48,6 +61,11 @@ mod tests {
         push_u64(&mut s, 0);
         s.push(' ');
         push_u64(&mut s, u64::MAX);
+        for n in [1, 9, 10, 99, 100, 101, 12345, 1_000_000] {
+            let mut t = String::new();
+            push_u64(&mut t, n);
+            assert_eq!(t, n.to_string());
+        }
         s.push(' ');
         push_ip(&mut s, "10.0.255.1".parse().unwrap());
         s.push(' ');

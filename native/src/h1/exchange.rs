@@ -6,6 +6,7 @@
 //! each side.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use http::Method;
@@ -16,12 +17,15 @@ use komainu_core::gateway::{
 use komainu_core::{Gateway, GatewayError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 use super::body::Body;
 use super::buf::ReadBuf;
 use super::pool::{Conn, Pool};
-use super::request::{content_length, header_slots, is_chunked, Framing, HeadError, Request};
-use super::{find_head_end, write, HEAD_LIMIT};
+use super::request::{
+    content_length, header_slots, is_chunked, Framing, HeadError, HeaderSlots, Request,
+};
+use super::{deadline, find_head_end, write, HEAD_LIMIT};
 use crate::random;
 use crate::state::{now_ms, State};
 use crate::upstream::{root_cause, UpstreamError};
@@ -36,6 +40,9 @@ pub struct Client {
     pub out: Vec<u8>,
     /// The client's address.
     pub peer: SocketAddr,
+    /// Times the wait for a backend's response head (kept from request
+    /// to request: see [`super::deadline`]).
+    pub backend_timer: Pin<Box<Sleep>>,
 }
 
 /// What to do with the client connection after an exchange.
@@ -50,8 +57,14 @@ pub enum Next {
 /// Serves the request whose head is complete in `client.buf`.
 pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
     let gateway = state.gateway.load_full();
-    let Client { io, buf, out, peer } = client;
-    let mut headers = header_slots();
+    let Client {
+        io,
+        buf,
+        out,
+        peer,
+        backend_timer,
+    } = client;
+    let mut headers: HeaderSlots = header_slots!();
     let (req, head_len) = match Request::parse(buf.filled(), &mut headers) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -122,7 +135,16 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
     }
 
     let target = forwarding.target;
-    let sent = send(io, buf, out, pool, &forwarding, &mut body).await;
+    let sent = send(
+        io,
+        buf,
+        out,
+        pool,
+        &forwarding,
+        &mut body,
+        backend_timer.as_mut(),
+    )
+    .await;
     let conn = match sent {
         Ok(conn) => conn,
         Err(Failure::Gateway(error)) => {
@@ -226,6 +248,7 @@ async fn send(
     pool: &Pool,
     forwarding: &Forwarding<'_>,
     body: &mut Body,
+    mut timer: Pin<&mut Sleep>,
 ) -> Result<Conn, Failure> {
     let target = forwarding.target;
     let replayable = body.done();
@@ -255,12 +278,12 @@ async fn send(
             stream_request_body(client, buf, &mut conn, body, forwarding).await?;
         }
         let timeout = Duration::from_millis(forwarding.timeout_ms);
-        match tokio::time::timeout(timeout, read_response_head(&mut conn)).await {
-            Ok(Ok(())) => return Ok(conn),
-            Ok(Err(HeadFailure::Closed)) if retry_allowed && conn.buf.is_empty() => {
+        match deadline(timer.as_mut(), timeout, read_response_head(&mut conn)).await {
+            Some(Ok(())) => return Ok(conn),
+            Some(Err(HeadFailure::Closed)) if retry_allowed && conn.buf.is_empty() => {
                 fresh_only = true;
             }
-            Ok(Err(failure)) => {
+            Some(Err(failure)) => {
                 let why = match failure {
                     HeadFailure::Closed => "the connection was closed before a response".into(),
                     HeadFailure::Io(e) => root_cause(&e),
@@ -271,7 +294,7 @@ async fn send(
                     target.authority
                 ))));
             }
-            Err(_) => {
+            None => {
                 return Err(Failure::Gateway(GatewayError::GatewayTimeout {
                     timeout_ms: forwarding.timeout_ms,
                 }))
@@ -365,7 +388,7 @@ async fn relay_response(
     is_head: bool,
     client_close: bool,
 ) -> Next {
-    let mut headers = header_slots();
+    let mut headers: HeaderSlots = header_slots!();
     let mut response = httparse::Response::new(&mut []);
     let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
         &mut response,

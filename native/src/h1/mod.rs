@@ -26,6 +26,34 @@ pub use server::serve;
 /// answered 431).
 pub const HEAD_LIMIT: usize = crate::http_server::MAX_HEAD_BYTES;
 
+/// Runs `fut`, giving up (`None`) after `limit`. The timer, kept by the
+/// connection from request to request, is only armed when `fut` has to
+/// wait; pushing a registered deadline later is a single atomic update.
+pub(crate) async fn deadline<F: std::future::Future>(
+    mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
+    limit: std::time::Duration,
+    fut: F,
+) -> Option<F::Output> {
+    use std::future::Future as _;
+    use std::task::Poll;
+    let mut fut = std::pin::pin!(fut);
+    let mut armed = false;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        if !armed {
+            timer.as_mut().reset(tokio::time::Instant::now() + limit);
+            armed = true;
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
 /// Where the head at the start of `buf` ends (after its empty line), if
 /// it is complete.
 pub(crate) fn find_head_end(buf: &[u8]) -> Option<usize> {

@@ -12,10 +12,15 @@ pub const MAX_HEADERS: usize = 100;
 /// Room for the headers of one head, left uninitialized until parsed.
 pub type HeaderSlots<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS];
 
-/// Fresh, uninitialized header slots.
-pub fn header_slots<'b>() -> HeaderSlots<'b> {
-    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+/// Fresh, uninitialized header slots, made in place (a function returning
+/// the array would copy its kilobytes into the caller's future).
+macro_rules! header_slots {
+    () => {
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() };
+            $crate::h1::request::MAX_HEADERS]
+    };
 }
+pub(crate) use header_slots;
 
 /// How a message's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,7 +272,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<(Framing, bool, String, String, String), HeadError> {
-        let mut headers = header_slots();
+        let mut headers: HeaderSlots = header_slots!();
         let (req, len) = Request::parse(text.as_bytes(), &mut headers)?;
         assert_eq!(len, text.len());
         Ok((

@@ -116,6 +116,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
         buf: ReadBuf::new(CLIENT_BUFFER),
         out: Vec::with_capacity(1024),
         peer,
+        backend_timer: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)),
     };
     let stop = shared.stop.notified();
     tokio::pin!(stop);

@@ -14,18 +14,8 @@ pub fn header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 }
 
 /// Appends a number in decimal.
-pub fn number(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
+pub fn number(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(komainu_core::text::decimal(n, &mut [0; 20]).as_bytes());
 }
 
 /// Appends `Date: <now>\r\n` (the text is made once a second per thread).
