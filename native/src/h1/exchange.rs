@@ -199,16 +199,12 @@ fn write_upstream_head(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let headers = req.headers();
     let named = ConnectionNames::of(headers);
-    for h in headers {
-        if forwarding.drops(h.name)
+    write::kept_lines(out, req.raw(), headers, |h| {
+        !(forwarding.drops(h.name)
             || is_framing(h.name)
             || h.name.eq_ignore_ascii_case("expect")
-            || named.contains(h.name)
-        {
-            continue;
-        }
-        write::header(out, h.name, h.value);
-    }
+            || named.contains(h.name))
+    });
     forwarding.added_headers(req, client, ctx, |name, value| {
         write::header(out, name, value.as_bytes());
     });
@@ -390,9 +386,10 @@ async fn relay_response(
 ) -> Next {
     let mut headers: HeaderSlots = header_slots!();
     let mut response = httparse::Response::new(&mut []);
+    let raw = conn.buf.filled();
     let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
         &mut response,
-        conn.buf.filled(),
+        raw,
         &mut headers,
     );
     let head_len = match parsed {
@@ -472,16 +469,12 @@ async fn relay_response(
     });
     let added = &added[..added_count];
     let named = ConnectionNames::of(response.headers);
-    for h in response.headers.iter() {
-        if is_hop_by_hop(h.name)
+    write::kept_lines(out, &raw[..head_len], response.headers, |h| {
+        !(is_hop_by_hop(h.name)
             || (dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"))
             || added.iter().any(|a| a.eq_ignore_ascii_case(h.name))
-            || named.contains(h.name)
-        {
-            continue;
-        }
-        write::header(out, h.name, h.value);
-    }
+            || named.contains(h.name))
+    });
     if !has_date {
         write::date(out);
     }

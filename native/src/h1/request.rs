@@ -57,6 +57,8 @@ pub struct Request<'b> {
     /// HTTP/1.1 (`true`) or HTTP/1.0.
     pub http11: bool,
     headers: &'b [httparse::Header<'b>],
+    /// The head as received (request line to empty line).
+    raw: &'b [u8],
     header_bytes: usize,
     /// How the body is delimited.
     pub framing: Framing,
@@ -102,6 +104,7 @@ impl<'b> Request<'b> {
             host: authority.unwrap_or(""),
             http11: version == 1,
             headers,
+            raw: &buf[..len],
             header_bytes: 0,
             framing: Framing::Empty,
             close: version == 0,
@@ -191,6 +194,11 @@ impl<'b> Request<'b> {
     /// The headers as received.
     pub fn headers(&self) -> &'b [httparse::Header<'b>] {
         self.headers
+    }
+
+    /// The head's bytes as received (request line to empty line).
+    pub fn raw(&self) -> &'b [u8] {
+        self.raw
     }
 }
 

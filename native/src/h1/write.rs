@@ -13,6 +13,62 @@ pub fn header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Appends the header lines of `head` (the bytes `headers` were parsed
+/// from, up to and including the empty line) that `keep` accepts, as they
+/// were received: each run of consecutive kept lines is one copy. A line
+/// that is not plainly `name: value CR LF` is written anew instead.
+pub fn kept_lines(
+    out: &mut Vec<u8>,
+    head: &[u8],
+    headers: &[httparse::Header<'_>],
+    mut keep: impl FnMut(&httparse::Header<'_>) -> bool,
+) {
+    let base = head.as_ptr() as usize;
+    let offset = |h: &httparse::Header<'_>| {
+        (h.name.as_ptr() as usize)
+            .checked_sub(base)
+            .filter(|&o| o <= head.len())
+    };
+    let headers_end = head.len().saturating_sub(2);
+    let mut run: Option<(usize, usize)> = None;
+    for (i, h) in headers.iter().enumerate() {
+        let kept = keep(h);
+        let start = offset(h);
+        let end = match headers.get(i + 1) {
+            Some(next) => offset(next),
+            None => Some(headers_end),
+        };
+        let line = match (start, end) {
+            (Some(s), Some(e)) if s < e && head[s..e].ends_with(b"\r\n") => Some((s, e)),
+            _ => None,
+        };
+        match (kept, line, run) {
+            (true, Some((s, e)), Some((run_start, run_end))) if run_end == s => {
+                run = Some((run_start, e));
+            }
+            (true, Some(line), _) => {
+                if let Some((a, b)) = run.replace(line) {
+                    out.extend_from_slice(&head[a..b]);
+                }
+            }
+            (true, None, _) => {
+                if let Some((a, b)) = run.take() {
+                    out.extend_from_slice(&head[a..b]);
+                }
+                header(out, h.name, h.value);
+            }
+            (false, ..) => {
+                if let Some((a, b)) = run.take() {
+                    out.extend_from_slice(&head[a..b]);
+                }
+            }
+        }
+    }
+    if let Some((a, b)) = run {
+        out.extend_from_slice(&head[a..b]);
+    }
+}
+
 /// Appends a number in decimal.
 pub fn number(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(komainu_core::text::decimal(n, &mut [0; 20]).as_bytes());
@@ -63,6 +119,25 @@ pub fn gateway_response(out: &mut Vec<u8>, response: &Response<String>, keep_ali
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_lines_are_copied_as_received() {
+        let head =
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-One:  1\r\nDrop: me\r\nX-Two: 2\r\nX-Three: 3\r\n\r\n";
+        let mut slots = [httparse::EMPTY_HEADER; 8];
+        let mut req = httparse::Request::new(&mut slots);
+        req.parse(head).unwrap();
+        let mut out = Vec::new();
+        kept_lines(&mut out, head, req.headers, |h| h.name != "Drop");
+        assert_eq!(out, b"Host: a\r\nX-One:  1\r\nX-Two: 2\r\nX-Three: 3\r\n");
+        let lf = b"GET / HTTP/1.1\nHost: a\nX-One: 1\n\n";
+        let mut slots = [httparse::EMPTY_HEADER; 8];
+        let mut req = httparse::Request::new(&mut slots);
+        req.parse(lf).unwrap();
+        let mut out = Vec::new();
+        kept_lines(&mut out, lf, req.headers, |_| true);
+        assert_eq!(out, b"Host: a\r\nX-One: 1\r\n");
+    }
 
     #[test]
     fn numbers_and_responses() {
