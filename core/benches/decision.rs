@@ -14,6 +14,7 @@ use std::task::{Context, Poll, Waker};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use http::{Method, Request};
 use komainu_core::auth::Credentials;
+use komainu_core::gateway::response_headers;
 use komainu_core::gateway::{ClientInfo, RequestId};
 use komainu_core::model::{ApiKey, Backend, Document, Group, Quotas, Route, Target};
 use komainu_core::quota::Plan;
@@ -168,6 +169,27 @@ fn bench(c: &mut Criterion) {
                 )
             },
         );
+        // What the native HTTP/1 path asks of the core: the decision on a
+        // head it does not rewrite, then the response headers.
+        group.bench_with_input(BenchmarkId::new("decide", routes), &routes, |b, _| {
+            let mut n = 0u128;
+            b.iter(|| {
+                n += 1;
+                let (ctx, decision) = block_on(gateway.decide(
+                    &counters,
+                    &template,
+                    NOW_MS,
+                    RequestId::from_random(n),
+                ));
+                let forwarding = decision.unwrap();
+                let mut bytes = 0;
+                forwarding.added_headers(&template, &client, &ctx, |name, value| {
+                    bytes += name.len() + value.len()
+                });
+                response_headers(&ctx, |name, value| bytes += name.len() + value.len());
+                bytes
+            })
+        });
         group.finish();
     }
 }

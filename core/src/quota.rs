@@ -218,7 +218,7 @@ impl QuotaState {
     /// and the IETF `RateLimit-Policy` / `RateLimit` headers.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
         self.for_each_header(|name, value| {
-            if let Ok(v) = HeaderValue::from_str(value) {
+            if let Ok(v) = HeaderValue::from_bytes(value) {
                 headers.insert(name, v);
             }
         });
@@ -226,8 +226,8 @@ impl QuotaState {
 
     /// The headers of [`QuotaState::write_headers`], one by one (names in
     /// lower case), for adapters that write heads themselves.
-    pub fn for_each_header(&self, mut emit: impl FnMut(&'static str, &str)) {
-        let mut text = String::with_capacity(128);
+    pub fn for_each_header(&self, mut emit: impl FnMut(&'static str, &[u8])) {
+        let mut text = Vec::with_capacity(128);
         if let Some(r) = self.remaining(Window::Day) {
             push_u64(&mut text, r);
             emit("komainu-daily-calls-remaining", &text);
@@ -245,7 +245,7 @@ impl QuotaState {
                 Window::Month => b.resets_at_ms.saturating_sub(month_start_ms(b)) / 1000,
             };
             push_item(&mut text, i, b.window, ";q=", b.limit);
-            text.push_str(";w=");
+            text.extend_from_slice(b";w=");
             push_u64(&mut text, period_s);
         }
         if !text.is_empty() {
@@ -254,7 +254,7 @@ impl QuotaState {
         text.clear();
         for (i, (b, count)) in self.plan.bumps().iter().zip(self.counts).enumerate() {
             push_item(&mut text, i, b.window, ";r=", b.limit.saturating_sub(count));
-            text.push_str(";t=");
+            text.extend_from_slice(b";t=");
             push_u64(&mut text, self.seconds_until(b.resets_at_ms));
         }
         if !text.is_empty() {
@@ -264,14 +264,14 @@ impl QuotaState {
 }
 
 /// Appends `, "window";key=value` (no comma for the first item).
-fn push_item(text: &mut String, index: usize, window: Window, key: &str, value: u64) {
+fn push_item(text: &mut Vec<u8>, index: usize, window: Window, key: &str, value: u64) {
     if index > 0 {
-        text.push_str(", ");
+        text.extend_from_slice(b", ");
     }
-    text.push('"');
-    text.push_str(window.name());
-    text.push('"');
-    text.push_str(key);
+    text.push(b'"');
+    text.extend_from_slice(window.name().as_bytes());
+    text.push(b'"');
+    text.extend_from_slice(key.as_bytes());
     push_u64(text, value);
 }
 

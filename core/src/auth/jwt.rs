@@ -84,7 +84,8 @@ impl UnverifiedJwt<'_> {
 }
 
 /// Signs `payload_json` with HS256: returns the compact token.
-pub fn sign(key: &SecretHash, payload_json: &str) -> String {
+pub fn sign(key: &SecretHash, payload_json: impl AsRef<[u8]>) -> String {
+    let payload_json = payload_json.as_ref();
     let mut token = String::with_capacity(HS256_HEADER.len() + payload_json.len() * 4 / 3 + 48);
     token.push_str(HS256_HEADER);
     token.push('.');

@@ -30,23 +30,23 @@ impl ClaimSigner {
     /// validated to need no JSON escaping.
     pub fn sign(&self, sub: Option<&str>, aud: &str, now_ms: u64, jti: &str) -> String {
         let iat = now_ms / 1000;
-        let mut payload = String::with_capacity(160);
-        payload.push_str("{\"iss\":");
-        payload.push_str(&self.issuer_json);
+        let mut payload = Vec::with_capacity(160);
+        payload.extend_from_slice(b"{\"iss\":");
+        payload.extend_from_slice(self.issuer_json.as_bytes());
         if let Some(sub) = sub {
-            payload.push_str(",\"sub\":\"");
-            payload.push_str(sub);
-            payload.push('"');
+            payload.extend_from_slice(b",\"sub\":\"");
+            payload.extend_from_slice(sub.as_bytes());
+            payload.push(b'"');
         }
-        payload.push_str(",\"aud\":\"");
-        payload.push_str(aud);
-        payload.push_str("\",\"iat\":");
+        payload.extend_from_slice(b",\"aud\":\"");
+        payload.extend_from_slice(aud.as_bytes());
+        payload.extend_from_slice(b"\",\"iat\":");
         push_u64(&mut payload, iat);
-        payload.push_str(",\"exp\":");
+        payload.extend_from_slice(b",\"exp\":");
         push_u64(&mut payload, iat + self.ttl_s);
-        payload.push_str(",\"jti\":\"");
-        payload.push_str(jti);
-        payload.push_str("\"}");
+        payload.extend_from_slice(b",\"jti\":\"");
+        payload.extend_from_slice(jti.as_bytes());
+        payload.extend_from_slice(b"\"}");
         jwt::sign(&self.key, &payload)
     }
 }

@@ -53,7 +53,7 @@ impl Gateway {
 
 fn add_context_headers(ctx: &RequestContext, headers: &mut HeaderMap) {
     response_headers(ctx, |name, value| {
-        if let Ok(v) = HeaderValue::from_str(value) {
+        if let Ok(v) = HeaderValue::from_bytes(value) {
             headers.insert(name, v);
         }
     });
@@ -63,8 +63,8 @@ fn add_context_headers(ctx: &RequestContext, headers: &mut HeaderMap) {
 /// lower case): `Komainu-Request-Id` and, for a key with quotas, the
 /// remaining-calls and `RateLimit` headers. For adapters that write heads
 /// themselves; they drop [`super::is_hop_by_hop`] headers too.
-pub fn response_headers(ctx: &RequestContext, mut emit: impl FnMut(&'static str, &str)) {
-    emit("komainu-request-id", ctx.request_id.as_str());
+pub fn response_headers(ctx: &RequestContext, mut emit: impl FnMut(&'static str, &[u8])) {
+    emit("komainu-request-id", ctx.request_id.as_str().as_bytes());
     if let Some(quota) = &ctx.quota {
         quota.for_each_header(emit);
     }

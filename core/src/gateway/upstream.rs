@@ -89,31 +89,29 @@ impl Forwarding<'_> {
         head: &impl RequestHead,
         client: &ClientInfo,
         ctx: &RequestContext,
-        mut emit: impl FnMut(&'static str, &str),
+        mut emit: impl FnMut(&'static str, &[u8]),
     ) {
-        emit("host", self.target.authority.as_str());
+        emit("host", self.target.authority.as_str().as_bytes());
         if let Some(addr) = client.addr {
-            let prior = head
-                .first("x-forwarded-for")
-                .and_then(|v| std::str::from_utf8(v).ok());
-            let mut value = String::with_capacity(prior.map_or(0, |p| p.len() + 2) + 39);
+            let prior = head.first("x-forwarded-for");
+            let mut value = Vec::with_capacity(prior.map_or(0, |p| p.len() + 2) + 39);
             if let Some(prior) = prior {
-                value.push_str(prior);
-                value.push_str(", ");
+                value.extend_from_slice(prior);
+                value.extend_from_slice(b", ");
             }
             push_ip(&mut value, addr);
             emit("x-forwarded-for", &value);
         }
         emit(
             "x-forwarded-proto",
-            if client.tls { "https" } else { "http" },
+            if client.tls { b"https" } else { b"http" },
         );
         let host = head.host();
         if !host.is_empty() {
-            emit("x-forwarded-host", host);
+            emit("x-forwarded-host", host.as_bytes());
         }
-        emit("komainu-request-id", ctx.request_id.as_str());
-        emit("komainu-claim", &self.claim);
+        emit("komainu-request-id", ctx.request_id.as_str().as_bytes());
+        emit("komainu-claim", self.claim.as_bytes());
     }
 }
 
@@ -149,7 +147,7 @@ pub(crate) fn rewrite_request(
     let target = forwarding.target;
     let mut added: Vec<(&'static str, HeaderValue)> = Vec::with_capacity(6);
     forwarding.added_headers(&*parts, client, ctx, |name, value| {
-        if let Ok(v) = HeaderValue::from_str(value) {
+        if let Ok(v) = HeaderValue::from_bytes(value) {
             added.push((name, v));
         }
     });

@@ -206,7 +206,7 @@ fn write_upstream_head(
             || named.contains(h.name))
     });
     forwarding.added_headers(req, client, ctx, |name, value| {
-        write::header(out, name, value.as_bytes());
+        write::header(out, name, value);
     });
     match req.framing {
         Framing::Length(n) => {
@@ -465,7 +465,7 @@ async fn relay_response(
             added[added_count] = name;
             added_count += 1;
         }
-        write::header(out, name, value.as_bytes());
+        write::header(out, name, value);
     });
     let added = &added[..added_count];
     let named = ConnectionNames::of(response.headers);

@@ -71,7 +71,7 @@ pub fn kept_lines(
 
 /// Appends a number in decimal.
 pub fn number(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(komainu_core::text::decimal(n, &mut [0; 20]).as_bytes());
+    komainu_core::text::push_u64(out, n);
 }
 
 /// Appends `Date: <now>\r\n` (the text is made once a second per thread).
