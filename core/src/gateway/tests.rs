@@ -151,7 +151,7 @@ fn every_credential_form_is_accepted_and_removed() {
     let basic = format!("Basic {}", STANDARD.encode("mobile:s3cret"));
     let token = jwt::sign(
         &SecretHash::from_secret(b"s3cret"),
-        &format!(r#"{{"iss":"mobile","exp":{}}}"#, now() / 1000 + 60),
+        format!(r#"{{"iss":"mobile","exp":{}}}"#, now() / 1000 + 60),
     );
     let bearer = format!("Bearer {token}");
     for auth in [basic, bearer] {
