@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Quotas;
-use crate::text::push_u64;
+use crate::text::{push_u64, with_scratch};
 use crate::time::{next_month_start_ms, DAY_MS};
 
 /// A quota window.
@@ -226,16 +226,19 @@ impl QuotaState {
 
     /// The headers of [`QuotaState::write_headers`], one by one (names in
     /// lower case), for adapters that write heads themselves.
-    pub fn for_each_header(&self, mut emit: impl FnMut(&'static str, &[u8])) {
-        let mut text = Vec::with_capacity(128);
+    pub fn for_each_header(&self, emit: impl FnMut(&'static str, &[u8])) {
+        with_scratch(|text| self.write_each_header(text, emit));
+    }
+
+    fn write_each_header(&self, text: &mut Vec<u8>, mut emit: impl FnMut(&'static str, &[u8])) {
         if let Some(r) = self.remaining(Window::Day) {
-            push_u64(&mut text, r);
-            emit("komainu-daily-calls-remaining", &text);
+            push_u64(text, r);
+            emit("komainu-daily-calls-remaining", text);
         }
         if let Some(r) = self.remaining(Window::Month) {
             text.clear();
-            push_u64(&mut text, r);
-            emit("komainu-monthly-calls-remaining", &text);
+            push_u64(text, r);
+            emit("komainu-monthly-calls-remaining", text);
         }
         text.clear();
         for (i, b) in self.plan.bumps().iter().enumerate() {
@@ -244,21 +247,21 @@ impl QuotaState {
                 Window::Day => 86_400,
                 Window::Month => b.resets_at_ms.saturating_sub(month_start_ms(b)) / 1000,
             };
-            push_item(&mut text, i, b.window, ";q=", b.limit);
+            push_item(text, i, b.window, ";q=", b.limit);
             text.extend_from_slice(b";w=");
-            push_u64(&mut text, period_s);
+            push_u64(text, period_s);
         }
         if !text.is_empty() {
-            emit("ratelimit-policy", &text);
+            emit("ratelimit-policy", text);
         }
         text.clear();
         for (i, (b, count)) in self.plan.bumps().iter().zip(self.counts).enumerate() {
-            push_item(&mut text, i, b.window, ";r=", b.limit.saturating_sub(count));
+            push_item(text, i, b.window, ";r=", b.limit.saturating_sub(count));
             text.extend_from_slice(b";t=");
-            push_u64(&mut text, self.seconds_until(b.resets_at_ms));
+            push_u64(text, self.seconds_until(b.resets_at_ms));
         }
         if !text.is_empty() {
-            emit("ratelimit", &text);
+            emit("ratelimit", text);
         }
     }
 }

@@ -2,7 +2,24 @@
 //! as bytes, without the formatting machinery (`write!` and UTF-8 checks
 //! cost more than the work itself).
 
+use std::cell::RefCell;
 use std::net::IpAddr;
+
+/// Runs `f` with an empty scratch buffer kept by the thread, so that text
+/// built for one header costs no allocation (a nested call gets a fresh
+/// buffer).
+pub fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            f(&mut buf)
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
 
 /// Appends `n` in decimal.
 pub fn push_u64(out: &mut Vec<u8>, n: u64) {
@@ -72,5 +89,14 @@ mod tests {
         s.push(b' ');
         push_ip(&mut s, "::1".parse().unwrap());
         assert_eq!(s, b"0 18446744073709551615 10.0.255.1 ::1");
+        let nested = with_scratch(|a| {
+            a.push(b'a');
+            with_scratch(|b| {
+                b.push(b'b');
+                b.len()
+            }) + a.len()
+        });
+        assert_eq!(nested, 2);
+        assert_eq!(with_scratch(|a| a.len()), 0);
     }
 }

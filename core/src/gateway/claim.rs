@@ -4,7 +4,7 @@
 use crate::auth::jwt;
 use crate::model::Settings;
 use crate::secret::SecretHash;
-use crate::text::push_u64;
+use crate::text::{push_u64, with_scratch};
 
 /// Signs claims with the gateway's secret (HS256).
 pub struct ClaimSigner {
@@ -30,23 +30,24 @@ impl ClaimSigner {
     /// validated to need no JSON escaping.
     pub fn sign(&self, sub: Option<&str>, aud: &str, now_ms: u64, jti: &str) -> String {
         let iat = now_ms / 1000;
-        let mut payload = Vec::with_capacity(160);
-        payload.extend_from_slice(b"{\"iss\":");
-        payload.extend_from_slice(self.issuer_json.as_bytes());
-        if let Some(sub) = sub {
-            payload.extend_from_slice(b",\"sub\":\"");
-            payload.extend_from_slice(sub.as_bytes());
-            payload.push(b'"');
-        }
-        payload.extend_from_slice(b",\"aud\":\"");
-        payload.extend_from_slice(aud.as_bytes());
-        payload.extend_from_slice(b"\",\"iat\":");
-        push_u64(&mut payload, iat);
-        payload.extend_from_slice(b",\"exp\":");
-        push_u64(&mut payload, iat + self.ttl_s);
-        payload.extend_from_slice(b",\"jti\":\"");
-        payload.extend_from_slice(jti.as_bytes());
-        payload.extend_from_slice(b"\"}");
-        jwt::sign(&self.key, &payload)
+        with_scratch(|payload| {
+            payload.extend_from_slice(b"{\"iss\":");
+            payload.extend_from_slice(self.issuer_json.as_bytes());
+            if let Some(sub) = sub {
+                payload.extend_from_slice(b",\"sub\":\"");
+                payload.extend_from_slice(sub.as_bytes());
+                payload.push(b'"');
+            }
+            payload.extend_from_slice(b",\"aud\":\"");
+            payload.extend_from_slice(aud.as_bytes());
+            payload.extend_from_slice(b"\",\"iat\":");
+            push_u64(payload, iat);
+            payload.extend_from_slice(b",\"exp\":");
+            push_u64(payload, iat + self.ttl_s);
+            payload.extend_from_slice(b",\"jti\":\"");
+            payload.extend_from_slice(jti.as_bytes());
+            payload.extend_from_slice(b"\"}");
+            jwt::sign(&self.key, &payload)
+        })
     }
 }

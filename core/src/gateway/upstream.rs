@@ -14,7 +14,7 @@ use super::context::{ClientInfo, RequestContext};
 use super::head::RequestHead;
 use crate::auth::{CLIENT_ID_HEADER, CLIENT_SECRET_HEADER};
 use crate::routing::TargetUrl;
-use crate::text::push_ip;
+use crate::text::{push_ip, with_scratch};
 use crate::GatewayError;
 
 /// Headers that concern one connection only (RFC 9110, section 7.6.1).
@@ -93,14 +93,14 @@ impl Forwarding<'_> {
     ) {
         emit("host", self.target.authority.as_str().as_bytes());
         if let Some(addr) = client.addr {
-            let prior = head.first("x-forwarded-for");
-            let mut value = Vec::with_capacity(prior.map_or(0, |p| p.len() + 2) + 39);
-            if let Some(prior) = prior {
-                value.extend_from_slice(prior);
-                value.extend_from_slice(b", ");
-            }
-            push_ip(&mut value, addr);
-            emit("x-forwarded-for", &value);
+            with_scratch(|value| {
+                if let Some(prior) = head.first("x-forwarded-for") {
+                    value.extend_from_slice(prior);
+                    value.extend_from_slice(b", ");
+                }
+                push_ip(value, addr);
+                emit("x-forwarded-for", value);
+            });
         }
         emit(
             "x-forwarded-proto",
