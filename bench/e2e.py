@@ -13,7 +13,14 @@ whole process) pinned to CPU 0; the backend (an nginx returning a 3-byte
 body), the load generator and redis-server are pinned to CPU 1. Keep-alive
 on both sides, access logs off for both proxies, 64 connections, one wrk
 thread. CPU per request is read from the proxy's own accounting
-(/proc/PID/stat utime+stime over the round), peak RSS from VmHWM.
+(/proc/PID/stat utime+stime over the round; the user/kernel split is
+shown too), peak RSS from VmHWM.
+
+The fixed-rate phase runs bench/loadgen (open loop, latency counted from
+each request's due time) in interleaved rounds as well, at a rate well
+below what the backend side sustains (default: 30% of the direct case's
+median): the backend and the load generator share CPU 1, and near its
+saturation the latency measured is their queueing, not the proxy's.
 
 Prints a table and writes JSON (default: target/bench/e2e.json).
 """
@@ -49,9 +56,10 @@ def wait_port(port, timeout=15):
 
 
 def cpu_ticks(pid):
+    """(user, kernel) CPU ticks of a process."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
+    return int(fields[11]), int(fields[12])
 
 
 def peak_rss_kib(pid):
@@ -148,8 +156,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=64)
-    ap.add_argument("--fixed-rate", type=int, default=0, help="req/s of the fixed-rate phase (default: 60%% of the slowest case's median)")
-    ap.add_argument("--fixed-seconds", type=int, default=10)
+    ap.add_argument("--fixed-rate", type=int, default=0, help="req/s of the fixed-rate phase (default: 30%% of the direct case's median)")
+    ap.add_argument("--fixed-seconds", type=int, default=5)
+    ap.add_argument("--fixed-rounds", type=int, default=3)
     ap.add_argument("--no-redis", action="store_true")
     ap.add_argument("--json", default=os.path.join(ROOT, "target", "bench", "e2e.json"))
     args = ap.parse_args()
@@ -197,17 +206,18 @@ def main():
             procs.append(k_redis)
             cases.append(("komainu-redis", k_redis.pid, f"http://127.0.0.1:{rp}/keyed/x", key_headers))
 
-        results = {name: {"rps": [], "p50Ms": [], "p99Ms": [], "cpuUsPerReq": [], "non2xx": 0} for name, *_ in cases}
+        results = {name: {"rps": [], "p50Ms": [], "p99Ms": [], "cpuUsPerReq": [], "userUsPerReq": [], "kernelUsPerReq": [],
+                          "non2xx": 0} for name, *_ in cases}
         # Warm up every path once (connections, pools, caches).
         for name, pid, url, headers in cases:
             subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{args.connections}", "-d1s", url] + headers,
                            capture_output=True, text=True)
         for r in range(args.rounds):
             for name, pid, url, headers in cases:
-                before = cpu_ticks(pid) if pid else 0
+                before = cpu_ticks(pid) if pid else (0, 0)
                 out = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s",
                                       "--latency", url] + headers, capture_output=True, text=True).stdout
-                after = cpu_ticks(pid) if pid else 0
+                after = cpu_ticks(pid) if pid else (0, 0)
                 rps, p50, p99, non2xx, errors = parse_wrk(out)
                 res = results[name]
                 res["rps"].append(rps)
@@ -215,19 +225,31 @@ def main():
                 res["p99Ms"].append(p99)
                 res["non2xx"] += non2xx
                 if pid:
-                    res["cpuUsPerReq"].append((after - before) * 1e6 / CLK_TCK / (rps * args.seconds))
+                    per_req = 1e6 / CLK_TCK / (rps * args.seconds)
+                    user, kernel = (after[0] - before[0]) * per_req, (after[1] - before[1]) * per_req
+                    res["cpuUsPerReq"].append(user + kernel)
+                    res["userUsPerReq"].append(user)
+                    res["kernelUsPerReq"].append(kernel)
                 print(f"round {r + 1}/{args.rounds} {name:15} {rps:10.0f} req/s  p50 {p50:.3f} ms  p99 {p99:.3f} ms {errors}", file=sys.stderr)
 
-        slowest = min(statistics.median(v["rps"]) for v in results.values())
-        rate = args.fixed_rate or int(slowest * 0.6 / 1000) * 1000
-        fixed = {}
-        for name, pid, url, headers in cases:
-            cmd = ["taskset", "-c", LOAD_CPU, LOADGEN, "--url", url, "--rate", str(rate),
-                   "--connections", str(args.connections), "--duration", str(args.fixed_seconds)]
-            for i in range(1, len(headers), 2):
-                cmd += ["--header", headers[i]]
-            fixed[name] = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
-            print(f"fixed {rate}/s {name:15} p50 {fixed[name]['p50Us']} us  p99 {fixed[name]['p99Us']} us", file=sys.stderr)
+        ceiling = statistics.median(results["direct"]["rps"])
+        rate = args.fixed_rate or int(ceiling * 0.3 / 1000) * 1000
+        rounds = {name: [] for name, *_ in cases}
+        for r in range(args.fixed_rounds):
+            for name, pid, url, headers in cases:
+                cmd = ["taskset", "-c", LOAD_CPU, LOADGEN, "--url", url, "--rate", str(rate),
+                       "--connections", str(args.connections), "--duration", str(args.fixed_seconds)]
+                for i in range(1, len(headers), 2):
+                    cmd += ["--header", headers[i]]
+                got = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+                rounds[name].append(got)
+                print(f"fixed round {r + 1}/{args.fixed_rounds} {rate}/s {name:15} p50 {got['p50Us']} us  p99 {got['p99Us']} us",
+                      file=sys.stderr)
+        fixed = {name: {"p50Us": statistics.median(g["p50Us"] for g in got),
+                        "p99Us": statistics.median(g["p99Us"] for g in got),
+                        "p99UsMin": min(g["p99Us"] for g in got), "p99UsMax": max(g["p99Us"] for g in got),
+                        "errors": sum(g["errors"] for g in got), "rounds": got}
+                 for name, got in rounds.items()}
 
         rss = {"nginx": peak_rss_kib(nginx_pid), "komainu-memory": peak_rss_kib(k_mem.pid)}
         if not args.no_redis:
@@ -239,23 +261,31 @@ def main():
             "layout": "proxy (1 worker) pinned to CPU 0; backend nginx, wrk/loadgen and redis-server pinned to CPU 1",
             "loadTool": "wrk -t1 (closed loop); loadgen (open loop, latency from due time) for the fixed-rate phase",
             "logging": "access logs off (nginx access_log off; komainu KOMAINU_LOG=error)",
-            "fixedRate": rate}, "cases": {}, "peakRssKiB": rss}
+            "fixedRate": rate, "fixedRounds": args.fixed_rounds, "fixedSecondsPerRound": args.fixed_seconds},
+            "cases": {}, "peakRssKiB": rss}
         print()
-        print(f"{'case':16}{'req/s median (min-max)':>30}{'x nginx':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu us/req':>12}{'fixed p50 us':>14}{'fixed p99 us':>14}")
+        print(f"{'case':16}{'req/s median (min-max)':>30}{'x nginx':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu us/req':>12}"
+              f"{'user+kernel':>14}{'x nginx':>9}{'fixed p50 us':>14}{'fixed p99 us (min-max)':>26}")
         for name, *_ in cases:
             v = results[name]
             med = statistics.median(v["rps"])
             cpu = statistics.median(v["cpuUsPerReq"]) if v["cpuUsPerReq"] else None
+            user = statistics.median(v["userUsPerReq"]) if v["userUsPerReq"] else None
+            kernel = statistics.median(v["kernelUsPerReq"]) if v["kernelUsPerReq"] else None
+            f = fixed[name]
             row = {"rpsMedian": med, "rpsMin": min(v["rps"]), "rpsMax": max(v["rps"]), "ratioToNginx": med / nginx_rps,
                    "p50MsMedian": statistics.median(v["p50Ms"]), "p99MsMedian": statistics.median(v["p99Ms"]),
-                   "cpuUsPerRequest": cpu, "cpuRatioToNginx": cpu / nginx_cpu if cpu else None,
-                   "non2xx": v["non2xx"], "fixedRate": fixed[name]}
+                   "cpuUsPerRequest": cpu, "userUsPerRequest": user, "kernelUsPerRequest": kernel,
+                   "cpuRatioToNginx": cpu / nginx_cpu if cpu else None,
+                   "non2xx": v["non2xx"], "fixedRate": f}
             summary["cases"][name] = row
-            cpu_text = f"{cpu:12.1f}" if cpu else f"{'-':>12}"
+            cpu_text = f"{cpu:12.1f}{user:7.1f}+{kernel:<6.1f}{cpu / nginx_cpu:9.2f}" if cpu else f"{'-':>12}{'-':>14}{'-':>9}"
             print(f"{name:16}{med:12.0f} ({min(v['rps']):.0f}-{max(v['rps']):.0f}){row['ratioToNginx']:9.2f}"
-                  f"{row['p50MsMedian']:9.3f}{row['p99MsMedian']:9.3f}{cpu_text}{fixed[name]['p50Us']:14}{fixed[name]['p99Us']:14}")
+                  f"{row['p50MsMedian']:9.3f}{row['p99MsMedian']:9.3f}{cpu_text}{f['p50Us']:14.0f}"
+                  f"{f['p99Us']:12.0f} ({f['p99UsMin']}-{f['p99UsMax']})")
         print(f"\npeak RSS (KiB): {rss}")
-        print(f"fixed-rate phase: {rate} req/s for {args.fixed_seconds} s per case (open loop, latency from due time)")
+        print(f"fixed-rate phase: {rate} req/s, {args.fixed_rounds} interleaved rounds of {args.fixed_seconds} s per case "
+              f"(open loop, latency from due time; medians)")
         os.makedirs(os.path.dirname(args.json), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)
