@@ -19,9 +19,7 @@ mod request;
 mod server;
 mod write;
 
-pub(crate) use buf::ReadBuf;
 pub use pool::Pool;
-pub(crate) use pool::{still_open, Stream};
 pub use server::serve;
 
 /// Largest head accepted, request or response (a larger request head is

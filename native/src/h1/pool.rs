@@ -42,8 +42,7 @@ pub enum Stream {
 }
 
 impl Stream {
-    /// The TCP connection beneath.
-    pub fn tcp(&self) -> &TcpStream {
+    fn tcp(&self) -> &TcpStream {
         match self {
             Stream::Plain(s) => s,
             Stream::Tls(s) => s.get_ref().0,
@@ -230,7 +229,7 @@ impl Pool {
 /// Whether an idle connection is still open: nothing to read (the usual
 /// case, answered from the socket's readiness without a system call).
 /// End of stream, an error or unexpected bytes mean it cannot be used.
-pub fn still_open(tcp: &TcpStream) -> bool {
+fn still_open(tcp: &TcpStream) -> bool {
     let mut probe = [0u8; 1];
     matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }

@@ -4,8 +4,6 @@
 
 mod file;
 mod redis;
-mod redis_counters;
-mod resp;
 
 use komainu_core::quota::{Acquired, Bump};
 use komainu_core::store::{

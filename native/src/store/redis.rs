@@ -20,8 +20,6 @@ use komainu_core::Document;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::redis_counters::{self, LeanCounters};
-
 /// The hash holding the configuration.
 const CONFIG_KEY: &str = "komainu:config";
 /// The channel announcing new revisions.
@@ -29,7 +27,7 @@ pub const CHANGES_CHANNEL: &str = "komainu:config:changes";
 /// The prefix of counter keys.
 const COUNTER_PREFIX: &str = "komainu:q:";
 /// Longest wait for one Redis operation.
-pub(super) const OP_TIMEOUT: Duration = Duration::from_millis(1_000);
+const OP_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// How long a counter outlives its window (clock skew between instances).
 const COUNTER_GRACE_MS: u64 = 60_000;
 
@@ -231,15 +229,12 @@ impl ConfigStore for RedisConfigStore {
 
 /// Quota counters in Redis.
 ///
-/// Counting is on every proxied request: it goes through the lean client
-/// of [`super::redis_counters`] (connections per worker thread, driven by
-/// the request's task). Connections it does not speak (TLS without
-/// certificate verification) go through redis-rs, with one connection per
-/// worker thread (made on first use, on that thread's runtime).
+/// Counting is on every proxied request, so each proxy worker thread gets
+/// its own connection (made on first use, on that thread's runtime): no
+/// request waits on another thread to reach Redis.
 pub struct RedisCounterStore {
     conn: RedisConnection,
     acquire: Script,
-    lean: Option<LeanCounters>,
     /// Tells this store's per-thread connections from other stores'.
     id: u64,
 }
@@ -254,16 +249,9 @@ impl RedisCounterStore {
     /// The counter store on this connection.
     pub fn new(conn: RedisConnection) -> Self {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let acquire = Script::new(ACQUIRE_SCRIPT);
-        let lean = LeanCounters::new(
-            conn.client.get_connection_info(),
-            ACQUIRE_SCRIPT,
-            acquire.get_hash(),
-        );
         Self {
             conn,
-            acquire,
-            lean,
+            acquire: Script::new(ACQUIRE_SCRIPT),
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
@@ -295,17 +283,6 @@ fn counter_key(client_id: &str, bump: &Bump) -> String {
 
 impl CounterStore for RedisCounterStore {
     async fn acquire(&self, client_id: &str, bumps: &[Bump]) -> Result<Acquired, StoreError> {
-        if let Some(lean) = &self.lean {
-            let keys: Vec<String> = bumps.iter().map(|b| counter_key(client_id, b)).collect();
-            let mut args = Vec::with_capacity(bumps.len() * 2);
-            args.extend(bumps.iter().map(|b| b.limit));
-            args.extend(bumps.iter().map(|b| b.resets_at_ms + COUNTER_GRACE_MS));
-            return lean
-                .eval(&keys, &args)
-                .await
-                .and_then(redis_counters::acquired)
-                .map_err(|e| StoreError::Unavailable(format!("Redis count a call: {e}")));
-        }
         let mut invocation = self.acquire.prepare_invoke();
         for b in bumps {
             invocation.key(counter_key(client_id, b));
@@ -336,13 +313,6 @@ impl CounterStore for RedisCounterStore {
             return Ok([0; 3]);
         }
         let keys: Vec<String> = bumps.iter().map(|b| counter_key(client_id, b)).collect();
-        if let Some(lean) = &self.lean {
-            return lean
-                .mget(&keys)
-                .await
-                .and_then(redis_counters::counts)
-                .map_err(|e| StoreError::Unavailable(format!("Redis read counters: {e}")));
-        }
         let mut c = self.manager().await;
         let values: Vec<Option<u64>> = self.conn.run("read counters", c.mget(keys)).await?;
         let mut counts = [0; 3];
