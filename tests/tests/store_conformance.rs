@@ -142,6 +142,43 @@ async fn redis_stores_conform() {
 }
 
 #[tokio::test]
+async fn redis_with_a_password_and_a_database_number() {
+    let server = RedisServer::start_with_password("s3cret-pw");
+    let url = format!("redis://:s3cret-pw@127.0.0.1:{}/2", server.port);
+    let conn = RedisConnection::open(&url).await.unwrap();
+    counter_cases(&RedisCounterStore::new(conn)).await;
+    // The counters went to database 2, with the password.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("komainu:q:*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+
+    // A wrong password: a clear error, not a hang.
+    let wrong = format!("redis://:wrong@127.0.0.1:{}/2", server.port);
+    match RedisConnection::open(&wrong).await {
+        Err(e) => assert!(e.contains("cannot connect"), "{e}"),
+        Ok(conn) => {
+            let plan = Plan::new(
+                &Quotas {
+                    per_day: Some(1),
+                    ..Quotas::default()
+                },
+                NOW,
+            );
+            let err = RedisCounterStore::new(conn)
+                .acquire("app", plan.bumps())
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("AUTH"), "{err}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_redis_that_is_gone_is_an_error_not_a_hang() {
     let mut server = RedisServer::start();
     let conn = RedisConnection::open(&server.url()).await.unwrap();
