@@ -12,11 +12,28 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// Largest request head accepted (a larger one is answered 431).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// The next connection (without Nagle's delay). Accept errors (typically
+/// too many open files) are logged and retried after a pause, never a spin.
+pub async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, peer);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
 
 /// Serves connections from `listener` with `handler` until `shutdown`
 /// turns true, then stops accepting and lets open requests finish for up to
@@ -42,17 +59,7 @@ pub async fn serve<F, Fut, B>(
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Typically EMFILE: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
+            (stream, peer) = accept(&listener) => {
                 let handler = handler.clone();
                 let service = service_fn(move |req| handler(req, peer));
                 let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();

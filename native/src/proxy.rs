@@ -50,14 +50,7 @@ pub async fn handle(
             random::request_id(),
         )
         .await;
-    if let Some(why) = &ctx.quota_unchecked {
-        tracing::warn!(
-            request_id = %ctx.request_id,
-            client = ctx.client_id.as_deref().unwrap_or("-"),
-            error = %why,
-            "quotas not checked (counter store unavailable, policy open): call admitted"
-        );
-    }
+    warn_if_uncounted(&ctx);
     let forward = match outcome {
         Outcome::Respond(response) => return Ok(gateway_response(response)),
         Outcome::Forward(forward) => forward,
@@ -98,11 +91,29 @@ fn backend_error(
     ctx: &RequestContext,
     error: &GatewayError,
 ) -> Response<ProxyBody> {
+    warn_backend_failure(ctx, error);
+    gateway_response(gateway.error_response(ctx, error))
+}
+
+/// Logs a call admitted without its quotas counted (the counter store
+/// failed and the route's policy is `open`), if that is what happened.
+pub fn warn_if_uncounted(ctx: &RequestContext) {
+    if let Some(why) = &ctx.quota_unchecked {
+        tracing::warn!(
+            request_id = %ctx.request_id,
+            client = ctx.client_id.as_deref().unwrap_or("-"),
+            error = %why,
+            "quotas not checked (counter store unavailable, policy open): call admitted"
+        );
+    }
+}
+
+/// Logs a backend failure answered with `error` (502, 504).
+pub fn warn_backend_failure(ctx: &RequestContext, error: &GatewayError) {
     tracing::warn!(
         request_id = %ctx.request_id,
         route = ctx.route_id.as_deref().unwrap_or("-"),
         error = %error,
         "backend failure"
     );
-    gateway_response(gateway.error_response(ctx, error))
 }

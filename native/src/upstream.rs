@@ -16,8 +16,6 @@ use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
 
 /// Idle connections kept per backend, at most.
 const MAX_IDLE_PER_BACKEND: usize = 256;
@@ -115,41 +113,12 @@ impl UpstreamPool {
     }
 
     async fn open(&self, backend: &Backend) -> Result<SendRequest<Incoming>, UpstreamError> {
-        let host = backend
-            .authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let port = backend
-            .authority
-            .port_u16()
-            .unwrap_or(if backend.https { 443 } else { 80 });
-        let tcp = TcpStream::connect((host, port))
+        let stream = crate::h1::open_stream(&self.tls, &backend.authority, backend.https).await?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
-        let connect_error = |e: hyper::Error| UpstreamError::Connect(root_cause(&e));
-        if backend.https {
-            let name = ServerName::try_from(host.to_owned()).map_err(|e| {
-                UpstreamError::Connect(format!("{host} is not a TLS server name: {e}"))
-            })?;
-            let tls = self
-                .tls
-                .connect(name, tcp)
-                .await
-                .map_err(|e| UpstreamError::Connect(root_cause(&e)))?;
-            let (sender, connection) = http1::handshake(TokioIo::new(tls))
-                .await
-                .map_err(connect_error)?;
-            tokio::spawn(connection);
-            Ok(sender)
-        } else {
-            let (sender, connection) = http1::handshake(TokioIo::new(tcp))
-                .await
-                .map_err(connect_error)?;
-            tokio::spawn(connection);
-            Ok(sender)
-        }
+            .map_err(|e| UpstreamError::Connect(root_cause(&e)))?;
+        tokio::spawn(connection);
+        Ok(sender)
     }
 }
 

@@ -26,6 +26,7 @@ use super::request::{
     content_length, header_slots, is_chunked, Framing, HeadError, HeaderSlots, Request,
 };
 use super::{deadline, find_head_end, write, HEAD_LIMIT};
+use crate::proxy::{warn_backend_failure, warn_if_uncounted};
 use crate::random;
 use crate::state::{now_ms, State};
 use crate::upstream::{root_cause, UpstreamError};
@@ -87,14 +88,7 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
     let (ctx, decision) = gateway
         .decide(&state.counters, &req, now_ms(), random::request_id())
         .await;
-    if let Some(why) = &ctx.quota_unchecked {
-        tracing::warn!(
-            request_id = %ctx.request_id,
-            client = ctx.client_id.as_deref().unwrap_or("-"),
-            error = %why,
-            "quotas not checked (counter store unavailable, policy open): call admitted"
-        );
-    }
+    warn_if_uncounted(&ctx);
     let framing = req.framing;
     let client_close = req.close;
     let http11 = req.http11;
@@ -148,7 +142,7 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
     let conn = match sent {
         Ok(conn) => conn,
         Err(Failure::Gateway(error)) => {
-            log_backend_failure(&ctx, &error);
+            warn_backend_failure(&ctx, &error);
             out.clear();
             return respond(io, out, &gateway, &ctx, &error, false).await;
         }
@@ -399,7 +393,7 @@ async fn relay_response(
                 "{} sent a malformed response head",
                 target.authority
             ));
-            log_backend_failure(ctx, &error);
+            warn_backend_failure(ctx, &error);
             out.clear();
             return respond(client, out, gateway, ctx, &error, false).await;
         }
@@ -583,13 +577,4 @@ fn upstream_error(forwarding: &Forwarding<'_>, e: UpstreamError) -> GatewayError
 
 fn exchange_error(forwarding: &Forwarding<'_>, e: &std::io::Error) -> GatewayError {
     upstream_error(forwarding, UpstreamError::Exchange(root_cause(e)))
-}
-
-fn log_backend_failure(ctx: &RequestContext, error: &GatewayError) {
-    tracing::warn!(
-        request_id = %ctx.request_id,
-        route = ctx.route_id.as_deref().unwrap_or("-"),
-        error = %error,
-        "backend failure"
-    );
 }

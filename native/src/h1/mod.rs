@@ -19,6 +19,7 @@ mod request;
 mod server;
 mod write;
 
+pub(crate) use pool::open_stream;
 pub use pool::Pool;
 pub use server::serve;
 

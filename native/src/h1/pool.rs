@@ -198,32 +198,41 @@ impl Pool {
     }
 
     async fn open(&self, target: &TargetUrl) -> Result<Stream, UpstreamError> {
-        let https = target.scheme == http::uri::Scheme::HTTPS;
-        let host = target
-            .authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let port = target
-            .authority
-            .port_u16()
-            .unwrap_or(if https { 443 } else { 80 });
-        let tcp = TcpStream::connect((host, port))
-            .await
-            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
-        if !https {
-            return Ok(Stream::Plain(tcp));
-        }
-        let name = ServerName::try_from(host.to_owned())
-            .map_err(|e| UpstreamError::Connect(format!("{host} is not a TLS server name: {e}")))?;
-        let tls = self
-            .tls
-            .connect(name, tcp)
-            .await
-            .map_err(|e| UpstreamError::Connect(root_cause(&e)))?;
-        Ok(Stream::Tls(Box::new(tls)))
+        open_stream(
+            &self.tls,
+            &target.authority,
+            target.scheme == http::uri::Scheme::HTTPS,
+        )
+        .await
     }
+}
+
+/// Opens a transport to a backend: TCP (no Nagle delay), then TLS for
+/// https, verified by `tls`. Shared by both pools (HTTP/1 path, h2c path).
+pub async fn open_stream(
+    tls: &tokio_rustls::TlsConnector,
+    authority: &http::uri::Authority,
+    https: bool,
+) -> Result<Stream, UpstreamError> {
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let tcp = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+    let _ = tcp.set_nodelay(true);
+    if !https {
+        return Ok(Stream::Plain(tcp));
+    }
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|e| UpstreamError::Connect(format!("{host} is not a TLS server name: {e}")))?;
+    let stream = tls
+        .connect(name, tcp)
+        .await
+        .map_err(|e| UpstreamError::Connect(root_cause(&e)))?;
+    Ok(Stream::Tls(Box::new(stream)))
 }
 
 /// Whether an idle connection is still open: nothing to read (the usual

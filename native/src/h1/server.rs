@@ -19,6 +19,7 @@ use super::buf::ReadBuf;
 use super::exchange::{exchange, respond, Client, Next};
 use super::pool::Pool;
 use super::{find_head_end, h2c, HEAD_LIMIT};
+use crate::http_server::accept;
 use crate::random;
 use crate::state::{now_ms, State};
 use crate::upstream::UpstreamPool;
@@ -67,17 +68,7 @@ pub async fn serve(
     });
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Typically EMFILE: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
+            (stream, peer) = accept(&listener) => {
                 shared.open.fetch_add(1, Ordering::Relaxed);
                 let shared = shared.clone();
                 tokio::spawn(async move {
