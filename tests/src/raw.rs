@@ -161,6 +161,14 @@ impl RawConn {
         }
     }
 
+    /// Reads exactly `n` bytes (after a protocol switch, say).
+    pub async fn bytes(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(self.fill().await > 0, "closed before {n} bytes");
+        }
+        self.buf.drain(..n).collect()
+    }
+
     /// Whether the peer closes the connection (within the wait) with
     /// nothing more to read.
     pub async fn closed(&mut self) -> bool {

@@ -4,7 +4,11 @@
 //! responses.
 
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use komainu_e2e::raw::{RawConn, ScriptedUpstream};
 use komainu_e2e::{upstream, Komainu, Upstream};
@@ -190,4 +194,73 @@ async fn interim_and_close_delimited_answers_reach_the_client() {
     assert_eq!(r.header("connection"), Some("close"));
     assert_eq!(r.body, b"until the end");
     assert_eq!(scripted.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn protocol_upgrades_are_tunnelled_both_ways() {
+    // A backend that switches to an echo protocol after its 101.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let head = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let head = head.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let mut chunk = [0u8; 4096];
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                *head.lock().unwrap() = String::from_utf8_lossy(&got).to_lowercase();
+                let switch = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nhello";
+                if s.write_all(switch).await.is_err() {
+                    return;
+                }
+                let mut chunk = [0u8; 4096];
+                loop {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if s.write_all(&chunk[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let up = Upstream::start().await;
+    let gw = Komainu::start(&document(&up.url(), &format!("http://{addr}")));
+
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\nUpgrade: echo\r\nConnection: keep-alive, Upgrade\r\n\r\n")
+        .await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 101);
+    assert_eq!(r.header("upgrade"), Some("echo"));
+    assert_eq!(r.header("connection"), Some("upgrade"));
+    assert!(r.header("komainu-request-id").is_some());
+    assert_eq!(c.bytes(5).await, b"hello");
+    c.send(b"ping").await;
+    assert_eq!(c.bytes(4).await, b"ping");
+    c.send(&[0u8, 255, 7]).await;
+    assert_eq!(c.bytes(3).await, [0u8, 255, 7]);
+
+    let head = seen.lock().unwrap().clone();
+    assert!(head.starts_with("get /scripted http/1.1\r\n"), "{head}");
+    assert!(head.contains("\r\nupgrade: echo\r\n"), "{head}");
+    assert!(head.contains("\r\nconnection: upgrade\r\n"), "{head}");
+    assert!(head.contains("\r\nkomainu-claim: "), "{head}");
+
+    // Without the upgrade asked for, a 101 is the backend's fault: 502.
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["error"], "bad_gateway");
 }

@@ -93,6 +93,7 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
     let client_close = req.close;
     let http11 = req.http11;
     let is_head = *req.method() == Method::HEAD;
+    let upgrade = req.upgrade;
     let expects_continue = req.expects_continue;
     let forwarding = match decision {
         Ok(forwarding) => forwarding,
@@ -130,6 +131,7 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
 
     let target = forwarding.target;
     let sent = send(
+        upgrade,
         io,
         buf,
         out,
@@ -148,19 +150,24 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
         }
         Err(Failure::Client) => return Next::Close,
     };
-    relay_response(
-        io,
-        out,
-        conn,
-        pool,
-        target,
-        &gateway,
-        &ctx,
+    let asked = Asked {
         http11,
         is_head,
-        client_close,
-    )
-    .await
+        close: client_close,
+        upgrade,
+    };
+    relay_response(io, buf, out, conn, pool, target, &gateway, &ctx, asked).await
+}
+
+/// What the client's request asked for, as far as the response cares.
+#[derive(Clone, Copy)]
+struct Asked {
+    http11: bool,
+    is_head: bool,
+    /// The client closes after this exchange.
+    close: bool,
+    /// The client asked to switch protocols.
+    upgrade: bool,
 }
 
 /// Consumes a request body the gateway refused, when it is all there:
@@ -202,6 +209,13 @@ fn write_upstream_head(
     forwarding.added_headers(req, client, ctx, |name, value| {
         write::header(out, name, value);
     });
+    if req.upgrade {
+        // Hop-by-hop, yet what the backend must see to switch protocols.
+        if let Some(protocol) = req.first("upgrade") {
+            write::header(out, "upgrade", protocol);
+            out.extend_from_slice(b"connection: upgrade\r\n");
+        }
+    }
     match req.framing {
         Framing::Length(n) => {
             out.extend_from_slice(b"content-length: ");
@@ -232,6 +246,7 @@ enum Failure {
 /// response byte is replaced by a new one when the whole request is still
 /// in `out`.
 async fn send(
+    upgrade: bool,
     client: &mut TcpStream,
     buf: &mut ReadBuf,
     out: &[u8],
@@ -268,7 +283,13 @@ async fn send(
             stream_request_body(client, buf, &mut conn, body, forwarding).await?;
         }
         let timeout = Duration::from_millis(forwarding.timeout_ms);
-        match deadline(timer.as_mut(), timeout, read_response_head(&mut conn)).await {
+        match deadline(
+            timer.as_mut(),
+            timeout,
+            read_response_head(&mut conn, upgrade),
+        )
+        .await
+        {
             Some(Ok(())) => return Ok(conn),
             Some(Err(HeadFailure::Closed)) if retry_allowed && conn.buf.is_empty() => {
                 fresh_only = true;
@@ -327,14 +348,15 @@ enum HeadFailure {
 
 /// Reads until `conn.buf` starts with a final response head (1xx
 /// interim responses are read and dropped).
-async fn read_response_head(conn: &mut Conn) -> Result<(), HeadFailure> {
+async fn read_response_head(conn: &mut Conn, upgrade: bool) -> Result<(), HeadFailure> {
     loop {
         if let Some(end) = find_head_end(conn.buf.filled()) {
             let status = interim_status(&conn.buf.filled()[..end]);
             match status {
+                Some(101) if upgrade => return Ok(()),
                 Some(101) => {
                     return Err(HeadFailure::Invalid(
-                        "it switched protocols; upgrades are not proxied".into(),
+                        "it switched protocols, which the client had not asked for".into(),
                     ))
                 }
                 Some(_) => {
@@ -368,16 +390,21 @@ fn interim_status(head: &[u8]) -> Option<u16> {
 #[allow(clippy::too_many_arguments)]
 async fn relay_response(
     client: &mut TcpStream,
+    client_buf: &mut ReadBuf,
     out: &mut Vec<u8>,
     mut conn: Conn,
     pool: &Pool,
     target: &komainu_core::routing::TargetUrl,
     gateway: &Gateway,
     ctx: &RequestContext,
-    http11: bool,
-    is_head: bool,
-    client_close: bool,
+    asked: Asked,
 ) -> Next {
+    let Asked {
+        http11,
+        is_head,
+        close: client_close,
+        upgrade,
+    } = asked;
     let mut headers: HeaderSlots = header_slots!();
     let mut response = httparse::Response::new(&mut []);
     let raw = conn.buf.filled();
@@ -399,8 +426,10 @@ async fn relay_response(
         }
     };
     let status = response.code.unwrap_or(502);
+    // Only a requested upgrade gets this far with a 101.
+    let switching = status == 101 && upgrade;
     let upstream11 = response.version == Some(1);
-    let mut framing = if is_head || status == 204 || status == 304 {
+    let mut framing = if switching || is_head || status == 204 || status == 304 {
         Framing::Empty
     } else {
         Framing::UntilClose
@@ -443,7 +472,7 @@ async fn relay_response(
     }
     // An HTTP/1.0 client cannot read chunks: it gets the data, then the close.
     let dechunk = framing == Framing::Chunked && !http11;
-    let keep = !client_close && framing != Framing::UntilClose && !dechunk;
+    let keep = !client_close && framing != Framing::UntilClose && !dechunk && !switching;
 
     // Head: status line, the gateway's headers, then the backend's.
     out.clear();
@@ -472,7 +501,16 @@ async fn relay_response(
     if !has_date {
         write::date(out);
     }
-    if !keep {
+    if switching {
+        if let Some(protocol) = response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("upgrade"))
+        {
+            write::header(out, "upgrade", protocol.value);
+        }
+        out.extend_from_slice(b"connection: upgrade\r\n");
+    } else if !keep {
         out.extend_from_slice(b"connection: close\r\n");
     } else if !http11 {
         out.extend_from_slice(b"connection: keep-alive\r\n");
@@ -507,6 +545,10 @@ async fn relay_response(
             Ok(_) => {}
         }
     }
+    if switching {
+        tunnel(client, client_buf, &mut conn).await;
+        return Next::Close;
+    }
     if upstream_keep {
         pool.checkin(target, conn);
     }
@@ -515,6 +557,24 @@ async fn relay_response(
     } else {
         Next::Close
     }
+}
+
+/// After a `101 Switching Protocols`, bytes go both ways as they come
+/// until either side closes: first what was already read on each side.
+async fn tunnel(client: &mut TcpStream, client_buf: &mut ReadBuf, conn: &mut Conn) {
+    if !conn.buf.is_empty() {
+        if client.write_all(conn.buf.filled()).await.is_err() {
+            return;
+        }
+        conn.buf.consume(conn.buf.len());
+    }
+    if !client_buf.is_empty() {
+        if conn.io.write_all(client_buf.filled()).await.is_err() {
+            return;
+        }
+        client_buf.consume(client_buf.len());
+    }
+    let _ = tokio::io::copy_bidirectional(client, &mut conn.io).await;
 }
 
 /// The header names a message's `Connection` headers list beyond the

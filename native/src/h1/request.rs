@@ -67,6 +67,9 @@ pub struct Request<'b> {
     pub close: bool,
     /// The client waits for `100 Continue` before sending its body.
     pub expects_continue: bool,
+    /// The client asks to switch protocols (`Upgrade` named by
+    /// `Connection`, HTTP/1.1): a WebSocket, typically.
+    pub upgrade: bool,
 }
 
 impl<'b> Request<'b> {
@@ -109,6 +112,7 @@ impl<'b> Request<'b> {
             framing: Framing::Empty,
             close: version == 0,
             expects_continue: false,
+            upgrade: false,
         };
         this.read_headers(authority.is_some())?;
         Ok((this, len))
@@ -119,6 +123,8 @@ impl<'b> Request<'b> {
         let mut length: Option<u64> = None;
         let mut chunked = false;
         let mut host_seen = false;
+        let mut upgrade_named = false;
+        let mut upgrade_header = false;
         for h in self.headers {
             self.header_bytes += h.name.len() + h.value.len();
             let name = h.name;
@@ -149,10 +155,14 @@ impl<'b> Request<'b> {
                 for option in komainu_core::gateway::connection_names(h.value) {
                     if option.eq_ignore_ascii_case(b"close") {
                         self.close = true;
+                    } else if option.eq_ignore_ascii_case(b"upgrade") {
+                        upgrade_named = true;
                     } else if option.eq_ignore_ascii_case(b"keep-alive") && !self.http11 {
                         self.close = false;
                     }
                 }
+            } else if name.eq_ignore_ascii_case("upgrade") {
+                upgrade_header = !h.value.trim_ascii().is_empty();
             } else if name.eq_ignore_ascii_case("expect") {
                 if !h.value.eq_ignore_ascii_case(b"100-continue") {
                     return Err(HeadError::Bad(
@@ -180,6 +190,7 @@ impl<'b> Request<'b> {
         if self.framing == Framing::Empty {
             self.expects_continue = false;
         }
+        self.upgrade = self.http11 && upgrade_named && upgrade_header;
         Ok(())
     }
 
