@@ -245,6 +245,7 @@ enum Failure {
 /// response head. A reused connection that turns out closed before any
 /// response byte is replaced by a new one when the whole request is still
 /// in `out`.
+#[allow(clippy::too_many_arguments)]
 async fn send(
     upgrade: bool,
     client: &mut TcpStream,
