@@ -41,19 +41,23 @@ redis.call('PUBLISH', KEYS[2], ARGV[3])
 return {1, current}
 ";
 
+/// Counts a call in every window at once, or in none: each counter is
+/// incremented (expiring with its window when new); if any went over its
+/// limit, all are decremented back. Replies `{admitted, count…}`, the counts
+/// after the call (before it, when refused). Atomic, as every script is.
 const ACQUIRE_SCRIPT: &str = r"
 local n = #KEYS
 local counts = {}
 local admitted = 1
 for i = 1, n do
-  local c = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local c = redis.call('INCR', KEYS[i])
+  if c == 1 then redis.call('PEXPIREAT', KEYS[i], ARGV[n + i]) end
   counts[i] = c
-  if c >= tonumber(ARGV[i]) then admitted = 0 end
+  if c > tonumber(ARGV[i]) then admitted = 0 end
 end
-if admitted == 1 then
+if admitted == 0 then
   for i = 1, n do
-    counts[i] = redis.call('INCR', KEYS[i])
-    if counts[i] == 1 then redis.call('PEXPIREAT', KEYS[i], ARGV[n + i]) end
+    counts[i] = redis.call('DECR', KEYS[i])
   end
 end
 table.insert(counts, 1, admitted)
