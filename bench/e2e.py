@@ -16,6 +16,11 @@ thread. CPU per request is read from the proxy's own accounting
 (/proc/PID/stat utime+stime over the round; the user/kernel split is
 shown too), peak RSS from VmHWM.
 
+Ratios to nginx are given two ways: of the medians, and paired (the
+median of each round's ratio to nginx's figure in the same round). Shared
+machines drift between a faster and a slower state; a round's cases run
+back to back, so the paired ratio is the steadier of the two.
+
 The fixed-rate phase runs bench/loadgen (open loop, latency counted from
 each request's due time) in interleaved rounds as well, at a rate well
 below what the backend side sustains (default: 30% of the direct case's
@@ -264,8 +269,12 @@ def main():
             "fixedRate": rate, "fixedRounds": args.fixed_rounds, "fixedSecondsPerRound": args.fixed_seconds},
             "cases": {}, "peakRssKiB": rss}
         print()
-        print(f"{'case':16}{'req/s median (min-max)':>30}{'x nginx':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu us/req':>12}"
-              f"{'user+kernel':>14}{'x nginx':>9}{'fixed p50 us':>14}{'fixed p99 us (min-max)':>26}")
+        def paired(name, key):
+            ratios = [a / b for a, b in zip(results[name][key], results["nginx"][key])]
+            return (statistics.median(ratios), min(ratios), max(ratios)) if ratios else None
+
+        print(f"{'case':16}{'req/s median (min-max)':>30}{'x nginx':>9}{'paired':>18}{'p50 ms':>9}{'p99 ms':>9}"
+              f"{'cpu us/req':>12}{'user+kernel':>14}{'x nginx':>9}{'paired':>18}{'fixed p50 us':>14}{'fixed p99 us (min-max)':>26}")
         for name, *_ in cases:
             v = results[name]
             med = statistics.median(v["rps"])
@@ -277,10 +286,16 @@ def main():
                    "p50MsMedian": statistics.median(v["p50Ms"]), "p99MsMedian": statistics.median(v["p99Ms"]),
                    "cpuUsPerRequest": cpu, "userUsPerRequest": user, "kernelUsPerRequest": kernel,
                    "cpuRatioToNginx": cpu / nginx_cpu if cpu else None,
+                   "pairedRatioToNginx": paired(name, "rps"),
+                   "pairedCpuRatioToNginx": paired(name, "cpuUsPerReq") if cpu else None,
                    "non2xx": v["non2xx"], "fixedRate": f}
             summary["cases"][name] = row
-            cpu_text = f"{cpu:12.1f}{user:7.1f}+{kernel:<6.1f}{cpu / nginx_cpu:9.2f}" if cpu else f"{'-':>12}{'-':>14}{'-':>9}"
+            def span(p):
+                return f"{p[0]:6.2f} ({p[1]:.2f}-{p[2]:.2f})" if p else f"{'-':>18}"
+            cpu_text = (f"{cpu:12.1f}{user:7.1f}+{kernel:<6.1f}{cpu / nginx_cpu:9.2f}{span(row['pairedCpuRatioToNginx']):>18}"
+                        if cpu else f"{'-':>12}{'-':>14}{'-':>9}{'-':>18}")
             print(f"{name:16}{med:12.0f} ({min(v['rps']):.0f}-{max(v['rps']):.0f}){row['ratioToNginx']:9.2f}"
+                  f"{span(row['pairedRatioToNginx']):>18}"
                   f"{row['p50MsMedian']:9.3f}{row['p99MsMedian']:9.3f}{cpu_text}{f['p50Us']:14.0f}"
                   f"{f['p99Us']:12.0f} ({f['p99UsMin']}-{f['p99UsMax']})")
         print(f"\npeak RSS (KiB): {rss}")

@@ -146,7 +146,9 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
         Err(Failure::Gateway(error)) => {
             warn_backend_failure(&ctx, &error);
             out.clear();
-            return respond(io, out, &gateway, &ctx, &error, false).await;
+            // The request was read to its end: the connection can go on.
+            let keep = !client_close && body.done();
+            return respond(io, out, &gateway, &ctx, &error, keep).await;
         }
         Err(Failure::Client) => return Next::Close,
     };
