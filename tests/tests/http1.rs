@@ -23,7 +23,9 @@ fn document(up: &str, scripted: &str) -> String {
               "backend": { "targets": [{ "url": up }] } },
             { "id": "keyed", "paths": ["/stream/keyed"], "backend": { "targets": [{ "url": up }] } },
             { "id": "scripted", "paths": ["/scripted"], "public": true,
-              "backend": { "targets": [{ "url": scripted }] } }
+              "backend": { "targets": [{ "url": scripted }] } },
+            { "id": "down", "paths": ["/down"], "public": true,
+              "backend": { "targets": [{ "url": "http://127.0.0.1:9" }] } }
         ],
         "apikeys": [{ "clientId": "raw", "clientSecret": SECRET, "routes": ["keyed"] }]
     })
@@ -130,6 +132,15 @@ async fn pipelined_requests_are_answered_in_order() {
     assert_eq!((r.status, r.header("content-length")), (200, Some("5")));
     let r = c.response(false).await;
     assert_eq!((r.status, r.body.len()), (200, 7));
+
+    // A backend failure ends the exchange, not the connection.
+    c.send(b"GET /down HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["error"], "bad_gateway");
+    assert_eq!(r.header("connection"), None);
+    c.send(b"GET /big/2 HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert_eq!(c.response(false).await.body.len(), 2);
 }
 
 #[tokio::test]
