@@ -128,6 +128,7 @@ async fn pipelined_requests_are_answered_in_order() {
     let r = c.response(false).await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"], "route_not_found");
+
     let r = c.response(true).await;
     assert_eq!((r.status, r.header("content-length")), (200, Some("5")));
     let r = c.response(false).await;
@@ -141,6 +142,9 @@ async fn pipelined_requests_are_answered_in_order() {
     assert_eq!(r.header("connection"), None);
     c.send(b"GET /big/2 HTTP/1.1\r\nHost: t\r\n\r\n").await;
     assert_eq!(c.response(false).await.body.len(), 2);
+    // The server as a whole: no route serves it.
+    c.send(b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert_eq!(c.response(false).await.json()["error"], "route_not_found");
 }
 
 #[tokio::test]
@@ -189,6 +193,11 @@ async fn interim_and_close_delimited_answers_reach_the_client() {
                 .to_vec(),
             false,
         ),
+        1 => (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+                .to_vec(),
+            false,
+        ),
         _ => (
             b"HTTP/1.1 200 OK\r\nconnection: close\r\nx-seen: scripted\r\n\r\nuntil the end".to_vec(),
             true,
@@ -199,6 +208,11 @@ async fn interim_and_close_delimited_answers_reach_the_client() {
     c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\n\r\n").await;
     let r = c.response(false).await;
     assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+    // Chunks and a length: the chunks win, the length is not passed on.
+    c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let r = c.response(false).await;
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+    assert_eq!(r.header("content-length"), None);
     c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\n\r\n").await;
     let r = c.response(false).await;
     assert_eq!(r.status, 200);

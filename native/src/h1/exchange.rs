@@ -498,6 +498,8 @@ async fn relay_response(
     write::kept_lines(out, &raw[..head_len], response.headers, |h| {
         !(is_hop_by_hop(h.name)
             || (dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"))
+            // With chunks, a length beside them is a lie a client could trip on.
+            || (framing == Framing::Chunked && h.name.eq_ignore_ascii_case("content-length"))
             || added.iter().any(|a| a.eq_ignore_ascii_case(h.name))
             || named.contains(h.name))
     });
