@@ -158,7 +158,19 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
         close: client_close,
         upgrade,
     };
-    relay_response(io, buf, out, conn, pool, target, &gateway, &ctx, asked).await
+    relay_response(
+        io,
+        buf,
+        out,
+        conn,
+        pool,
+        target,
+        &gateway,
+        &ctx,
+        asked,
+        backend_timer.as_mut(),
+    )
+    .await
 }
 
 /// What the client's request asked for, as far as the response cares.
@@ -283,7 +295,7 @@ async fn send(
             return Err(Failure::Gateway(exchange_error(forwarding, &e)));
         }
         if !body.done() {
-            stream_request_body(client, buf, &mut conn, body, forwarding).await?;
+            stream_request_body(client, buf, &mut conn, body, forwarding, timer.as_mut()).await?;
         }
         let timeout = Duration::from_millis(forwarding.timeout_ms);
         match deadline(
@@ -323,11 +335,17 @@ async fn stream_request_body(
     conn: &mut Conn,
     body: &mut Body,
     forwarding: &Forwarding<'_>,
+    mut timer: Pin<&mut Sleep>,
 ) -> Result<(), Failure> {
     while !body.done() {
-        match buf.read_from(client, BODY_CHUNK).await {
-            Ok(0) | Err(_) => return Err(Failure::Client),
-            Ok(_) => {}
+        let read = deadline(
+            timer.as_mut(),
+            CLIENT_IDLE,
+            buf.read_from(client, BODY_CHUNK),
+        );
+        match read.await {
+            Some(Ok(0) | Err(_)) | None => return Err(Failure::Client),
+            Some(Ok(_)) => {}
         }
         let n = body
             .scan(buf.filled(), |_| {})
@@ -342,6 +360,10 @@ async fn stream_request_body(
 
 /// Largest piece of a body read at once from a client.
 const BODY_CHUNK: usize = 64 * 1024;
+/// How long a client may leave its request body waiting, or its response
+/// unread, before the exchange is dropped (a slow client holds a backend
+/// connection).
+const CLIENT_IDLE: Duration = Duration::from_secs(60);
 
 enum HeadFailure {
     Closed,
@@ -401,6 +423,7 @@ async fn relay_response(
     gateway: &Gateway,
     ctx: &RequestContext,
     asked: Asked,
+    mut timer: Pin<&mut Sleep>,
 ) -> Next {
     let Asked {
         http11,
@@ -537,8 +560,11 @@ async fn relay_response(
             Ok(n) => conn.buf.consume(n),
             Err(_) => return Next::Close,
         }
-        if !out.is_empty() && client.write_all(out).await.is_err() {
-            return Next::Close;
+        if !out.is_empty() {
+            match deadline(timer.as_mut(), CLIENT_IDLE, client.write_all(out)).await {
+                Some(Ok(())) => {}
+                Some(Err(_)) | None => return Next::Close,
+            }
         }
         out.clear();
         if body.done() {
