@@ -27,6 +27,8 @@ use crate::upstream::UpstreamPool;
 /// Read buffer of a client connection (grows for larger heads, up to
 /// [`HEAD_LIMIT`], and shrinks back).
 const CLIENT_BUFFER: usize = 8 * 1024;
+/// Scratch buffer kept by an idle connection, at most.
+const OUT_KEPT: usize = 16 * 1024;
 /// How long an idle keep-alive connection is kept.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// How long a client may take to send a whole head once it has started.
@@ -163,7 +165,11 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
         }
         first = false;
         let next = exchange(&mut client, &shared.state, &shared.pool).await;
+        // Memory back after a large head or body: idle connections stay small.
         client.buf.shrink_to(CLIENT_BUFFER);
+        if client.out.capacity() > OUT_KEPT {
+            client.out = Vec::with_capacity(1024);
+        }
         if next == Next::Close {
             let _ = client.io.shutdown().await;
             linger(&mut client.io).await;
