@@ -22,10 +22,9 @@ use tokio::time::Sleep;
 use super::body::Body;
 use super::buf::ReadBuf;
 use super::pool::{Conn, Pool};
-use super::request::{
-    content_length, header_slots, is_chunked, Framing, HeadError, HeaderSlots, Request,
-};
-use super::{deadline, find_head_end, write, HEAD_LIMIT};
+use super::request::{header_slots, Framing, HeadError, HeaderSlots, Request};
+use super::response::{read_response_head, HeadFailure, ResponseFraming};
+use super::{deadline, write, HEAD_LIMIT};
 use crate::proxy::{warn_backend_failure, warn_if_uncounted};
 use crate::random;
 use crate::state::{now_ms, State};
@@ -365,51 +364,6 @@ const BODY_CHUNK: usize = 64 * 1024;
 /// connection).
 const CLIENT_IDLE: Duration = Duration::from_secs(60);
 
-enum HeadFailure {
-    Closed,
-    Io(std::io::Error),
-    Invalid(String),
-}
-
-/// Reads until `conn.buf` starts with a final response head (1xx
-/// interim responses are read and dropped).
-async fn read_response_head(conn: &mut Conn, upgrade: bool) -> Result<(), HeadFailure> {
-    loop {
-        if let Some(end) = find_head_end(conn.buf.filled()) {
-            let status = interim_status(&conn.buf.filled()[..end]);
-            match status {
-                Some(101) if upgrade => return Ok(()),
-                Some(101) => {
-                    return Err(HeadFailure::Invalid(
-                        "it switched protocols, which the client had not asked for".into(),
-                    ))
-                }
-                Some(_) => {
-                    conn.buf.consume(end);
-                    continue;
-                }
-                None => return Ok(()),
-            }
-        }
-        if conn.buf.is_full(HEAD_LIMIT) {
-            return Err(HeadFailure::Invalid("response head too large".into()));
-        }
-        match conn.buf.read_from(&mut conn.io, HEAD_LIMIT).await {
-            Ok(0) => return Err(HeadFailure::Closed),
-            Ok(_) => {}
-            Err(e) => return Err(HeadFailure::Io(e)),
-        }
-    }
-}
-
-/// The status of a 1xx head, `None` for a final one.
-fn interim_status(head: &[u8]) -> Option<u16> {
-    let code = head.get(9..12)?;
-    (code[0] == b'1' && head.starts_with(b"HTTP/1."))
-        .then(|| std::str::from_utf8(code).ok()?.parse().ok())
-        .flatten()
-}
-
 /// Passes the response (head in `conn.buf`) to the client: hop-by-hop
 /// headers dropped, the gateway's added, the body streamed as framed.
 #[allow(clippy::too_many_arguments)]
@@ -454,48 +408,11 @@ async fn relay_response(
     let status = response.code.unwrap_or(502);
     // Only a requested upgrade gets this far with a 101.
     let switching = status == 101 && upgrade;
-    let upstream11 = response.version == Some(1);
-    let mut framing = if switching || is_head || status == 204 || status == 304 {
-        Framing::Empty
-    } else {
-        Framing::UntilClose
-    };
-    let mut upstream_keep = upstream11;
-    let mut has_date = false;
-    for h in response.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            if framing == Framing::UntilClose {
-                match content_length(h.value) {
-                    Some(n) => framing = Framing::Length(n),
-                    None => upstream_keep = false,
-                }
-            }
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            if !is_head && status != 204 && status != 304 {
-                framing = if is_chunked(h.value) {
-                    Framing::Chunked
-                } else {
-                    Framing::UntilClose
-                };
-            }
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            for option in connection_names(h.value) {
-                if option.eq_ignore_ascii_case(b"close") {
-                    upstream_keep = false;
-                } else if option.eq_ignore_ascii_case(b"keep-alive") && !upstream11 {
-                    upstream_keep = true;
-                }
-            }
-        } else if h.name.eq_ignore_ascii_case("date") {
-            has_date = true;
-        }
-    }
-    if framing == Framing::Length(0) {
-        framing = Framing::Empty;
-    }
-    if framing == Framing::UntilClose {
-        upstream_keep = false;
-    }
+    let ResponseFraming {
+        framing,
+        reusable: upstream_keep,
+        has_date,
+    } = ResponseFraming::of(&response, is_head || switching);
     // An HTTP/1.0 client cannot read chunks: it gets the data, then the close.
     let dechunk = framing == Framing::Chunked && !http11;
     let keep = !client_close && framing != Framing::UntilClose && !dechunk && !switching;

@@ -16,6 +16,7 @@ mod exchange;
 mod h2c;
 mod pool;
 mod request;
+mod response;
 mod server;
 mod write;
 

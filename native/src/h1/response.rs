@@ -1,0 +1,125 @@
+//! A backend's response head: reading it (past interim answers) and
+//! knowing how its body is framed and whether the connection can serve
+//! again. Shared by the HTTP/1 path and the h2c bridge.
+
+use komainu_core::gateway::connection_names;
+
+use super::find_head_end;
+use super::pool::Conn;
+use super::request::{content_length, is_chunked, Framing};
+use super::HEAD_LIMIT;
+
+/// Why no response head could be read.
+pub enum HeadFailure {
+    /// The backend closed before sending a byte of it.
+    Closed,
+    /// The connection failed.
+    Io(std::io::Error),
+    /// What came is not a usable head.
+    Invalid(String),
+}
+
+/// Reads until `conn.buf` starts with a final response head (1xx
+/// interim responses are read and dropped).
+pub async fn read_response_head(conn: &mut Conn, upgrade: bool) -> Result<(), HeadFailure> {
+    loop {
+        if let Some(end) = find_head_end(conn.buf.filled()) {
+            let status = interim_status(&conn.buf.filled()[..end]);
+            match status {
+                Some(101) if upgrade => return Ok(()),
+                Some(101) => {
+                    return Err(HeadFailure::Invalid(
+                        "it switched protocols, which the client had not asked for".into(),
+                    ))
+                }
+                Some(_) => {
+                    conn.buf.consume(end);
+                    continue;
+                }
+                None => return Ok(()),
+            }
+        }
+        if conn.buf.is_full(HEAD_LIMIT) {
+            return Err(HeadFailure::Invalid("response head too large".into()));
+        }
+        match conn.buf.read_from(&mut conn.io, HEAD_LIMIT).await {
+            Ok(0) => return Err(HeadFailure::Closed),
+            Ok(_) => {}
+            Err(e) => return Err(HeadFailure::Io(e)),
+        }
+    }
+}
+
+/// The status of a 1xx head, `None` for a final one.
+fn interim_status(head: &[u8]) -> Option<u16> {
+    let code = head.get(9..12)?;
+    (code[0] == b'1' && head.starts_with(b"HTTP/1."))
+        .then(|| std::str::from_utf8(code).ok()?.parse().ok())
+        .flatten()
+}
+
+/// How a response's body is framed, read from its head.
+pub struct ResponseFraming {
+    /// The body's framing.
+    pub framing: Framing,
+    /// The backend keeps the connection open after this response.
+    pub reusable: bool,
+    /// The backend sent a `Date`.
+    pub has_date: bool,
+}
+
+impl ResponseFraming {
+    /// The framing of `response` (RFC 9112, section 6.3); `bodiless` for
+    /// an answer to HEAD or a switch of protocols.
+    pub fn of(response: &httparse::Response<'_, '_>, bodiless: bool) -> Self {
+        let status = response.code.unwrap_or(502);
+        let http11 = response.version == Some(1);
+        let no_body = bodiless || status == 204 || status == 304;
+        let mut framing = if no_body {
+            Framing::Empty
+        } else {
+            Framing::UntilClose
+        };
+        let mut reusable = http11;
+        let mut has_date = false;
+        for h in response.headers.iter() {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                if framing == Framing::UntilClose {
+                    match content_length(h.value) {
+                        Some(n) => framing = Framing::Length(n),
+                        None => reusable = false,
+                    }
+                }
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                if !no_body {
+                    framing = if is_chunked(h.value) {
+                        Framing::Chunked
+                    } else {
+                        Framing::UntilClose
+                    };
+                }
+            } else if h.name.eq_ignore_ascii_case("connection") {
+                for option in connection_names(h.value) {
+                    if option.eq_ignore_ascii_case(b"close") {
+                        reusable = false;
+                    } else if option.eq_ignore_ascii_case(b"keep-alive") && !http11 {
+                        reusable = true;
+                    }
+                }
+            } else if h.name.eq_ignore_ascii_case("date") {
+                has_date = true;
+            }
+        }
+        if framing == Framing::Length(0) {
+            framing = Framing::Empty;
+        }
+        if framing == Framing::UntilClose {
+            reusable = false;
+        }
+        Self {
+            framing,
+            reusable,
+            has_date,
+        }
+    }
+}
