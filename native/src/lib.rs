@@ -7,9 +7,10 @@
 //!
 //! - [`serve`]: start-up, listeners, graceful shutdown;
 //! - [`h1`]: the proxy listener's own HTTP/1.1 path (parsing in place,
-//!   backend connections driven by the request's task);
-//! - [`proxy`] and [`upstream`]: the HTTP/2 (h2c) proxy handler over hyper
-//!   and its pool of backend connections ([`tls`] for https backends);
+//!   backend connections driven by the request's task) and the per-worker
+//!   pool of backend connections, which h2c requests use too;
+//! - [`proxy`]: the HTTP/2 (h2c) proxy handler under hyper; [`upstream`]:
+//!   backend failures; [`tls`] for https backends;
 //! - [`admin`] and [`admin_client`]: the admin listener, and the `export` /
 //!   `import` commands that call an admin API;
 //! - [`store`] and [`reload`]: the stores, and following changes made by

@@ -1,5 +1,6 @@
-//! The proxy listener's handler: asks the core, then forwards with the
-//! pooled client, streaming bodies both ways.
+//! The HTTP/2 (h2c) proxy handler, under hyper's server: asks the core,
+//! then forwards on the HTTP/1 path's backend pool ([`crate::h1::Pool`]),
+//! streaming bodies both ways.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,17 +15,18 @@ use hyper::{Request, Response};
 use komainu_core::gateway::{ClientInfo, Outcome, RequestContext};
 use komainu_core::{Gateway, GatewayError};
 
+use crate::h1::{self, Pool, Relayed};
 use crate::random;
 use crate::state::{now_ms, State};
-use crate::upstream::{UpstreamError, UpstreamPool};
+use crate::upstream::UpstreamError;
 
 /// Response bodies: the backend's, streamed, or one the gateway wrote.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub type ProxyBody = Either<Relayed, Full<Bytes>>;
 
 /// Handles one proxied request, forwarding through `upstream` (the worker's pool).
 pub async fn handle(
     state: Arc<State>,
-    upstream: UpstreamPool,
+    upstream: Pool,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<ProxyBody>, Infallible> {
@@ -61,7 +63,7 @@ pub async fn handle(
         .map(|a| a.to_string())
         .unwrap_or_default();
     parts.version = Version::HTTP_11;
-    let sent = upstream.request(Request::from_parts(parts, body));
+    let sent = h1::bridge_send(&upstream, Request::from_parts(parts, body));
     let result = tokio::time::timeout(Duration::from_millis(forward.timeout_ms), sent).await;
     let error = match result {
         Ok(Ok(response)) => {

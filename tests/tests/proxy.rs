@@ -249,6 +249,34 @@ async fn http2_clients_are_served() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["uri"], "/echo/h2");
+    // Bodies both ways over h2, on the same backend pool as HTTP/1.
+    let c = Client::http2();
+    let sent = upstream::pattern(3 * 1024 * 1024 + 5);
+    let r = c
+        .send(
+            Method::POST,
+            &gw.url("/stream"),
+            &pair("mobile"),
+            sent.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body == sent, "the echoed body differs");
+    for n in [0usize, 5, 70_000] {
+        let r = c.get(&gw.url(&format!("/big/{n}")), &pair("mobile")).await;
+        assert_eq!((r.status, r.body.len()), (StatusCode::OK, n));
+        assert!(r.body == upstream::pattern(n));
+    }
+    let r = c
+        .send(
+            Method::HEAD,
+            &gw.url("/big/9"),
+            &pair("mobile"),
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!((r.status, r.body.len()), (StatusCode::OK, 0));
+    assert!(!r.header("komainu-request-id").is_empty());
 }
 
 #[tokio::test]

@@ -3,8 +3,10 @@
 //! a head and passing a body on never shifts bytes around.
 
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 
 /// Bytes read from a socket, not consumed yet.
 pub struct ReadBuf {
@@ -54,16 +56,33 @@ impl ReadBuf {
         io: &mut R,
         limit: usize,
     ) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_read_from(cx, io, limit)).await
+    }
+
+    /// [`ReadBuf::read_from`], as a poll (for body types).
+    pub fn poll_read_from<R: AsyncRead + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut R,
+        limit: usize,
+    ) -> Poll<io::Result<usize>> {
         self.make_room(limit);
         if self.end == self.data.len() {
-            return Err(io::Error::new(
+            return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::OutOfMemory,
                 "read buffer full",
-            ));
+            )));
         }
-        let n = io.read(&mut self.data[self.end..]).await?;
-        self.end += n;
-        Ok(n)
+        let mut room = tokio::io::ReadBuf::new(&mut self.data[self.end..]);
+        match Pin::new(io).poll_read(cx, &mut room) {
+            Poll::Ready(Ok(())) => {
+                let n = room.filled().len();
+                self.end += n;
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// Whether the buffer holds `limit` bytes or more (no room to read).

@@ -13,8 +13,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::Pool;
 use crate::state::State;
-use crate::upstream::UpstreamPool;
 
 /// The HTTP/2 connection preface, as far as needed to recognize it.
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
@@ -26,7 +26,7 @@ pub async fn serve(
     read: Vec<u8>,
     peer: SocketAddr,
     state: Arc<State>,
-    upstream: UpstreamPool,
+    upstream: Pool,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let io = Rewind {

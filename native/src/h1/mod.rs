@@ -10,6 +10,7 @@
 //! hyper.
 
 mod body;
+mod bridge;
 mod buf;
 mod chunked;
 mod exchange;
@@ -20,7 +21,7 @@ mod response;
 mod server;
 mod write;
 
-pub(crate) use pool::open_stream;
+pub use bridge::{send as bridge_send, Relayed};
 pub use pool::Pool;
 pub use server::serve;
 

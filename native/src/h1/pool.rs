@@ -208,8 +208,8 @@ impl Pool {
 }
 
 /// Opens a transport to a backend: TCP (no Nagle delay), then TLS for
-/// https, verified by `tls`. Shared by both pools (HTTP/1 path, h2c path).
-pub async fn open_stream(
+/// https, verified by `tls`.
+async fn open_stream(
     tls: &tokio_rustls::TlsConnector,
     authority: &http::uri::Authority,
     https: bool,

@@ -22,7 +22,6 @@ use super::{find_head_end, h2c, HEAD_LIMIT};
 use crate::http_server::accept;
 use crate::random;
 use crate::state::{now_ms, State};
-use crate::upstream::UpstreamPool;
 
 /// Read buffer of a client connection (grows for larger heads, up to
 /// [`HEAD_LIMIT`], and shrinks back).
@@ -43,7 +42,6 @@ const LINGER_BYTES: usize = 1024 * 1024;
 struct Shared {
     state: Arc<State>,
     pool: Pool,
-    h2_pool: UpstreamPool,
     stopping: AtomicBool,
     stop: Notify,
     open: AtomicUsize,
@@ -61,7 +59,6 @@ pub async fn serve(
 ) {
     let shared = Arc::new(Shared {
         pool: Pool::new(state.backend_tls.clone()),
-        h2_pool: UpstreamPool::new(state.backend_tls.clone()),
         state,
         stopping: AtomicBool::new(false),
         stop: Notify::new(),
@@ -149,7 +146,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
                     read,
                     peer,
                     shared.state.clone(),
-                    shared.h2_pool.clone(),
+                    shared.pool.clone(),
                     rx,
                 );
                 tokio::pin!(serve);

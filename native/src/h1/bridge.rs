@@ -1,0 +1,273 @@
+//! HTTP/2 requests (h2c, served by hyper) forwarded on the backend
+//! connections of the HTTP/1 path: one pool serves both. The request head
+//! (already rewritten by the core) is written as HTTP/1.1, its body
+//! streamed (chunked when its length is unknown); the response comes back
+//! as an `http::Response` whose body streams from the connection and gives
+//! the connection back to the pool at its end.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::uri::Scheme;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use komainu_core::routing::TargetUrl;
+use tokio::io::AsyncWriteExt;
+
+use super::body::Body;
+use super::pool::{Conn, Pool};
+use super::request::{header_slots, Framing, HeaderSlots};
+use super::response::{read_response_head, HeadFailure, ResponseFraming};
+use super::write;
+use crate::upstream::{root_cause, UpstreamError};
+
+/// Read buffer growth for response bodies.
+const BODY_CHUNK: usize = 64 * 1024;
+
+/// Sends `req` (absolute URI of the target, head rewritten by the core) on
+/// an idle or new connection of `pool`, and reads the response head.
+pub async fn send(pool: &Pool, req: Request<Incoming>) -> Result<Response<Relayed>, UpstreamError> {
+    let (parts, mut body) = req.into_parts();
+    let target = TargetUrl {
+        scheme: parts.uri.scheme().cloned().unwrap_or(Scheme::HTTP),
+        authority: parts
+            .uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| UpstreamError::Connect("the target has no host".into()))?,
+        base_path: String::new(),
+    };
+    let framing = if body.is_end_stream() {
+        match parts.headers.contains_key(CONTENT_LENGTH) {
+            true => Framing::Length(0),
+            false => Framing::Empty,
+        }
+    } else {
+        match body.size_hint().exact() {
+            Some(n) => Framing::Length(n),
+            None => Framing::Chunked,
+        }
+    };
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(
+        parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .as_bytes(),
+    );
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        if name != CONTENT_LENGTH && name != TRANSFER_ENCODING {
+            write::header(&mut out, name.as_str(), value.as_bytes());
+        }
+    }
+    match framing {
+        Framing::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            write::number(&mut out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framing::Empty | Framing::UntilClose => {}
+    }
+    out.extend_from_slice(b"\r\n");
+
+    // A request without a body can go again on a new connection when a
+    // reused one turns out closed; one with a body cannot be replayed.
+    let replayable = matches!(framing, Framing::Empty | Framing::Length(0));
+    let mut fresh_only = false;
+    let mut conn = loop {
+        let idle = if fresh_only {
+            None
+        } else {
+            pool.checkout(&target)
+        };
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => pool.connect(&target).await?,
+        };
+        let retry = conn.reused && replayable;
+        if let Err(e) = conn.io.write_all(&out).await {
+            if retry {
+                fresh_only = true;
+                continue;
+            }
+            return Err(UpstreamError::Exchange(root_cause(&e)));
+        }
+        if !replayable {
+            send_body(&mut conn, &mut body, framing == Framing::Chunked).await?;
+        }
+        match read_response_head(&mut conn, false).await {
+            Ok(()) => break conn,
+            Err(HeadFailure::Closed) if retry && conn.buf.is_empty() => fresh_only = true,
+            Err(HeadFailure::Closed) => {
+                return Err(UpstreamError::Exchange(
+                    "the connection was closed before a response".into(),
+                ))
+            }
+            Err(HeadFailure::Io(e)) => return Err(UpstreamError::Exchange(root_cause(&e))),
+            Err(HeadFailure::Invalid(why)) => return Err(UpstreamError::Exchange(why)),
+        }
+    };
+    let (response, framing) = response_head(&mut conn, parts.method == http::Method::HEAD)?;
+    Ok(response.map(|()| Relayed {
+        conn: Some(conn),
+        body: Body::new(framing.framing),
+        reusable: framing.reusable,
+        pool: pool.clone(),
+        target,
+    }))
+}
+
+/// Streams a request body to the backend, in chunks when `chunked`.
+async fn send_body(
+    conn: &mut Conn,
+    body: &mut Incoming,
+    chunked: bool,
+) -> Result<(), UpstreamError> {
+    fn broken(e: &(dyn std::error::Error + 'static)) -> UpstreamError {
+        UpstreamError::Exchange(root_cause(e))
+    }
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| broken(&e))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers are not passed on
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            let mut size = format!("{:x}\r\n", data.len()).into_bytes();
+            size.extend_from_slice(&data);
+            size.extend_from_slice(b"\r\n");
+            conn.io.write_all(&size).await.map_err(|e| broken(&e))?;
+        } else {
+            conn.io.write_all(&data).await.map_err(|e| broken(&e))?;
+        }
+    }
+    if chunked {
+        conn.io
+            .write_all(b"0\r\n\r\n")
+            .await
+            .map_err(|e| broken(&e))?;
+    }
+    Ok(())
+}
+
+/// The response head in `conn.buf` as an `http::Response`, and its framing.
+fn response_head(
+    conn: &mut Conn,
+    head_request: bool,
+) -> Result<(Response<()>, ResponseFraming), UpstreamError> {
+    let mut headers: HeaderSlots = header_slots!();
+    let mut parsed = httparse::Response::new(&mut []);
+    let invalid = || UpstreamError::Exchange("malformed response head".into());
+    let head_len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        conn.buf.filled(),
+        &mut headers,
+    ) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return Err(invalid()),
+    };
+    let framing = ResponseFraming::of(&parsed, head_request);
+    let mut response = Response::new(());
+    *response.status_mut() =
+        StatusCode::from_u16(parsed.code.unwrap_or(502)).map_err(|_| invalid())?;
+    for h in parsed.headers.iter() {
+        // HTTP/2 carries no transfer coding; the length stays when known.
+        let unknown_length = matches!(framing.framing, Framing::Chunked | Framing::UntilClose);
+        if h.name.eq_ignore_ascii_case("transfer-encoding")
+            || (unknown_length && h.name.eq_ignore_ascii_case("content-length"))
+        {
+            continue;
+        }
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(h.value),
+        ) else {
+            return Err(invalid());
+        };
+        response.headers_mut().append(name, value);
+    }
+    conn.buf.consume(head_len);
+    Ok((response, framing))
+}
+
+/// A response body streamed from a backend connection.
+pub struct Relayed {
+    /// `None` once the body has ended.
+    conn: Option<Conn>,
+    body: Body,
+    reusable: bool,
+    pool: Pool,
+    target: TargetUrl,
+}
+
+impl HttpBody for Relayed {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            if this.body.done() {
+                if let Some(conn) = this.conn.take() {
+                    if this.reusable {
+                        this.pool.checkin(&this.target, conn);
+                    }
+                }
+                return Poll::Ready(None);
+            }
+            if !conn.buf.is_empty() {
+                let input = conn.buf.filled();
+                let mut data = BytesMut::new();
+                let used = this
+                    .body
+                    .scan(input, |r| data.extend_from_slice(&input[r]))
+                    .map_err(io::Error::other)?;
+                conn.buf.consume(used);
+                if !data.is_empty() {
+                    return Poll::Ready(Some(Ok(Frame::data(data.freeze()))));
+                }
+                continue;
+            }
+            match conn.buf.poll_read_from(cx, &mut conn.io, BODY_CHUNK) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => {
+                    this.conn = None;
+                    if this.body.end_of_stream() {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Err(io::ErrorKind::UnexpectedEof.into())));
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.conn.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
