@@ -24,13 +24,13 @@ NGX
 "$(command -v nginx || echo /usr/sbin/nginx)" -p "$ngx" -c "$ngx/nginx.conf" &
 backend=$!
 fifo=$(mktemp -u); mkfifo "$fifo"
-node_modules/.bin/node edge/test/worker.mjs --admin-key bench:admin-secret --claim-secret bench < "$fifo" > "$fifo.out" &
+node_modules/.bin/node edge/test/worker.mjs --admin-key bench:admin-secret-0123456789 --claim-secret bench < "$fifo" > "$fifo.out" &
 worker=$!
 exec 3>"$fifo"
 trap 'exec 3>&-; kill $backend 2>/dev/null; wait $worker 2>/dev/null; rm -rf "$fifo" "$fifo.out" "$ngx"' EXIT
 for _ in $(seq 100); do [ -s "$fifo.out" ] && break; sleep 0.1; done
 url=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["url"])' "$fifo.out")
-curl -sf -u bench:admin-secret "$url/_komainu/api/import" -d "{\"format\":1,
+curl -sf -u bench:admin-secret-0123456789 "$url/_komainu/api/import" -d "{\"format\":1,
   \"routes\":[{\"id\":\"open\",\"paths\":[\"/open\"],\"public\":true,\"backend\":{\"targets\":[{\"url\":\"http://127.0.0.1:$backend_port\"}]}},
               {\"id\":\"keyed\",\"paths\":[\"/keyed\"],\"backend\":{\"targets\":[{\"url\":\"http://127.0.0.1:$backend_port\"}]}}],
   \"apikeys\":[{\"clientId\":\"bench\",\"clientSecret\":\"bench-secret-0123456789\",\"routes\":[\"keyed\"],\"quotas\":{\"perDay\":1000000000}}]}" >/dev/null

@@ -13,6 +13,8 @@
 //!   validation that names the field at fault;
 //! - [`secret`]: how client secrets are stored (a keyed hash state, never the
 //!   clear secret) and checked in constant time;
+//! - [`path`]: request paths normalized before routing (dot-segments,
+//!   escapes), the same way on every deployment;
 //! - [`routing`]: the route table compiled once per revision (hosts, matchit
 //!   paths, methods);
 //! - [`auth`]: credentials found in a request (header pair, Basic, Bearer
@@ -32,6 +34,7 @@ pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod model;
+pub mod path;
 pub mod quota;
 pub mod routing;
 pub mod secret;

@@ -345,6 +345,109 @@ async fn bad_input_is_refused_and_the_store_is_left_byte_identical() {
 }
 
 #[tokio::test]
+async fn empty_and_short_secrets_are_refused_everywhere_and_nothing_is_stored() {
+    let (_up, gw, admin) = gateway_with_route("demo").await;
+    let created = admin
+        .call(
+            Method::POST,
+            "/api/apikeys",
+            json!({ "clientId": "k", "routes": ["demo"] }),
+        )
+        .await;
+    created.expect_status(StatusCode::CREATED);
+    let good = created.json()["clientSecret"].as_str().unwrap().to_owned();
+    let stored = std::fs::read(gw.data_path()).unwrap();
+    for secret in ["", "ab", "fifteen-chars!!"] {
+        let attempts = [
+            (
+                Method::POST,
+                "/api/apikeys".to_owned(),
+                json!({ "clientId": "k4", "clientSecret": secret, "routes": ["demo"] }),
+            ),
+            (
+                Method::PUT,
+                "/api/apikeys/k".to_owned(),
+                json!({ "clientId": "k", "clientSecret": secret, "routes": ["demo"] }),
+            ),
+            (
+                Method::PATCH,
+                "/api/apikeys/k".to_owned(),
+                json!({ "clientSecret": secret }),
+            ),
+            (
+                Method::POST,
+                "/api/apikeys/k/rotate".to_owned(),
+                json!({ "clientSecret": secret }),
+            ),
+        ];
+        for (method, path, body) in attempts {
+            let r = admin.call(method.clone(), &path, body).await;
+            let error = r.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+            assert!(
+                error["field"].as_str().unwrap().ends_with("clientSecret"),
+                "{method} {path} {secret:?}: {error}"
+            );
+            assert!(error["message"].as_str().unwrap().contains("16"), "{error}");
+        }
+        let r = admin
+            .call(
+                Method::POST,
+                "/api/import?merge=true",
+                json!({ "format": 1, "apikeys": [{ "clientId": "k5", "clientSecret": secret }] }),
+            )
+            .await;
+        assert_eq!(
+            r.expect_error(StatusCode::BAD_REQUEST, "invalid_request")["field"],
+            "apikeys[0].clientSecret"
+        );
+        let r = get(
+            &gw,
+            "/demo/hello",
+            &[(
+                "authorization",
+                format!("Basic {}", base64_of(&format!("k4:{secret}"))),
+            )],
+        )
+        .await;
+        r.expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    assert_eq!(
+        std::fs::read(gw.data_path()).unwrap(),
+        stored,
+        "nothing was stored"
+    );
+    get(&gw, "/demo/hello", &creds("k", &good))
+        .await
+        .expect_status(StatusCode::OK);
+    // Sixteen characters are enough.
+    admin
+        .call(
+            Method::POST,
+            "/api/apikeys",
+            json!({ "clientId": "k6", "clientSecret": "sixteen-chars-ok", "routes": ["demo"] }),
+        )
+        .await
+        .expect_status(StatusCode::CREATED);
+    get(&gw, "/demo/hello", &creds("k6", "sixteen-chars-ok"))
+        .await
+        .expect_status(StatusCode::OK);
+    // An admin key given by flag follows the same rule.
+    let (status, _, stderr) = run_to_exit(&[
+        "serve",
+        "--store",
+        "memory",
+        "--proxy-addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--admin-key",
+        "ops:short",
+    ]);
+    assert!(!status.success());
+    assert!(stderr.contains("16"), "{stderr}");
+}
+
+#[tokio::test]
 async fn without_admin_credentials_every_endpoint_but_health_is_401() {
     let (up, gw, admin) = gateway_with_route("r").await;
     let stored = std::fs::read(gw.data_path()).unwrap();

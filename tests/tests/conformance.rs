@@ -10,6 +10,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use komainu_e2e::gateway::CLAIM_SECRET;
+use komainu_e2e::raw::RawConn;
 use komainu_e2e::{jwt, upstream, Admin, Client, Komainu, Upstream, Worker};
 use serde_json::{json, Value};
 
@@ -398,6 +399,77 @@ async fn large_configuration(s: &Server, up: &Upstream) {
     assert_eq!(export["routes"].as_array().unwrap().len(), 1);
 }
 
+/// Paths are normalized before routing, the same way on both deployments
+/// (a dot-segment, plain or encoded, never walks from a public route to a
+/// keyed one), and no credential reaches a backend, on public routes too.
+async fn paths_and_public_credentials(s: &Server, up: &Upstream) {
+    let mut doc = base_doc(up);
+    doc["routes"].as_array_mut().unwrap().push(json!({
+        "id": "public", "paths": ["/public/{*rest}"], "public": true,
+        "backend": { "targets": [{ "url": up.url() }] }
+    }));
+    s.seed(doc).await;
+    let get = |path: &str, extra: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: gw.test\r\n{extra}Connection: close\r\n\r\n")
+    };
+    for path in [
+        "/public/../echo/x",
+        "/public/%2e%2e/echo/x",
+        "/public/%2E%2e/echo/x",
+        "/public/.%2e/echo/x",
+        "/public/x/../../echo/x",
+    ] {
+        let mut conn = RawConn::connect(&s.url("/")).await;
+        conn.send(get(path, "").as_bytes()).await;
+        let r = conn.response(false).await;
+        assert_eq!(r.status, 401, "{path} reached a keyed route without a key");
+        assert_eq!(r.json()["error"], "missing_credentials", "{path}");
+    }
+    for (path, seen) in [
+        ("/public/./a/../hello", "/public/hello"),
+        ("/public/%68ello", "/public/hello"),
+        ("/public/a%2Fb", "/public/a%2Fb"),
+    ] {
+        let mut conn = RawConn::connect(&s.url("/")).await;
+        conn.send(get(path, "").as_bytes()).await;
+        let r = conn.response(false).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(
+            r.json()["uri"],
+            seen,
+            "{path}: the backend sees the path routed on"
+        );
+    }
+    let c = Client::default();
+    let token = jwt::sign(r#"{"iss":"app","exp":99999999999}"#, SECRET.as_bytes());
+    let bearer = format!("Bearer {token}");
+    let basic = format!("Basic {}", STANDARD.encode("x:y"));
+    for auth in [basic.as_str(), bearer.as_str()] {
+        let r = c
+            .get(
+                &s.url("/public/hello"),
+                &[
+                    ("authorization", auth),
+                    ("komainu-client-id", "app"),
+                    ("komainu-client-secret", SECRET),
+                ],
+            )
+            .await;
+        r.expect_status(StatusCode::OK);
+        let seen = &r.json()["headers"];
+        for absent in [
+            "authorization",
+            "komainu-client-id",
+            "komainu-client-secret",
+        ] {
+            assert!(
+                seen.get(absent).is_none(),
+                "{absent} reached the backend of a public route"
+            );
+        }
+    }
+}
+
 fn route_json(id: &str, up: &Upstream) -> Value {
     json!({ "id": id, "paths": [format!("/{id}")], "public": true, "backend": { "targets": [{ "url": up.url() }] } })
 }
@@ -423,6 +495,7 @@ async fn run_all(s: Server) {
     case!(admin_and_hot_changes);
     case!(exact_quotas_under_concurrency);
     case!(large_configuration);
+    case!(paths_and_public_credentials);
 }
 
 #[tokio::test]

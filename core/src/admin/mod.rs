@@ -267,14 +267,17 @@ impl<S: ConfigStore, C: CounterStore, E: EventSink> Op<'_, S, C, E> {
             let mut next = current.clone();
             let change_made = change(&mut next)?;
             next.revision = current.revision + 1;
-            next.seal_secrets();
-            let gateway = Gateway::compile(&next, self.ctx.claim_secret).map_err(|e| {
+            let refused = |e| {
                 AdminError::invalid(relative_to(
                     e,
                     change_made.focus.as_deref(),
                     &change_made.renames,
                 ))
-            })?;
+            };
+            // Clear secrets are judged before they are sealed away.
+            next.validate().map_err(refused)?;
+            next.seal_secrets();
+            let gateway = Gateway::compile(&next, self.ctx.claim_secret).map_err(refused)?;
             match self.ctx.config.save(&next, current.revision).await {
                 Ok(()) => {
                     self.ctx.events.emit(&Event::Admin(AuditEvent {

@@ -293,7 +293,7 @@ fn groups_in_use_cannot_be_deleted() {
 fn import_is_all_or_nothing_and_export_has_no_clear_secret() {
     let h = Harness::new();
     h.call(Method::POST, "/api/routes", route("keep"));
-    let good = json!({ "format": 1, "routes": [route("x")], "apikeys": [{ "clientId": "k", "clientSecret": "plain-secret" }] });
+    let good = json!({ "format": 1, "routes": [route("x")], "apikeys": [{ "clientId": "k", "clientSecret": "plain-secret-0123456" }] });
     let mut bad = good.clone();
     bad["routes"] =
         json!([route("x"), route("y"), { "id": "z", "paths": ["nope"], "backend": {} }]);
@@ -310,7 +310,7 @@ fn import_is_all_or_nothing_and_export_has_no_clear_secret() {
     assert_eq!((status, body["routes"].as_u64()), (StatusCode::OK, Some(1)));
     let (_, export) = h.call(Method::GET, "/api/export", Value::Null);
     let text = export.to_string();
-    assert!(!text.contains("plain-secret"));
+    assert!(!text.contains("plain-secret-0123456"));
     assert!(export["apikeys"][0]["clientSecretHash"]
         .as_str()
         .unwrap()

@@ -96,6 +96,14 @@ pub fn extract<H: HeaderLookup + ?Sized>(
     }
 }
 
+/// Whether an `Authorization` value uses a scheme the gateway reads as
+/// credentials (Basic or Bearer, any case): such a header is never
+/// forwarded, even on a public route.
+pub fn is_gateway_scheme(value: &[u8]) -> bool {
+    let scheme = value.split(|&b| b == b' ').next().unwrap_or(value);
+    scheme.eq_ignore_ascii_case(b"basic") || scheme.eq_ignore_ascii_case(b"bearer")
+}
+
 /// The value as text when it is visible ASCII (tab and space allowed), as
 /// `HeaderValue::to_str` judges it.
 fn visible_ascii(value: &[u8]) -> Option<&str> {

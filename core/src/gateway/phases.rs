@@ -47,6 +47,11 @@ impl Gateway {
         now_ms: u64,
         request_id: RequestId,
     ) -> (RequestContext, Outcome) {
+        if let Err(error) = normalize_uri(parts) {
+            let ctx = RequestContext::new(request_id, now_ms);
+            let response = self.error_response(&ctx, &error);
+            return (ctx, Outcome::Respond(response));
+        }
         let (ctx, decision) = self.decide(counters, &*parts, now_ms, request_id).await;
         let forwarding = match decision {
             Ok(forwarding) => forwarding,
@@ -67,7 +72,8 @@ impl Gateway {
         }
     }
 
-    /// Runs the request phases on any [`RequestHead`], leaving the head
+    /// Runs the request phases on any [`RequestHead`] whose path is
+    /// already normalized ([`crate::path::normalize`]), leaving the head
     /// untouched: the answer is where to forward and how to rewrite the
     /// head ([`Forwarding`]), or the error to answer with
     /// ([`Gateway::error_response`]). For adapters that write the
@@ -99,7 +105,16 @@ impl Gateway {
             self.authorize(caller.key, route)?;
             self.quota(counters, caller.key, route, ctx).await?;
         }
-        self.forward(route, caller.as_ref(), ctx)
+        // Credentials never reach the backend: those that proved the caller,
+        // and, on a public route, any Authorization in a form the gateway
+        // reads (Basic, Bearer), meant for it or not.
+        let drop_authorization = match &caller {
+            Some(c) => c.in_authorization,
+            None => head
+                .first("authorization")
+                .is_some_and(credentials::is_gateway_scheme),
+        };
+        self.forward(route, caller.as_ref(), drop_authorization, ctx)
     }
 
     /// **head** (before routing): refuses oversized headers. Default: 431
@@ -203,12 +218,13 @@ impl Gateway {
     }
 
     /// **forward**: picks a target (weighted round robin) and signs the
-    /// claim. Default: 503 `no_healthy_target` when no target takes
+    /// claim; `drop_authorization` says whether `Authorization` stays out. Default: 503 `no_healthy_target` when no target takes
     /// traffic.
     pub(crate) fn forward(
         &self,
         route: usize,
         caller: Option<&Caller<'_>>,
+        drop_authorization: bool,
         ctx: &RequestContext,
     ) -> Result<Forwarding<'_>, GatewayError> {
         let r = &self.routes[route];
@@ -224,8 +240,27 @@ impl Gateway {
         Ok(Forwarding {
             target,
             timeout_ms: r.timeout_ms,
-            drop_authorization: caller.is_some_and(|c| c.in_authorization),
+            drop_authorization,
             claim,
         })
     }
+}
+
+/// Replaces the path of `parts.uri` by its normalized form
+/// ([`crate::path::normalize`]): routing and the backend see the same path.
+fn normalize_uri(parts: &mut Parts) -> Result<(), GatewayError> {
+    let normalized = match crate::path::normalize(parts.path_and_query()) {
+        Ok(std::borrow::Cow::Borrowed(_)) => return Ok(()),
+        Ok(std::borrow::Cow::Owned(pq)) => pq,
+        Err(e) => return Err(GatewayError::BadRequest(e.to_string())),
+    };
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.path_and_query = Some(
+        normalized
+            .parse()
+            .map_err(|_| GatewayError::BadRequest("invalid request path".into()))?,
+    );
+    parts.uri = http::Uri::from_parts(uri)
+        .map_err(|_| GatewayError::BadRequest("invalid request target".into()))?;
+    Ok(())
 }

@@ -25,7 +25,7 @@ const DOC: &str = r#"{
       "backend": { "targets": [{ "url": "http://10.0.0.4", "weight": 0 }] } }
   ],
   "apikeys": [
-    { "clientId": "mobile", "clientSecret": "s3cret", "groups": ["default"],
+    { "clientId": "mobile", "clientSecret": "mobile-s3cret-0123", "groups": ["default"],
       "quotas": { "perSecond": 100, "perDay": 2 } }
   ]
 }"#;
@@ -81,7 +81,7 @@ fn error_of(outcome: Outcome) -> (StatusCode, serde_json::Value, http::HeaderMap
 fn pair() -> [(&'static str, &'static str); 2] {
     [
         ("komainu-client-id", "mobile"),
-        ("komainu-client-secret", "s3cret"),
+        ("komainu-client-secret", "mobile-s3cret-0123"),
     ]
 }
 
@@ -94,7 +94,7 @@ fn forwards_with_rewritten_head_and_verifiable_claim() {
         "/users/42?x=1",
         &[
             ("komainu-client-id", "mobile"),
-            ("komainu-client-secret", "s3cret"),
+            ("komainu-client-secret", "mobile-s3cret-0123"),
             ("x-forwarded-for", "198.51.100.1"),
             ("connection", "x-private"),
             ("x-private", "1"),
@@ -148,9 +148,9 @@ impl PartialEq for Outcome {
 fn every_credential_form_is_accepted_and_removed() {
     let gw = gateway();
     let store = MemoryCounterStore::new();
-    let basic = format!("Basic {}", STANDARD.encode("mobile:s3cret"));
+    let basic = format!("Basic {}", STANDARD.encode("mobile:mobile-s3cret-0123"));
     let token = jwt::sign(
-        &SecretHash::from_secret(b"s3cret"),
+        &SecretHash::from_secret(b"mobile-s3cret-0123"),
         format!(r#"{{"iss":"mobile","exp":{}}}"#, now() / 1000 + 60),
     );
     let bearer = format!("Bearer {token}");
@@ -262,7 +262,8 @@ fn public_routes_need_no_key_and_claim_has_no_subject() {
     let (_, outcome) = run(&gw, &store, &mut parts, now());
     assert!(matches!(outcome, Outcome::Forward(_)));
     assert_eq!(parts.uri, "https://10.0.0.3/open");
-    assert_eq!(parts.headers["authorization"], "Bearer backend-token");
+    // Credentials never reach a backend, on public routes too.
+    assert!(parts.headers.get("authorization").is_none());
     let claim = parts.headers["komainu-claim"].to_str().unwrap();
     let payload: serde_json::Value = serde_json::from_slice(
         &URL_SAFE_NO_PAD
@@ -272,6 +273,34 @@ fn public_routes_need_no_key_and_claim_has_no_subject() {
     .unwrap();
     assert!(payload.get("sub").is_none());
     assert_eq!(payload["aud"], "open");
+    let mut parts = request(Method::GET, "/open", &[("authorization", "Basic eDp5")]);
+    let (_, outcome) = run(&gw, &store, &mut parts, now());
+    assert!(matches!(outcome, Outcome::Forward(_)));
+    assert!(parts.headers.get("authorization").is_none());
+    let mut parts = request(Method::GET, "/open", &[("authorization", "Digest x")]);
+    run(&gw, &store, &mut parts, now());
+    assert_eq!(parts.headers["authorization"], "Digest x");
+}
+
+#[test]
+fn dot_segments_are_resolved_before_routing() {
+    let gw = gateway();
+    let store = MemoryCounterStore::new();
+    for path in [
+        "/open/../users/1",
+        "/open/%2e%2e/users/1",
+        "/open/%2E%2E/users/1",
+    ] {
+        let mut parts = request(Method::GET, path, &[]);
+        let (_, outcome) = run(&gw, &store, &mut parts, now());
+        let Outcome::Respond(response) = outcome else {
+            panic!("{path} was forwarded without a key");
+        };
+        assert_eq!(response.status(), 401, "{path}");
+    }
+    let mut parts = request(Method::GET, "/open/a\\..\\b", &[]);
+    let (_, outcome) = run(&gw, &store, &mut parts, now());
+    assert!(matches!(outcome, Outcome::Respond(r) if r.status() == 400));
 }
 
 #[test]

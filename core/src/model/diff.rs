@@ -178,10 +178,10 @@ mod tests {
     fn added_changed_removed_and_no_secret_values() {
         let source = doc(r#"{"format":1,"revision":9,
             "routes":[{"id":"a","paths":["/a"],"backend":{}},{"id":"b","paths":["/b2"],"backend":{}}],
-            "apikeys":[{"clientId":"k","clientSecret":"new-secret"}]}"#);
+            "apikeys":[{"clientId":"k","clientSecret":"new-secret-0123456789"}]}"#);
         let target = doc(r#"{"format":1,"revision":2,
             "routes":[{"id":"b","paths":["/b"],"backend":{}},{"id":"c","paths":["/c"],"backend":{}}],
-            "apikeys":[{"clientId":"k","clientSecret":"old-secret"}]}"#);
+            "apikeys":[{"clientId":"k","clientSecret":"old-secret-0123456789"}]}"#);
         let diff = Diff::between(&source, &target);
         let text = diff.to_string();
         assert_eq!(

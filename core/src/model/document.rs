@@ -64,11 +64,18 @@ impl AdminKey {
     /// secret), its secret hashed at once.
     pub fn from_pair(pair: &str) -> Result<Self, String> {
         match pair.split_once(':') {
-            Some((id, secret)) if !id.is_empty() && !secret.is_empty() => Ok(Self {
-                client_id: id.to_owned(),
-                client_secret_hash: SecretHash::from_secret(secret.as_bytes()).to_text(),
-            }),
-            _ => Err("the admin key must be clientId:clientSecret (e.g. admin:s3cr3t)".into()),
+            Some((id, secret)) if !id.is_empty() => {
+                super::check_secret(secret)
+                    .map_err(|rule| format!("the admin key's secret: {rule}"))?;
+                Ok(Self {
+                    client_id: id.to_owned(),
+                    client_secret_hash: SecretHash::from_secret(secret.as_bytes()).to_text(),
+                })
+            }
+            _ => Err(
+                "the admin key must be clientId:clientSecret (e.g. admin:a-long-random-secret)"
+                    .into(),
+            ),
         }
     }
 }
@@ -144,7 +151,7 @@ mod tests {
         "methods": ["GET"], "backend": { "targets": [{ "url": "http://127.0.0.1:9000" }] },
         "groups": ["default"]
       }],
-      "apikeys": [{ "clientId": "mobile", "clientSecret": "s3cret", "groups": ["default"],
+      "apikeys": [{ "clientId": "mobile", "clientSecret": "mobile-s3cret-0123", "groups": ["default"],
                     "quotas": { "perDay": 10 } }]
     }"#;
 
@@ -154,9 +161,9 @@ mod tests {
         let key = &doc.apikeys[0];
         assert!(key.client_secret.is_none());
         let hash = SecretHash::parse(key.client_secret_hash.as_deref().unwrap()).unwrap();
-        assert!(hash.verify(b"s3cret"));
+        assert!(hash.verify(b"mobile-s3cret-0123"));
         let json = doc.to_json();
-        assert!(!json.contains("s3cret"));
+        assert!(!json.contains("mobile-s3cret-0123"));
         assert_eq!(Document::load(json.as_bytes()).unwrap(), doc);
     }
 

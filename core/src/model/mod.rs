@@ -22,4 +22,6 @@ pub use document::{AdminKey, Document, LocalState, FORMAT};
 pub use group::Group;
 pub use route::{Backend, Route, Target};
 pub use settings::{QuotaFailure, Settings};
-pub use validate::{FieldError, ValidationErrors};
+pub use validate::{
+    check_secret, FieldError, ValidationErrors, MAX_SECRET_CHARS, MIN_SECRET_CHARS,
+};

@@ -242,11 +242,8 @@ fn check_apikey(c: &mut Checker, at: &str, key: &ApiKey, groups: &HashSet<&str>)
             "a key needs a secret: give clientSecret (hashed when loaded) or clientSecretHash",
         ),
         (Some(secret), None) => {
-            if secret.is_empty() || secret.len() > 512 || secret.chars().any(char::is_control) {
-                c.fail(
-                    format!("{at}.clientSecret"),
-                    "must be 1 to 512 characters, without control characters",
-                );
+            if let Err(rule) = check_secret(secret) {
+                c.fail(format!("{at}.clientSecret"), rule);
             }
         }
         (None, Some(hash)) => {
@@ -288,6 +285,29 @@ fn check_apikey(c: &mut Checker, at: &str, key: &ApiKey, groups: &HashSet<&str>)
         }
     }
     check_group_refs(c, at, &key.groups, groups);
+}
+
+/// Fewest characters in a secret given by hand (generated ones have 43).
+pub const MIN_SECRET_CHARS: usize = 16;
+/// Most characters in a secret.
+pub const MAX_SECRET_CHARS: usize = 512;
+
+/// Whether a secret given by hand is acceptable: 16 to 512 characters,
+/// no control characters. The error says the rule and what to do instead.
+pub fn check_secret(secret: &str) -> Result<(), String> {
+    let chars = secret.chars().count();
+    if chars < MIN_SECRET_CHARS {
+        return Err(format!(
+            "a secret must be at least {MIN_SECRET_CHARS} characters ({} given): short secrets can be guessed; leave clientSecret out to have a 256-bit one generated",
+            chars
+        ));
+    }
+    if chars > MAX_SECRET_CHARS || secret.chars().any(char::is_control) {
+        return Err(format!(
+            "a secret must be at most {MAX_SECRET_CHARS} characters, without control characters"
+        ));
+    }
+    Ok(())
 }
 
 fn check_group_refs(c: &mut Checker, at: &str, refs: &[String], groups: &HashSet<&str>) {

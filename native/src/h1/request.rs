@@ -1,6 +1,8 @@
 //! A client's HTTP/1 request head, parsed in place (no header is copied)
 //! and read by the core through [`RequestHead`].
 
+use std::borrow::Cow;
+
 use std::mem::MaybeUninit;
 
 use http::Method;
@@ -47,12 +49,12 @@ pub enum HeadError {
 /// A parsed request head, borrowing the bytes it was parsed from.
 pub struct Request<'b> {
     method: Method,
-    /// The request target as received.
-    target: &'b str,
-    /// Where the path starts and ends in `target` (absolute form has a
-    /// scheme and authority before it).
-    path_start: usize,
-    path_end: usize,
+    /// The path and query (origin form), normalized
+    /// ([`komainu_core::path`]): borrowed from the head unless
+    /// normalizing changed it.
+    path_and_query: Cow<'b, str>,
+    /// Where the path ends in `path_and_query` (the query follows).
+    path_len: usize,
     host: &'b str,
     /// HTTP/1.1 (`true`) or HTTP/1.0.
     pub http11: bool,
@@ -96,14 +98,17 @@ impl<'b> Request<'b> {
             .map_err(|_| HeadError::Bad(format!("invalid method {method:?}")))?;
         let headers: &'b [httparse::Header<'b>] = req.headers;
         let (path_start, authority) = split_target(target)?;
-        let path_end = target[path_start..]
-            .find('?')
-            .map_or(target.len(), |q| path_start + q);
+        let origin = match &target[path_start..] {
+            "" => "/",
+            pq => pq,
+        };
+        let path_and_query =
+            komainu_core::path::normalize(origin).map_err(|e| HeadError::Bad(e.to_string()))?;
+        let path_len = path_and_query.find('?').unwrap_or(path_and_query.len());
         let mut this = Self {
             method,
-            target,
-            path_start,
-            path_end,
+            path_and_query,
+            path_len,
             host: authority.unwrap_or(""),
             http11: version == 1,
             headers,
@@ -172,6 +177,13 @@ impl<'b> Request<'b> {
                 self.expects_continue = self.http11;
             }
         }
+        if chunked && !self.http11 {
+            // RFC 9112, 6.1: a 1.0 message with Transfer-Encoding is to be
+            // treated as faulty (its framing is in doubt): refuse and close.
+            return Err(HeadError::Bad(
+                "Transfer-Encoding is not allowed in an HTTP/1.0 request".into(),
+            ));
+        }
         if self.http11 && !host_seen {
             return Err(HeadError::Bad(
                 "HTTP/1.1 requests need a Host header".into(),
@@ -194,12 +206,9 @@ impl<'b> Request<'b> {
         Ok(())
     }
 
-    /// The path and query to send on (origin form).
-    pub fn path_and_query(&self) -> &'b str {
-        match &self.target[self.path_start..] {
-            "" => "/",
-            pq => pq,
-        }
+    /// The path and query to send on (origin form, normalized).
+    pub fn path_and_query(&self) -> &str {
+        &self.path_and_query
     }
 
     /// The headers as received.
@@ -269,10 +278,7 @@ impl RequestHead for Request<'_> {
     }
 
     fn path(&self) -> &str {
-        match &self.target[self.path_start..self.path_end] {
-            "" => "/",
-            path => path,
-        }
+        &self.path_and_query[..self.path_len]
     }
 
     fn path_and_query(&self) -> &str {
