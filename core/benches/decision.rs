@@ -19,7 +19,7 @@ use komainu_core::gateway::{ClientInfo, RequestId};
 use komainu_core::model::{ApiKey, Backend, Document, Group, Quotas, Route, Target};
 use komainu_core::quota::Plan;
 use komainu_core::routing::RouteTable;
-use komainu_core::secret::SecretHash;
+use komainu_core::secret::{SecretHash, Verifier};
 use komainu_core::store::MemoryCounterStore;
 use komainu_core::{Gateway, Outcome};
 
@@ -58,13 +58,14 @@ fn document(routes: usize) -> Document {
         groups: vec![format!("g{}", i % 100)],
         quota_failure: None,
     });
-    // One stored hash for all keys keeps set-up fast; lookups still go
-    // through the full 100,000-entry index.
-    let hash = SecretHash::from_secret(b"secret-of-the-bench-key-0123456789").to_text();
+    // One secret for all keys keeps set-up fast (each key's verifier is
+    // still its own); lookups go through the full 100,000-entry index.
+    let secret = SecretHash::from_secret(b"secret-of-the-bench-key-0123456789");
     let apikeys = (0..KEYS).map(|k| ApiKey {
         client_id: format!("client-{k}"),
         client_secret: None,
-        client_secret_hash: Some(hash.clone()),
+        client_secret_hash: Some(Verifier::new(&format!("client-{k}"), &secret).to_text()),
+        client_secret_sealed: None,
         name: String::new(),
         enabled: true,
         expires_at: None,
@@ -100,7 +101,7 @@ fn bench(c: &mut Criterion) {
     };
     for routes in [10usize, 1_000, 10_000] {
         let doc = document(routes);
-        let gateway = Gateway::compile(&doc, b"claim-secret").unwrap();
+        let gateway = Gateway::compile(&doc, b"claim-secret", None).unwrap();
         let table = RouteTable::build(&doc.routes).unwrap();
         let counters = MemoryCounterStore::new();
         // A route in the middle of the table, a key sharing its group.

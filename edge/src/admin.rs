@@ -39,11 +39,24 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     if body.len() > DEFAULT_MAX_BODY_BYTES {
         return too_large();
     }
-    // No (valid) admin key configured: nobody is let in (health still answers).
-    let admin_keys = match settings.admin_key.as_deref().map(AdminKey::from_pair) {
-        Some(Ok(key)) => admin_key_index(&[key]),
-        _ => admin_key_index(&[]),
+    let sealing = match settings.sealing() {
+        Ok(sealing) => sealing,
+        Err(e) => return proxy::store_unavailable(&format!("KOMAINU_SECRET_KEY: {e}")),
     };
+    // No (valid) admin key configured: nobody is let in (health still answers).
+    let admin_key = match settings.admin_key.as_deref().map(AdminKey::from_pair) {
+        Some(Ok(key)) => vec![key],
+        Some(Err(e)) => {
+            worker::console_error!(
+                "KOMAINU_ADMIN_KEY is refused, nobody can use the admin API: {e}"
+            );
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    // A key given in clear compiles whatever the deployment key.
+    let admin_keys =
+        admin_key_index(&admin_key, None).map_err(|e| worker::Error::RustError(e.to_string()))?;
     let parts = head::parts_of(&req)?;
     let now = now_ms();
     let ctx = AdminContext {
@@ -52,6 +65,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
         events: &ConsoleEventSink,
         admin_keys: &admin_keys,
         claim_secret: claim_secret.as_bytes(),
+        sealing: sealing.as_ref(),
         live_revision: live::revision(),
         base_path: &settings.admin_path,
         now_ms: now,

@@ -13,6 +13,8 @@ use std::rc::Rc;
 use komainu_core::{Document, Gateway};
 use worker::Env;
 
+use crate::settings::Settings;
+
 /// The KV namespace binding.
 pub const KV_BINDING: &str = "KOMAINU_CONFIG";
 /// The KV key holding the document.
@@ -55,8 +57,13 @@ pub fn install(gateway: Gateway, now_ms: u64) {
 /// The gateway to serve this request with, refreshed from KV when due.
 /// When the refresh fails, the configuration already live is kept (known
 /// routes go on); only an isolate with nothing compiled yet fails.
-pub async fn gateway(env: &Env, claim_secret: &str, now_ms: u64) -> Result<Rc<Gateway>, String> {
-    match refresh(env, claim_secret, now_ms).await {
+pub async fn gateway(
+    env: &Env,
+    claim_secret: &str,
+    settings: &Settings,
+    now_ms: u64,
+) -> Result<Rc<Gateway>, String> {
+    match refresh(env, claim_secret, settings, now_ms).await {
         Ok(gateway) => Ok(gateway),
         Err(e) => match LIVE.with(|l| l.borrow().as_ref().map(|l| l.gateway.clone())) {
             Some(gateway) => {
@@ -72,7 +79,12 @@ pub async fn gateway(env: &Env, claim_secret: &str, now_ms: u64) -> Result<Rc<Ga
     }
 }
 
-async fn refresh(env: &Env, claim_secret: &str, now_ms: u64) -> Result<Rc<Gateway>, String> {
+async fn refresh(
+    env: &Env,
+    claim_secret: &str,
+    settings: &Settings,
+    now_ms: u64,
+) -> Result<Rc<Gateway>, String> {
     let current = LIVE.with(|l| {
         l.borrow()
             .as_ref()
@@ -111,7 +123,10 @@ async fn refresh(env: &Env, claim_secret: &str, now_ms: u64) -> Result<Rc<Gatewa
                 .map_err(|e| format!("the configuration in KV is invalid: {e}"))?
         }
     };
-    let gateway = Gateway::compile(&doc, claim_secret.as_bytes())
+    let sealing = settings
+        .sealing()
+        .map_err(|e| format!("KOMAINU_SECRET_KEY: {e}"))?;
+    let gateway = Gateway::compile(&doc, claim_secret.as_bytes(), sealing.as_ref())
         .map_err(|e| format!("the configuration in KV does not compile: {e}"))?;
     install(gateway, now_ms);
     touch(now_ms);

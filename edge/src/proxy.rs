@@ -21,7 +21,7 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
         Err(e) => return store_unavailable(&format!("the claim secret cannot be read: {e}")),
     };
     let now = now_ms();
-    let gateway = match live::gateway(env, &claim_secret, now).await {
+    let gateway = match live::gateway(env, &claim_secret, settings, now).await {
         Ok(g) => g,
         Err(e) => return store_unavailable(&e),
     };

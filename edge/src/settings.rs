@@ -1,6 +1,7 @@
 //! The Worker's settings: `[vars]` or secrets of the same names as the
 //! native flags' environment variables.
 
+use komainu_core::secret::SealingKey;
 use worker::Env;
 
 /// Settings read from the environment on each request (cheap).
@@ -11,6 +12,8 @@ pub struct Settings {
     pub admin_key: Option<String>,
     /// The claim signing secret (`KOMAINU_CLAIM_SECRET`).
     pub claim_secret: Option<String>,
+    /// The deployment key sealing secrets at rest (`KOMAINU_SECRET_KEY`).
+    pub secret_key: Option<String>,
 }
 
 thread_local! {
@@ -38,6 +41,16 @@ impl Settings {
 }
 
 impl Settings {
+    /// The deployment key (`KOMAINU_SECRET_KEY`), if set; an invalid one
+    /// is an error saying why.
+    pub fn sealing(&self) -> Result<Option<SealingKey>, String> {
+        self.secret_key
+            .as_deref()
+            .map(SealingKey::from_text)
+            .transpose()
+            .map_err(|e| e.to_string())
+    }
+
     /// Reads the settings.
     pub fn from_env(env: &Env) -> Self {
         let read = |name: &str| {
@@ -53,6 +66,7 @@ impl Settings {
                 .unwrap_or_else(|| "/_komainu".to_owned()),
             admin_key: read("KOMAINU_ADMIN_KEY"),
             claim_secret: read("KOMAINU_CLAIM_SECRET"),
+            secret_key: read("KOMAINU_SECRET_KEY"),
         }
     }
 }

@@ -28,6 +28,7 @@ const mf = new Miniflare({
       KOMAINU_ADMIN_PATH: "/_komainu",
       KOMAINU_ADMIN_KEY: arg("--admin-key", "ops:e2e-admin-secret"),
       KOMAINU_CLAIM_SECRET: arg("--claim-secret", "e2e-claim-secret"),
+      KOMAINU_SECRET_KEY: arg("--secret-key", "e2e-deployment-key-0123456789abcdef"),
     }).filter(([, value]) => value !== ""),
   ),
   host: "127.0.0.1",

@@ -76,6 +76,7 @@ pub async fn handle(
         events: &state.events,
         admin_keys: &state.admin_keys,
         claim_secret: state.claim_secret.as_bytes(),
+        sealing: state.sealing.as_ref(),
         live_revision: state.gateway.load().revision(),
         base_path: "",
         now_ms: now_ms(),

@@ -124,6 +124,13 @@ pub struct ServeArgs {
     #[arg(long, env = "KOMAINU_CLAIM_SECRET", hide_env_values = true)]
     pub claim_secret: Option<String>,
 
+    /// The deployment key (at least 32 characters) sealing, at rest, what
+    /// HS256 JWT verification needs of each API key's secret [default: a
+    /// key file beside a file: store, made at first start; none for redis:
+    /// give every instance the same one]
+    #[arg(long, env = "KOMAINU_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
     /// The admin API key, as clientId:clientSecret [default: generated at
     /// first start, stored hashed, and printed once]
     #[arg(long, env = "KOMAINU_ADMIN_KEY", hide_env_values = true)]

@@ -96,6 +96,7 @@ pub fn install(doc: &mut Document, backend: SocketAddr, secret: &str) {
         client_id: "demo".into(),
         client_secret: Some(secret.into()),
         client_secret_hash: None,
+        client_secret_sealed: None,
         name: "Demo key".into(),
         enabled: true,
         expires_at: None,
@@ -108,7 +109,6 @@ pub fn install(doc: &mut Document, backend: SocketAddr, secret: &str) {
         },
         rotation: Default::default(),
     });
-    doc.seal_secrets();
 }
 
 /// The curl lines printed at start.

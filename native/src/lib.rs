@@ -22,6 +22,7 @@ pub mod admin;
 pub mod admin_client;
 pub mod cli;
 pub mod demo;
+pub mod deployment_key;
 pub mod events;
 pub mod h1;
 pub mod http_server;

@@ -30,12 +30,13 @@ pub async fn reload_if_newer(state: &State, store: &RedisConfigStore) -> Result<
         .await
         .map_err(|e| e.to_string())?
         .ok_or("the configuration disappeared from the store")?;
-    let gateway = Gateway::compile(&doc, state.claim_secret.as_bytes()).map_err(|e| {
-        format!(
-            "revision {} in the store is invalid, keeping {live}: {e}",
-            doc.revision
-        )
-    })?;
+    let gateway = Gateway::compile(&doc, state.claim_secret.as_bytes(), state.sealing.as_ref())
+        .map_err(|e| {
+            format!(
+                "revision {} in the store is invalid, keeping {live}: {e}",
+                doc.revision
+            )
+        })?;
     state.install(gateway);
     tracing::info!(
         revision = doc.revision,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use komainu_core::admin;
 use komainu_core::model::{AdminKey, LocalState};
-use komainu_core::secret::SecretHash;
+use komainu_core::secret::SealingKey;
 use komainu_core::store::{ConfigStore, StoreError};
 use komainu_core::{Document, Gateway};
 use tokio::net::TcpListener;
@@ -18,7 +18,7 @@ use crate::cli::ServeArgs;
 use crate::events::LogEventSink;
 use crate::state::State;
 use crate::store::{self, ConfigStoreKind};
-use crate::{demo, http_server, random, reload, tls, workers};
+use crate::{demo, deployment_key, http_server, random, reload, tls, workers};
 
 /// Runs the gateway until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> Result<(), String> {
@@ -37,7 +37,8 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     } else {
         None
     };
-    let prepared = prepare(&args, &store, demo.as_ref()).await?;
+    let sealing = deployment_key::resolve(args.secret_key.as_deref(), &store)?;
+    let prepared = prepare(&args, &store, sealing.as_ref(), demo.as_ref()).await?;
     tracing::info!(
         store = %store.describe(),
         revision = prepared.gateway.revision(),
@@ -49,8 +50,10 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         gateway: ArcSwap::from_pointee(prepared.gateway),
         config: store,
         counters,
-        admin_keys: admin::admin_key_index(&prepared.admin_keys),
+        admin_keys: admin::admin_key_index(&prepared.admin_keys, sealing.as_ref())
+            .map_err(|e| format!("invalid admin keys in the store: {e}"))?,
         claim_secret: prepared.claim_secret,
+        sealing,
         events: LogEventSink,
         admin_max_body: args.admin_max_body,
         behind_proxy: args.behind_proxy,
@@ -136,6 +139,7 @@ struct Prepared {
 async fn prepare(
     args: &ServeArgs,
     store: &ConfigStoreKind,
+    sealing: Option<&SealingKey>,
     demo: Option<&(SocketAddr, String)>,
 ) -> Result<Prepared, String> {
     for _ in 0..8 {
@@ -153,7 +157,10 @@ async fn prepare(
             doc.revision += 1;
             changed = true;
         }
-        let gateway = Gateway::compile(&doc, claim_secret.as_bytes())
+        // Clear secrets (a hand-written file, the demo key) and documents
+        // of earlier versions are put in their stored forms, and saved so.
+        changed |= doc.seal_secrets(sealing);
+        let gateway = Gateway::compile(&doc, claim_secret.as_bytes(), sealing)
             .map_err(|e| format!("invalid configuration ({}): {e}", store.describe()))?;
         if changed {
             match store.save(&doc, loaded_revision).await {
@@ -214,7 +221,9 @@ fn admin_keys(
     let secret = random::new_secret()?;
     let key = AdminKey {
         client_id: "admin".into(),
-        client_secret_hash: SecretHash::from_secret(secret.as_bytes()).to_text(),
+        client_secret: Some(secret.clone()),
+        client_secret_hash: None,
+        client_secret_sealed: None,
     };
     local.admin_keys.push(key.clone());
     *changed = true;

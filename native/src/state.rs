@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use komainu_core::auth::KeyIndex;
+use komainu_core::secret::SealingKey;
 use komainu_core::Gateway;
 
 use crate::events::LogEventSink;
@@ -22,6 +23,8 @@ pub struct State {
     pub admin_keys: KeyIndex,
     /// The secret signing claims (to compile new configurations).
     pub claim_secret: String,
+    /// The deployment key sealing secrets at rest, if any.
+    pub sealing: Option<SealingKey>,
     /// Where events go.
     pub events: LogEventSink,
     /// Largest admin request body.

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 pub const CLAIM_SECRET: &str = "e2e-claim-secret";
 /// The admin key the harness starts gateways with (`clientId:clientSecret`).
 pub const ADMIN_KEY: &str = "ops:e2e-admin-secret";
+/// The deployment key the harness gives the Worker (and native gateways
+/// that must share documents with it).
+pub const SECRET_KEY: &str = "e2e-deployment-key-0123456789abcdef";
 
 /// A running `komainu serve`; terminated when dropped.
 pub struct Komainu {
@@ -61,7 +64,26 @@ pub fn binary() -> PathBuf {
 }
 
 impl Komainu {
-    /// Starts a gateway whose file store holds `document` (JSON text).
+    /// Starts a gateway whose file store holds `document` (JSON text),
+    /// with the Worker's deployment key (so documents move between them).
+    pub fn start_with_shared_key(document: &str) -> Self {
+        let dir = temp_dir();
+        std::fs::write(dir.join("data.json"), document).expect("write the store file");
+        Self::start_in(
+            dir,
+            &[
+                "--claim-secret",
+                CLAIM_SECRET,
+                "--admin-key",
+                ADMIN_KEY,
+                "--secret-key",
+                SECRET_KEY,
+            ],
+        )
+    }
+
+    /// Starts a gateway whose file store holds `document` (JSON text); its
+    /// deployment key is the key file made beside it.
     pub fn start(document: &str) -> Self {
         let dir = temp_dir();
         std::fs::write(dir.join("data.json"), document).expect("write the store file");

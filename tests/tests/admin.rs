@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use komainu_e2e::gateway::{run_to_exit, temp_dir, ADMIN_KEY};
-use komainu_e2e::{Admin, Client, Komainu, Reply, Upstream};
+use komainu_e2e::{jwt, Admin, Client, Komainu, Reply, Upstream};
 use serde_json::{json, Value};
 
 fn empty() -> String {
@@ -141,7 +141,8 @@ async fn changes_are_live_on_the_very_next_request() {
 #[tokio::test]
 async fn export_from_one_instance_import_into_another_keeps_keys_working() {
     let up = Upstream::start().await;
-    let a = Komainu::start(&empty());
+    // Two instances of one deployment: the same deployment key.
+    let a = Komainu::start_with_shared_key(&empty());
     let admin_a = Admin::new(&a.admin_base());
     admin_a
         .call(
@@ -171,7 +172,7 @@ async fn export_from_one_instance_import_into_another_keeps_keys_working() {
     );
     assert!(!text.contains("e2e-claim-secret") && !text.contains("\"local\""));
 
-    let b = Komainu::start(&empty());
+    let b = Komainu::start_with_shared_key(&empty());
     let admin_b = Admin::new(&b.admin_base());
     let r = admin_b
         .raw(Method::POST, "/api/import", export.body.clone())
@@ -188,6 +189,18 @@ async fn export_from_one_instance_import_into_another_keeps_keys_working() {
     assert_eq!(quotas["windows"][0]["window"], "month");
     assert_eq!(quotas["windows"][0]["used"], 1);
     assert_eq!(quotas["windows"][0]["remaining"], 49);
+    // HS256 too: the sealed key opens with the shared deployment key.
+    let token = jwt::sign(
+        &format!(r#"{{"iss":"web","exp":{}}}"#, jwt::now_s() + 60),
+        secret.as_bytes(),
+    );
+    get(
+        &b,
+        "/catalog/items",
+        &[("authorization", format!("Bearer {token}"))],
+    )
+    .await
+    .expect_status(StatusCode::OK);
 }
 
 #[tokio::test]

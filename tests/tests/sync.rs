@@ -25,7 +25,7 @@ fn sync(from: &str, to: &str, extra: &[&str]) -> (bool, String, String) {
 #[tokio::test]
 async fn native_to_edge_and_back() {
     let up = Upstream::start().await;
-    let native = Komainu::start(r#"{"format":1}"#);
+    let native = Komainu::start_with_shared_key(r#"{"format":1}"#);
     let worker = tokio::task::spawn_blocking(Worker::start).await.unwrap();
     let (n, w) = (native.admin_base(), worker.admin_base());
     let admin_n = Admin::new(&n);
@@ -114,4 +114,43 @@ async fn native_to_edge_and_back() {
     ]);
     assert!(status.success(), "{err}");
     assert!(out.contains("no difference"), "{out}");
+}
+
+/// Two deployments with different deployment keys: a document carrying
+/// sealed secrets cannot move between them, and the sync says so before
+/// changing anything.
+#[tokio::test]
+async fn different_deployment_keys_fail_cleanly_and_change_nothing() {
+    let up = Upstream::start().await;
+    let native = Komainu::start(r#"{"format":1}"#); // its own key file
+    let worker = tokio::task::spawn_blocking(Worker::start).await.unwrap();
+    let (n, w) = (native.admin_base(), worker.admin_base());
+    let admin_n = Admin::new(&n);
+    admin_n
+        .call(Method::POST, "/api/routes", json!({ "id": "shop", "paths": ["/shop"], "backend": { "targets": [{ "url": up.url() }] } }))
+        .await
+        .expect_status(StatusCode::CREATED);
+    admin_n
+        .call(
+            Method::POST,
+            "/api/apikeys",
+            json!({ "clientId": "buyer", "routes": ["shop"] }),
+        )
+        .await
+        .expect_status(StatusCode::CREATED);
+    let before = Admin::new(&w)
+        .call(Method::GET, "/api/export", Value::Null)
+        .await
+        .json();
+    let (ok, _, err) = sync(&n, &w, &["--yes"]);
+    assert!(!ok, "the sync must fail");
+    assert!(
+        err.contains("KOMAINU_SECRET_KEY") && err.contains("apikeys[0].clientSecretSealed"),
+        "the error says what to do: {err}"
+    );
+    let after = Admin::new(&w)
+        .call(Method::GET, "/api/export", Value::Null)
+        .await
+        .json();
+    assert_eq!(before, after, "nothing changed at the edge");
 }

@@ -118,7 +118,9 @@ impl Entity for ApiKey {
         let mut key = self.clone();
         key.client_secret = None;
         key.client_secret_hash = None;
+        key.client_secret_sealed = None;
         key.rotation.previous_secret_hash = None;
+        key.rotation.previous_secret_sealed = None;
         serde_json::to_value(&key).unwrap_or(Value::Null)
     }
 
@@ -126,6 +128,7 @@ impl Entity for ApiKey {
         if self.rotation.previous_secret_hash.is_none() {
             if let Some(old) = old {
                 self.rotation.previous_secret_hash = old.rotation.previous_secret_hash.clone();
+                self.rotation.previous_secret_sealed = old.rotation.previous_secret_sealed.clone();
                 self.rotation.previous_expires_at = old.rotation.previous_expires_at.clone();
             }
         }
@@ -134,6 +137,7 @@ impl Entity for ApiKey {
             (None, Some(_), _) => None,
             (None, None, Some(old)) => {
                 self.client_secret_hash = old.client_secret_hash.clone();
+                self.client_secret_sealed = old.client_secret_sealed.clone();
                 None
             }
             (None, None, None) => {
@@ -393,11 +397,14 @@ pub(crate) async fn rotate<S: ConfigStore, C: CounterStore, E: EventSink>(
             let before = key.view();
             let grace = body.grace_seconds.unwrap_or(key.rotation.grace_seconds);
             let old_hash = key.client_secret_hash.take();
+            let old_sealed = key.client_secret_sealed.take();
             if grace > 0 {
                 key.rotation.previous_secret_hash = old_hash;
+                key.rotation.previous_secret_sealed = old_sealed;
                 key.rotation.previous_expires_at = Some(format_rfc3339(now + grace * 1000));
             } else {
                 key.rotation.previous_secret_hash = None;
+                key.rotation.previous_secret_sealed = None;
                 key.rotation.previous_expires_at = None;
             }
             let secret = body

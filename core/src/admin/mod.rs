@@ -27,6 +27,7 @@ pub use patch::merge_patch;
 use crate::auth::{credentials, KeyIndex};
 use crate::events::{AuditEvent, Event, EventSink};
 use crate::model::{AdminKey, ApiKey, Document, Quotas, ValidationErrors};
+use crate::secret::SealingKey;
 use crate::store::{ConfigStore, CounterStore, StoreError};
 use crate::time::format_rfc3339;
 use crate::Gateway;
@@ -46,6 +47,8 @@ pub struct AdminContext<'a, S, C, E> {
     pub admin_keys: &'a KeyIndex,
     /// The secret signing claims (to compile new configurations).
     pub claim_secret: &'a [u8],
+    /// The deployment key sealing secrets at rest, if this deployment has one.
+    pub sealing: Option<&'a SealingKey>,
     /// The revision the adapter is serving (for health).
     pub live_revision: u64,
     /// What precedes `/api` in URLs (`""` natively, `/_komainu` at the edge).
@@ -81,14 +84,19 @@ pub struct AdminReply {
 /// The default admin body limit (bytes).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-/// The admin key index, from admin keys (id and secret hash).
-pub fn admin_key_index(keys: &[AdminKey]) -> KeyIndex {
+/// The admin key index, from admin keys (a secret in memory, or its stored
+/// forms, opened with the deployment key `sealing`).
+pub fn admin_key_index(
+    keys: &[AdminKey],
+    sealing: Option<&SealingKey>,
+) -> Result<KeyIndex, ValidationErrors> {
     let as_api_keys: Vec<ApiKey> = keys
         .iter()
         .map(|k| ApiKey {
             client_id: k.client_id.clone(),
-            client_secret: None,
-            client_secret_hash: Some(k.client_secret_hash.clone()),
+            client_secret: k.client_secret.clone(),
+            client_secret_hash: k.client_secret_hash.clone(),
+            client_secret_sealed: k.client_secret_sealed.clone(),
             name: String::new(),
             enabled: true,
             expires_at: None,
@@ -98,7 +106,12 @@ pub fn admin_key_index(keys: &[AdminKey]) -> KeyIndex {
             rotation: Default::default(),
         })
         .collect();
-    KeyIndex::build(&as_api_keys, &Default::default(), &Default::default())
+    KeyIndex::build(
+        &as_api_keys,
+        &Default::default(),
+        &Default::default(),
+        sealing,
+    )
 }
 
 /// Handles one admin request.
@@ -276,8 +289,9 @@ impl<S: ConfigStore, C: CounterStore, E: EventSink> Op<'_, S, C, E> {
             };
             // Clear secrets are judged before they are sealed away.
             next.validate().map_err(refused)?;
-            next.seal_secrets();
-            let gateway = Gateway::compile(&next, self.ctx.claim_secret).map_err(refused)?;
+            next.seal_secrets(self.ctx.sealing);
+            let gateway = Gateway::compile(&next, self.ctx.claim_secret, self.ctx.sealing)
+                .map_err(refused)?;
             match self.ctx.config.save(&next, current.revision).await {
                 Ok(()) => {
                     self.ctx.events.emit(&Event::Admin(AuditEvent {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::events::{Event, EventSink};
 use crate::model::AdminKey;
-use crate::secret::SecretHash;
+use crate::secret::{SealingKey, SecretHash, Verifier};
 use crate::store::{MemoryConfigStore, MemoryCounterStore};
 use crate::testing::block_on;
 
@@ -24,6 +24,7 @@ struct Harness {
     counters: MemoryCounterStore,
     events: Recorder,
     keys: KeyIndex,
+    sealing: SealingKey,
     now_ms: u64,
     calls: std::cell::Cell<u8>,
     live_revision: u64,
@@ -35,10 +36,17 @@ impl Harness {
             config: MemoryConfigStore::default(),
             counters: MemoryCounterStore::new(),
             events: Recorder::default(),
-            keys: admin_key_index(&[AdminKey {
-                client_id: "ops".into(),
-                client_secret_hash: SecretHash::from_secret(b"admin-secret").to_text(),
-            }]),
+            keys: admin_key_index(
+                &[AdminKey {
+                    client_id: "ops".into(),
+                    client_secret: Some("admin-secret".into()),
+                    client_secret_hash: None,
+                    client_secret_sealed: None,
+                }],
+                None,
+            )
+            .unwrap(),
+            sealing: SealingKey::from_text("the-admin-tests-deployment-key-0123456789").unwrap(),
             now_ms: 1_790_000_000_000,
             calls: std::cell::Cell::new(0),
             live_revision: 0,
@@ -70,6 +78,7 @@ impl Harness {
             events: &self.events,
             admin_keys: &self.keys,
             claim_secret: b"claim",
+            sealing: Some(&self.sealing),
             live_revision: self.live_revision,
             base_path: "",
             now_ms: self.now_ms,
@@ -225,8 +234,13 @@ fn keys_get_a_generated_secret_once_and_keep_it_on_patch() {
         json!({ "quotas": { "perDay": 9 } }),
     );
     let doc = h.stored().unwrap();
-    let hash = SecretHash::parse(doc.apikeys[0].client_secret_hash.as_deref().unwrap()).unwrap();
-    assert!(hash.verify(secret.as_bytes()));
+    let hash = Verifier::parse(doc.apikeys[0].client_secret_hash.as_deref().unwrap()).unwrap();
+    assert!(hash.verify("app", secret.as_bytes()));
+    let sealed = doc.apikeys[0].client_secret_sealed.as_deref().unwrap();
+    assert_eq!(
+        h.sealing.open("app", sealed).unwrap(),
+        SecretHash::from_secret(secret.as_bytes())
+    );
     assert_eq!(doc.apikeys[0].quotas.per_day, Some(9));
     let (_, report) = h.call(Method::GET, "/api/apikeys/app/quotas", Value::Null);
     assert_eq!(report["windows"][0]["remaining"], 9);
@@ -246,7 +260,7 @@ fn rotation_with_grace_keeps_the_old_secret_for_a_while() {
     let new = rotated["clientSecret"].as_str().unwrap().to_owned();
     assert_ne!(old, new);
     let doc = h.stored().unwrap();
-    let gw = Gateway::compile(&doc, b"claim").unwrap();
+    let gw = Gateway::compile(&doc, b"claim", Some(&h.sealing)).unwrap();
     let pair = |s: &str| crate::auth::Credentials::Secret {
         client_id: "app".into(),
         secret: std::borrow::Cow::Owned(s.as_bytes().to_vec()),
@@ -263,7 +277,7 @@ fn rotation_with_grace_keeps_the_old_secret_for_a_while() {
         .is_err());
     let (_, again) = h.call(Method::POST, "/api/apikeys/app/rotate", Value::Null);
     let doc = h.stored().unwrap();
-    let gw = Gateway::compile(&doc, b"claim").unwrap();
+    let gw = Gateway::compile(&doc, b"claim", Some(&h.sealing)).unwrap();
     assert!(
         gw.keys().authenticate(&pair(&new), h.now_ms).is_err(),
         "no grace: refused at once"
@@ -314,7 +328,11 @@ fn import_is_all_or_nothing_and_export_has_no_clear_secret() {
     assert!(export["apikeys"][0]["clientSecretHash"]
         .as_str()
         .unwrap()
-        .starts_with("hmac-sha256:"));
+        .starts_with("sha256:"));
+    assert!(export["apikeys"][0]["clientSecretSealed"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("sealed-v1:{}:", h.sealing.id())));
 }
 
 #[test]

@@ -5,19 +5,66 @@ use std::sync::Arc;
 
 use super::credentials::Credentials;
 use super::jwt;
-use crate::model::{ApiKey, Quotas};
-use crate::secret::SecretHash;
+use crate::model::{ApiKey, FieldError, Quotas, ValidationErrors};
+use crate::secret::{open_sealed, SealingKey, SecretHash, Verifier};
 use crate::time::parse_rfc3339;
 use crate::GatewayError;
+
+/// What checks one secret on the request path: its verifier (clear
+/// secrets) and, when this deployment can open it, its HMAC key (HS256).
+#[derive(Debug)]
+struct KeySecret {
+    verifier: Verifier,
+    mac: Option<SecretHash>,
+}
+
+impl KeySecret {
+    /// From the stored or given forms; `field` names the sealed value in
+    /// errors (`apikeys[0].clientSecretSealed`).
+    fn compile(
+        client_id: &str,
+        clear: Option<&str>,
+        hash: Option<&str>,
+        sealed: Option<&str>,
+        sealing: Option<&SealingKey>,
+        field: impl FnOnce() -> String,
+    ) -> Result<Option<Self>, FieldError> {
+        let state = match (clear, hash) {
+            (Some(secret), _) => SecretHash::from_secret(secret.as_bytes()),
+            (None, Some(text)) => match SecretHash::parse(text) {
+                Ok(legacy) => legacy,
+                Err(_) => {
+                    let Ok(verifier) = Verifier::parse(text) else {
+                        return Ok(None);
+                    };
+                    let mac = sealed
+                        .map(|s| open_sealed(sealing, client_id, s))
+                        .transpose()
+                        .map_err(|e| FieldError {
+                            field: field(),
+                            message: e.to_string(),
+                        })?;
+                    return Ok(Some(Self { verifier, mac }));
+                }
+            },
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(Self {
+            verifier: Verifier::new(client_id, &state),
+            mac: Some(state),
+        }))
+    }
+}
 
 /// An API key ready for the request path.
 #[derive(Debug)]
 pub struct CompiledKey {
     /// The client id (shared with request contexts without copying).
     pub client_id: Arc<str>,
-    secret: SecretHash,
+    /// `None`: a key without a readable secret, which never authenticates.
+    secret: Option<KeySecret>,
     /// The previous secret and when it stops working (rotation grace).
-    previous: Option<(SecretHash, u64)>,
+    previous: Option<(KeySecret, u64)>,
     enabled: bool,
     expires_at_ms: Option<u64>,
     /// Indexes of the routes named in `routes`, sorted.
@@ -31,19 +78,23 @@ pub struct CompiledKey {
 impl CompiledKey {
     /// Whether `secret` is the key's secret, or its previous one within the
     /// rotation grace period.
-    fn verify_secret(&self, secret: &[u8], now_ms: u64) -> bool {
-        let current = self.secret.verify(secret);
+    fn verify_secret(&self, secret: &[u8], now_ms: u64, decoy: &Verifier) -> bool {
+        let id = &*self.client_id;
+        let current = match &self.secret {
+            Some(s) => s.verifier.verify(id, secret),
+            None => decoy.verify(id, secret) & false,
+        };
         let previous = self
             .previous_valid(now_ms)
-            .is_some_and(|p| p.verify(secret));
+            .is_some_and(|p| p.verifier.verify(id, secret));
         current | previous
     }
 
-    fn previous_valid(&self, now_ms: u64) -> Option<&SecretHash> {
+    fn previous_valid(&self, now_ms: u64) -> Option<&KeySecret> {
         self.previous
             .as_ref()
             .filter(|(_, until)| now_ms < *until)
-            .map(|(hash, _)| hash)
+            .map(|(secret, _)| secret)
     }
 
     /// Whether the key may call the route at `route` whose sorted group
@@ -62,68 +113,98 @@ pub struct KeyIndex {
     keys: HashMap<Box<str>, CompiledKey>,
     /// Checked against when the client id is unknown, so that an unknown id
     /// costs the same time as a wrong secret.
-    decoy: SecretHash,
+    decoy: Verifier,
+    decoy_mac: SecretHash,
+    /// The answer to a JWT that does not check (the same for every client
+    /// id, so that none can be probed).
+    jwt_refusal: &'static str,
 }
 
 impl KeyIndex {
     /// Compiles the keys of a validated document. `route_index` and
     /// `group_index` map ids to positions; unknown route ids are ignored (a
-    /// key may name a route that does not exist yet).
+    /// key may name a route that does not exist yet). Sealed HMAC keys are
+    /// opened with `sealing`, the deployment key: one that does not open
+    /// (another deployment's key, none, altered) is refused, naming it.
     pub fn build(
         keys: &[ApiKey],
         route_index: &HashMap<&str, usize>,
         group_index: &HashMap<&str, usize>,
-    ) -> Self {
-        let compiled = keys
-            .iter()
-            .map(|k| {
-                let secret = match (&k.client_secret_hash, &k.client_secret) {
-                    (Some(hash), _) => SecretHash::parse(hash).ok(),
-                    (None, Some(clear)) => Some(SecretHash::from_secret(clear.as_bytes())),
-                    (None, None) => None,
-                };
-                let mut routes: Vec<usize> = k
-                    .routes
-                    .iter()
-                    .filter_map(|r| route_index.get(r.as_str()).copied())
-                    .collect();
-                routes.sort_unstable();
-                let mut groups: Vec<usize> = k
-                    .groups
-                    .iter()
-                    .filter_map(|g| group_index.get(g.as_str()).copied())
-                    .collect();
-                groups.sort_unstable();
-                let previous = k
-                    .rotation
-                    .previous_secret_hash
+        sealing: Option<&SealingKey>,
+    ) -> Result<Self, ValidationErrors> {
+        let mut errors = Vec::new();
+        let mut compiled = HashMap::with_capacity(keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            let id = k.client_id.as_str();
+            let secret = KeySecret::compile(
+                id,
+                k.client_secret.as_deref(),
+                k.client_secret_hash.as_deref(),
+                k.client_secret_sealed.as_deref(),
+                sealing,
+                || format!("apikeys[{i}].clientSecretSealed"),
+            );
+            let previous = KeySecret::compile(
+                id,
+                None,
+                k.rotation.previous_secret_hash.as_deref(),
+                k.rotation.previous_secret_sealed.as_deref(),
+                sealing,
+                || format!("apikeys[{i}].rotation.previousSecretSealed"),
+            );
+            let (secret, previous) = match (secret, previous) {
+                (Ok(s), Ok(p)) => (s, p),
+                (s, p) => {
+                    errors.extend(s.err());
+                    errors.extend(p.err());
+                    continue;
+                }
+            };
+            let mut routes: Vec<usize> = k
+                .routes
+                .iter()
+                .filter_map(|r| route_index.get(r.as_str()).copied())
+                .collect();
+            routes.sort_unstable();
+            let mut groups: Vec<usize> = k
+                .groups
+                .iter()
+                .filter_map(|g| group_index.get(g.as_str()).copied())
+                .collect();
+            groups.sort_unstable();
+            let previous = previous.zip(
+                k.rotation
+                    .previous_expires_at
                     .as_deref()
-                    .and_then(|h| SecretHash::parse(h).ok())
-                    .zip(
-                        k.rotation
-                            .previous_expires_at
-                            .as_deref()
-                            .and_then(parse_rfc3339),
-                    );
-                let key = CompiledKey {
-                    client_id: Arc::from(k.client_id.as_str()),
-                    previous,
-                    // A validated document always has a readable secret; a
-                    // key without one can never authenticate.
-                    enabled: k.enabled && secret.is_some(),
-                    secret: secret.unwrap_or_else(|| SecretHash::from_secret(b"")),
-                    expires_at_ms: k.expires_at.as_deref().and_then(parse_rfc3339),
-                    routes,
-                    groups,
-                    quotas: k.quotas,
-                };
-                (Box::from(k.client_id.as_str()), key)
-            })
-            .collect();
-        Self {
-            keys: compiled,
-            decoy: SecretHash::from_secret(b"komainu-decoy"),
+                    .and_then(parse_rfc3339),
+            );
+            let key = CompiledKey {
+                client_id: Arc::from(id),
+                previous,
+                // A validated document always has a readable secret; a
+                // key without one can never authenticate.
+                enabled: k.enabled && secret.is_some(),
+                secret,
+                expires_at_ms: k.expires_at.as_deref().and_then(parse_rfc3339),
+                routes,
+                groups,
+                quotas: k.quotas,
+            };
+            compiled.insert(Box::from(id), key);
         }
+        if !errors.is_empty() {
+            return Err(ValidationErrors(errors));
+        }
+        let decoy_mac = SecretHash::from_secret(b"komainu-decoy");
+        Ok(Self {
+            keys: compiled,
+            decoy: Verifier::new("", &decoy_mac),
+            decoy_mac,
+            jwt_refusal: match sealing {
+                Some(_) => "unknown client id or JWT not signed with its secret",
+                None => "unknown client id or JWT not signed with its secret (this deployment has no deployment key, KOMAINU_SECRET_KEY, so it checks HS256 JWTs only for secrets given in clear since it started: send the key as Komainu-Client-Id/-Secret headers or Basic)",
+            },
+        })
     }
 
     /// The number of keys.
@@ -156,8 +237,8 @@ impl KeyIndex {
             } => {
                 let key = self.keys.get(client_id.as_ref());
                 let valid = key.map_or_else(
-                    || self.decoy.verify(secret),
-                    |k| k.verify_secret(secret, now_ms),
+                    || self.decoy.verify(client_id, secret) & false,
+                    |k| k.verify_secret(secret, now_ms, &self.decoy),
                 );
                 match key {
                     Some(k) if valid => k,
@@ -167,20 +248,17 @@ impl KeyIndex {
             Credentials::Jwt(token) => {
                 let jwt = jwt::parse(token).map_err(GatewayError::invalid)?;
                 let key = self.keys.get(jwt.client_id.as_str());
+                let signed = |s: &KeySecret| s.mac.as_ref().is_some_and(|m| jwt.signed_by(m));
                 let valid = key.map_or_else(
-                    || jwt.signed_by(&self.decoy),
+                    || jwt.signed_by(&self.decoy_mac) & false,
                     |k| {
-                        jwt.signed_by(&k.secret)
-                            || k.previous_valid(now_ms).is_some_and(|p| jwt.signed_by(p))
+                        k.secret.as_ref().is_some_and(signed)
+                            || k.previous_valid(now_ms).is_some_and(signed)
                     },
                 );
                 let key = match key {
                     Some(k) if valid => k,
-                    _ => {
-                        return Err(GatewayError::invalid(
-                            "unknown client id or JWT not signed with its secret",
-                        ))
-                    }
+                    _ => return Err(GatewayError::invalid(self.jwt_refusal)),
                 };
                 if !jwt.is_current(now_ms) {
                     return Err(GatewayError::invalid(
@@ -210,6 +288,7 @@ mod tests {
             client_id: id.into(),
             client_secret: None,
             client_secret_hash: Some(SecretHash::from_secret(secret.as_bytes()).to_text()),
+            client_secret_sealed: None,
             name: String::new(),
             enabled: true,
             expires_at: None,
@@ -223,7 +302,7 @@ mod tests {
     fn index(keys: &[ApiKey]) -> KeyIndex {
         let routes = HashMap::from([("r1", 1usize), ("r2", 2)]);
         let groups = HashMap::from([("g", 0usize), ("h", 1)]);
-        KeyIndex::build(keys, &routes, &groups)
+        KeyIndex::build(keys, &routes, &groups, None).unwrap()
     }
 
     fn pair<'a>(id: &'a str, secret: &'a str) -> Credentials<'a> {
@@ -295,6 +374,55 @@ mod tests {
         assert!(idx
             .authenticate(&Credentials::Jwt(&old_jwt), 60_000)
             .is_err());
+    }
+
+    #[test]
+    fn stored_forms_check_every_credential_with_the_deployment_key_only() {
+        let deployment =
+            SealingKey::from_text("a-deployment-key-of-at-least-32-characters").unwrap();
+        let mut doc_key = key("app", "app-secret-0123456789");
+        doc_key.client_secret_hash = None;
+        doc_key.client_secret = Some("app-secret-0123456789".into());
+        let mut doc = crate::Document {
+            apikeys: vec![doc_key],
+            ..Default::default()
+        };
+        doc.seal_secrets(Some(&deployment));
+        let routes = HashMap::from([("r1", 1usize)]);
+        let groups = HashMap::from([("g", 0usize)]);
+        let idx = KeyIndex::build(&doc.apikeys, &routes, &groups, Some(&deployment)).unwrap();
+        assert!(idx
+            .authenticate(&pair("app", "app-secret-0123456789"), 0)
+            .is_ok());
+        let good = jwt(r#"{"iss":"app","exp":100}"#, "app-secret-0123456789");
+        assert!(idx.authenticate(&Credentials::Jwt(&good), 0).is_ok());
+        // What is stored signs nothing: neither the verifier nor the sealed
+        // text, taken as an HMAC key, makes a JWT the gateway accepts.
+        for stored in [
+            doc.apikeys[0].client_secret_hash.clone().unwrap(),
+            doc.apikeys[0].client_secret_sealed.clone().unwrap(),
+        ] {
+            let forged = jwt(r#"{"iss":"app","exp":100}"#, &stored);
+            assert!(idx.authenticate(&Credentials::Jwt(&forged), 0).is_err());
+            assert!(idx.authenticate(&pair("app", &stored), 0).is_err());
+        }
+        // Another deployment's key, or none, cannot open the sealed form.
+        let other = SealingKey::from_text("another-deployment-key-of-32-chars!!").unwrap();
+        for sealing in [Some(&other), None] {
+            let err = KeyIndex::build(&doc.apikeys, &routes, &groups, sealing)
+                .err()
+                .unwrap();
+            assert_eq!(err.0[0].field, "apikeys[0].clientSecretSealed");
+            assert!(err.0[0].message.contains("KOMAINU_SECRET_KEY"), "{err}");
+        }
+        // Without the sealed form, the verifier alone still checks the pair.
+        doc.apikeys[0].client_secret_sealed = None;
+        let idx = KeyIndex::build(&doc.apikeys, &routes, &groups, None).unwrap();
+        assert!(idx
+            .authenticate(&pair("app", "app-secret-0123456789"), 0)
+            .is_ok());
+        let e = idx.authenticate(&Credentials::Jwt(&good), 0).unwrap_err();
+        assert!(e.to_string().contains("KOMAINU_SECRET_KEY"), "{e}");
     }
 
     #[test]

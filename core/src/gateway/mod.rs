@@ -35,6 +35,7 @@ pub use upstream::{connection_names, is_hop_by_hop, Forwarding};
 use crate::auth::KeyIndex;
 use crate::model::{Document, QuotaFailure, Route, Settings, ValidationErrors};
 use crate::routing::{RouteTable, TargetUrl};
+use crate::secret::SealingKey;
 
 /// A configuration revision compiled for the request path.
 pub struct Gateway {
@@ -105,8 +106,14 @@ impl CompiledRoute {
 
 impl Gateway {
     /// Validates and compiles a document. `claim_secret` signs the
-    /// `Komainu-Claim` JWTs sent to backends.
-    pub fn compile(doc: &Document, claim_secret: &[u8]) -> Result<Self, ValidationErrors> {
+    /// `Komainu-Claim` JWTs sent to backends; `sealing`, the deployment
+    /// key, opens the keys' sealed HMAC keys (HS256): a document sealed
+    /// with another deployment key is refused, naming the field.
+    pub fn compile(
+        doc: &Document,
+        claim_secret: &[u8],
+        sealing: Option<&SealingKey>,
+    ) -> Result<Self, ValidationErrors> {
         doc.validate()?;
         let table = RouteTable::build(&doc.routes)?;
         let group_index: HashMap<&str, usize> = doc
@@ -129,7 +136,7 @@ impl Gateway {
                 .map(|r| CompiledRoute::new(r, &group_index, &doc.settings))
                 .collect(),
             table,
-            keys: KeyIndex::build(&doc.apikeys, &route_index, &group_index),
+            keys: KeyIndex::build(&doc.apikeys, &route_index, &group_index, sealing)?,
             claim: ClaimSigner::new(claim_secret, &doc.settings),
             max_header_bytes: doc.settings.max_request_header_bytes,
         })

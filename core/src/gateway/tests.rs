@@ -33,7 +33,7 @@ const DOC: &str = r#"{
 const CLAIM_SECRET: &[u8] = b"claim-secret";
 
 fn gateway() -> Gateway {
-    Gateway::compile(&Document::load(DOC.as_bytes()).unwrap(), CLAIM_SECRET).unwrap()
+    Gateway::compile(&Document::load(DOC.as_bytes()).unwrap(), CLAIM_SECRET, None).unwrap()
 }
 
 fn now() -> u64 {
@@ -307,7 +307,7 @@ fn dot_segments_are_resolved_before_routing() {
 fn invalid_documents_do_not_compile() {
     let bad = DOC.replace("/users/{*rest}", "/users/{*rest}/x");
     let doc = Document::from_json(bad.as_bytes()).unwrap();
-    let err = Gateway::compile(&doc, CLAIM_SECRET).err().unwrap();
+    let err = Gateway::compile(&doc, CLAIM_SECRET, None).err().unwrap();
     assert_eq!(err.first().unwrap().field, "routes[0].paths[1]");
 }
 
@@ -362,8 +362,12 @@ fn a_failed_counter_store_follows_the_quota_failure_policy() {
         r#""groups": ["default"] },"#,
         r#""groups": ["default"], "quotaFailure": "closed" },"#,
     );
-    let closed =
-        Gateway::compile(&Document::load(closed.as_bytes()).unwrap(), CLAIM_SECRET).unwrap();
+    let closed = Gateway::compile(
+        &Document::load(closed.as_bytes()).unwrap(),
+        CLAIM_SECRET,
+        None,
+    )
+    .unwrap();
     let mut parts = request(Method::GET, "/users", &pair());
     let (_, outcome) = block_on(closed.handle_request(
         &DownStore,

@@ -12,9 +12,15 @@ pub struct ApiKey {
     /// never written back.
     #[serde(default, skip_serializing)]
     pub client_secret: Option<String>,
-    /// The stored form of the secret (see [`crate::secret`]).
+    /// The one-way verifier of the secret (`sha256:…`, see
+    /// [`crate::secret::stored`]); documents of earlier versions hold
+    /// `hmac-sha256:…` here, read and converted when saved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_hash: Option<String>,
+    /// The secret's HMAC key sealed with the deployment key (`sealed-v1:…`):
+    /// what HS256 JWT verification needs, useless without that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_sealed: Option<String>,
     /// Human-readable name.
     #[serde(default)]
     pub name: String,
@@ -45,9 +51,12 @@ pub struct Rotation {
     /// Seconds the previous secret keeps working after a rotation (0: none).
     #[serde(default)]
     pub grace_seconds: u64,
-    /// The previous secret's hash, during the grace period.
+    /// The previous secret's verifier, during the grace period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_secret_hash: Option<String>,
+    /// The previous secret's sealed HMAC key, during the grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_sealed: Option<String>,
     /// When the previous secret stops working (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_expires_at: Option<String>,

@@ -153,16 +153,20 @@ fn changed_fields(a: &Value, b: &Value) -> Vec<String> {
         a.as_object().unwrap_or(&empty),
         b.as_object().unwrap_or(&empty),
     );
-    let mut fields: Vec<String> = a
+    let mut fields: Vec<String> = Vec::new();
+    for k in a
         .keys()
         .chain(b.keys().filter(|k| !a.contains_key(*k)))
         .filter(|k| a.get(*k) != b.get(*k))
-        .map(|k| match k.as_str() {
-            "clientSecretHash" => "secret".to_owned(),
-            other => other.to_owned(),
-        })
-        .collect();
-    fields.dedup();
+    {
+        let name = match k.as_str() {
+            "clientSecretHash" | "clientSecretSealed" => "secret",
+            other => other,
+        };
+        if !fields.iter().any(|f| f == name) {
+            fields.push(name.to_owned());
+        }
+    }
     fields
 }
 
@@ -170,8 +174,9 @@ fn changed_fields(a: &Value, b: &Value) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// A document as exported (secrets in their stored forms).
     fn doc(json: &str) -> Document {
-        Document::load(json.as_bytes()).unwrap()
+        Document::load(json.as_bytes()).unwrap().to_export()
     }
 
     #[test]

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::validate::{check_document, ValidationErrors};
 use super::{ApiKey, Group, Route, Settings};
-use crate::secret::SecretHash;
+use crate::secret::stored::seal_in_place;
+use crate::secret::SealingKey;
 
 /// The document format this version reads and writes.
 pub const FORMAT: u32 = 1;
@@ -49,19 +50,27 @@ pub struct LocalState {
     pub admin_keys: Vec<AdminKey>,
 }
 
-/// An admin API key: a client id and the hash of its secret.
+/// An admin API key: a client id and the stored forms of its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdminKey {
     /// The admin client id (the `who` of audit events).
     pub client_id: String,
-    /// The stored form of the secret.
-    pub client_secret_hash: String,
+    /// The secret in clear, when given by flag or Worker secret: kept in
+    /// memory only, never serialized.
+    #[serde(skip)]
+    pub client_secret: Option<String>,
+    /// The verifier of the secret (as an API key's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_hash: Option<String>,
+    /// The sealed HMAC key of the secret (as an API key's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_sealed: Option<String>,
 }
 
 impl AdminKey {
     /// The admin key given as `clientId:clientSecret` (a flag, a Worker
-    /// secret), its secret hashed at once.
+    /// secret); its secret stays in memory.
     pub fn from_pair(pair: &str) -> Result<Self, String> {
         match pair.split_once(':') {
             Some((id, secret)) if !id.is_empty() => {
@@ -69,7 +78,9 @@ impl AdminKey {
                     .map_err(|rule| format!("the admin key's secret: {rule}"))?;
                 Ok(Self {
                     client_id: id.to_owned(),
-                    client_secret_hash: SecretHash::from_secret(secret.as_bytes()).to_text(),
+                    client_secret: Some(secret.to_owned()),
+                    client_secret_hash: None,
+                    client_secret_sealed: None,
                 })
             }
             _ => Err(
@@ -102,12 +113,12 @@ impl Document {
         serde_path_to_error::deserialize(de).map_err(ValidationErrors::from_serde)
     }
 
-    /// Parses, hashes clear secrets and validates: the one way a document
-    /// from outside becomes a configuration.
+    /// Parses and validates: the one way a document from outside becomes
+    /// a configuration. Clear secrets stay in memory until
+    /// [`Document::seal_secrets`] (every save does it).
     pub fn load(bytes: &[u8]) -> Result<Self, ValidationErrors> {
-        let mut doc = Self::from_json(bytes)?;
+        let doc = Self::from_json(bytes)?;
         doc.validate()?;
-        doc.seal_secrets();
         Ok(doc)
     }
 
@@ -116,20 +127,46 @@ impl Document {
         check_document(self)
     }
 
-    /// Replaces every clear `clientSecret` by its `clientSecretHash`.
-    pub fn seal_secrets(&mut self) {
-        for key in &mut self.apikeys {
-            if let Some(secret) = key.client_secret.take() {
-                key.client_secret_hash = Some(SecretHash::from_secret(secret.as_bytes()).to_text());
-            }
+    /// Puts every secret in its stored forms ([`crate::secret::stored`]):
+    /// clear secrets and legacy `hmac-sha256:` hashes become verifiers and,
+    /// with the deployment key, sealed HMAC keys. Whether anything changed
+    /// (a document to save again).
+    pub fn seal_secrets(&mut self, key: Option<&SealingKey>) -> bool {
+        let mut changed = false;
+        for k in &mut self.apikeys {
+            changed |= seal_in_place(
+                &k.client_id,
+                Some(&mut k.client_secret),
+                &mut k.client_secret_hash,
+                &mut k.client_secret_sealed,
+                key,
+            );
+            changed |= seal_in_place(
+                &k.client_id,
+                None,
+                &mut k.rotation.previous_secret_hash,
+                &mut k.rotation.previous_secret_sealed,
+                key,
+            );
         }
+        for k in self.local.iter_mut().flat_map(|l| l.admin_keys.iter_mut()) {
+            changed |= seal_in_place(
+                &k.client_id,
+                Some(&mut k.client_secret),
+                &mut k.client_secret_hash,
+                &mut k.client_secret_sealed,
+                key,
+            );
+        }
+        changed
     }
 
-    /// The document as exported: no store-private state, no clear secret.
+    /// The document as exported: no store-private state, no clear secret,
+    /// no usable key (verifiers and sealed values only).
     pub fn to_export(&self) -> Self {
         let mut doc = self.clone();
         doc.local = None;
-        doc.seal_secrets();
+        doc.seal_secrets(None);
         doc
     }
 
@@ -142,6 +179,7 @@ impl Document {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::{SecretHash, Verifier, HASH_PREFIX};
 
     const SAMPLE: &str = r#"{
       "format": 1, "revision": 3,
@@ -156,15 +194,47 @@ mod tests {
     }"#;
 
     #[test]
-    fn load_hashes_clear_secrets_and_never_writes_them() {
-        let doc = Document::load(SAMPLE.as_bytes()).unwrap();
+    fn sealing_keeps_no_clear_secret_and_no_signing_key() {
+        let mut doc = Document::load(SAMPLE.as_bytes()).unwrap();
+        let deployment =
+            SealingKey::from_text("a-deployment-key-of-at-least-32-characters").unwrap();
+        assert!(doc.seal_secrets(Some(&deployment)));
+        assert!(
+            !doc.seal_secrets(Some(&deployment)),
+            "sealing twice changes nothing"
+        );
         let key = &doc.apikeys[0];
         assert!(key.client_secret.is_none());
-        let hash = SecretHash::parse(key.client_secret_hash.as_deref().unwrap()).unwrap();
-        assert!(hash.verify(b"mobile-s3cret-0123"));
+        let verifier = Verifier::parse(key.client_secret_hash.as_deref().unwrap()).unwrap();
+        assert!(verifier.verify("mobile", b"mobile-s3cret-0123"));
+        let sealed = key.client_secret_sealed.as_deref().unwrap();
+        assert_eq!(
+            deployment.open("mobile", sealed).unwrap(),
+            SecretHash::from_secret(b"mobile-s3cret-0123")
+        );
         let json = doc.to_json();
         assert!(!json.contains("mobile-s3cret-0123"));
+        assert!(!json.contains(HASH_PREFIX));
         assert_eq!(Document::load(json.as_bytes()).unwrap(), doc);
+    }
+
+    #[test]
+    fn legacy_hashes_are_converted_and_never_exported() {
+        let legacy = SecretHash::from_secret(b"mobile-s3cret-0123").to_text();
+        let text = SAMPLE.replace(
+            r#""clientSecret": "mobile-s3cret-0123""#,
+            &format!(r#""clientSecretHash": "{legacy}""#),
+        );
+        let doc = Document::load(text.as_bytes()).unwrap();
+        let export = doc.to_export().to_json();
+        assert!(
+            !export.contains(&legacy) && !export.contains(HASH_PREFIX),
+            "{export}"
+        );
+        let exported = Document::load(export.as_bytes()).unwrap();
+        let verifier =
+            Verifier::parse(exported.apikeys[0].client_secret_hash.as_deref().unwrap()).unwrap();
+        assert!(verifier.verify("mobile", b"mobile-s3cret-0123"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::{ApiKey, Document, Group, Route, FORMAT};
-use crate::secret::SecretHash;
+use crate::secret::{check_sealed_syntax, SecretHash, Verifier};
 use crate::time::parse_rfc3339;
 
 /// One problem in a document: the field (`routes[2].paths[0]`) and what is wrong.
@@ -247,11 +247,23 @@ fn check_apikey(c: &mut Checker, at: &str, key: &ApiKey, groups: &HashSet<&str>)
             }
         }
         (None, Some(hash)) => {
-            if let Err(e) = SecretHash::parse(hash) {
-                c.fail(format!("{at}.clientSecretHash"), e.to_string());
+            if let Err(e) = check_stored_hash(hash) {
+                c.fail(format!("{at}.clientSecretHash"), e);
             }
         }
     }
+    check_sealed(
+        c,
+        &format!("{at}.clientSecretSealed"),
+        key.client_secret_sealed.as_deref(),
+        key.client_secret_hash.is_some() && key.client_secret.is_none(),
+    );
+    check_sealed(
+        c,
+        &format!("{at}.rotation.previousSecretSealed"),
+        key.rotation.previous_secret_sealed.as_deref(),
+        key.rotation.previous_secret_hash.is_some(),
+    );
     if let Some(expires) = &key.expires_at {
         if parse_rfc3339(expires).is_none() {
             c.fail(
@@ -267,8 +279,8 @@ fn check_apikey(c: &mut Checker, at: &str, key: &ApiKey, groups: &HashSet<&str>)
         );
     }
     if let Some(hash) = &key.rotation.previous_secret_hash {
-        if let Err(e) = SecretHash::parse(hash) {
-            c.fail(format!("{at}.rotation.previousSecretHash"), e.to_string());
+        if let Err(e) = check_stored_hash(hash) {
+            c.fail(format!("{at}.rotation.previousSecretHash"), e);
         }
     }
     if let Some(at_text) = &key.rotation.previous_expires_at {
@@ -285,6 +297,29 @@ fn check_apikey(c: &mut Checker, at: &str, key: &ApiKey, groups: &HashSet<&str>)
         }
     }
     check_group_refs(c, at, &key.groups, groups);
+}
+
+/// A stored secret hash: a verifier, or the legacy form of older documents.
+fn check_stored_hash(hash: &str) -> Result<(), String> {
+    if hash.starts_with(crate::secret::HASH_PREFIX) {
+        return SecretHash::parse(hash)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+    }
+    Verifier::parse(hash).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// A sealed value: well formed, and only beside the hash it belongs to.
+fn check_sealed(c: &mut Checker, field: &str, sealed: Option<&str>, has_hash: bool) {
+    let Some(sealed) = sealed else { return };
+    if !has_hash {
+        c.fail(
+            field,
+            "a sealed secret goes with the clientSecretHash it was made with; leave it out when giving a new secret",
+        );
+    } else if let Err(e) = check_sealed_syntax(sealed) {
+        c.fail(field, e.to_string());
+    }
 }
 
 /// Fewest characters in a secret given by hand (generated ones have 43).

@@ -98,12 +98,15 @@ impl<'b> Request<'b> {
             .map_err(|_| HeadError::Bad(format!("invalid method {method:?}")))?;
         let headers: &'b [httparse::Header<'b>] = req.headers;
         let (path_start, authority) = split_target(target)?;
-        let origin = match &target[path_start..] {
-            "" => "/",
-            pq => pq,
+        let origin = &target[path_start..];
+        let path_and_query = match origin.as_bytes().first() {
+            None => Cow::Borrowed("/"),
+            // `http://host?q`: the path is empty, sent on as `/`.
+            Some(b'?') => Cow::Owned(format!("/{origin}")),
+            Some(_) => {
+                komainu_core::path::normalize(origin).map_err(|e| HeadError::Bad(e.to_string()))?
+            }
         };
-        let path_and_query =
-            komainu_core::path::normalize(origin).map_err(|e| HeadError::Bad(e.to_string()))?;
         let path_len = path_and_query.find('?').unwrap_or(path_and_query.len());
         let mut this = Self {
             method,
@@ -327,13 +330,12 @@ mod tests {
         assert_eq!((framing, close), (Framing::Length(5), true));
         assert_eq!(
             (host.as_str(), path.as_str(), pq.as_str()),
-            ("other:8080", "/", "?q")
+            ("other:8080", "/", "/?q")
         );
-        let (framing, close, ..) = parse(
-            "PUT /x HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!((framing, close), (Framing::Chunked, false));
+        let (framing, close, ..) =
+            parse("PUT /x HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n")
+                .unwrap();
+        assert_eq!((framing, close), (Framing::Length(2), false));
         assert!(
             parse("GET / HTTP/1.0\r\n\r\n").unwrap().1,
             "1.0 closes by default"
@@ -348,6 +350,9 @@ mod tests {
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "PUT /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET /a\\..\\b HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Folded: a\r\n b\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
             "GET ftp://x/ HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n",

@@ -1,22 +1,14 @@
-//! Client secrets: stored as a keyed hash, checked in constant time.
+//! Client secrets: how they are checked, and what is stored of them.
 //!
-//! A secret is never stored in clear. What is stored is the HMAC-SHA256 key
-//! state of the secret: the SHA-256 chaining values after absorbing
-//! `key ⊕ ipad` and `key ⊕ opad` (RFC 2104, section 4). From it the gateway
-//! can
+//! [`SecretHash`] is the HMAC-SHA256 key state of a secret: the SHA-256
+//! chaining values after absorbing `key ⊕ ipad` and `key ⊕ opad` (RFC 2104,
+//! section 4). It checks HS256 signatures and signs claims, in memory. It
+//! is a signing key: it is **never stored** (documents of earlier versions
+//! did store it, as `hmac-sha256:…`; [`SecretHash::parse`] still reads that
+//! form so they load, and saving converts them).
 //!
-//! - check a secret presented in clear (header pair, Basic): derive the same
-//!   state from it and compare the two in constant time;
-//! - check an HS256 JWT signed with the secret: finish the HMAC from the
-//!   stored state, without ever knowing the secret.
-//!
-//! The state does not reveal the secret (that would need a SHA-256
-//! preimage), and it is the only form written to stores and exports:
-//! `"hmac-sha256:" + base64url(inner ‖ outer)`.
-//!
-//! Like any fast hash, it protects high-entropy secrets (the generated ones
-//! are 256-bit); a short, human-chosen secret can be guessed offline from a
-//! leaked document.
+//! What is stored is in [`stored`]: a one-way verifier, and the HMAC key
+//! sealed with a deployment key kept outside the store.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -24,7 +16,15 @@ use sha2::digest::generic_array::GenericArray;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// The prefix of a stored secret hash, naming its scheme.
+pub mod stored;
+
+pub use stored::{
+    check_sealed_syntax, open_sealed, InvalidVerifier, SealError, SealingKey, Verifier,
+    SEALED_PREFIX, VERIFIER_PREFIX,
+};
+
+/// The prefix of the legacy stored form (the HMAC key itself), read from
+/// documents of earlier versions only.
 pub const HASH_PREFIX: &str = "hmac-sha256:";
 
 const BLOCK: usize = 64;
@@ -39,7 +39,7 @@ const IV: [u32; 8] = [
     0x5be0_cd19,
 ];
 
-/// The stored form of a secret: the HMAC-SHA256 inner and outer key states.
+/// The HMAC-SHA256 key of a secret: its inner and outer key states.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretHash {
     inner: [u32; 8],
@@ -72,14 +72,30 @@ impl SecretHash {
         }
     }
 
-    /// Reads a stored hash (`hmac-sha256:…`).
+    /// Reads the legacy stored form (`hmac-sha256:…`) of earlier documents.
     pub fn parse(text: &str) -> Result<Self, InvalidSecretHash> {
         let encoded = text.strip_prefix(HASH_PREFIX).ok_or(InvalidSecretHash)?;
         let bytes = URL_SAFE_NO_PAD
             .decode(encoded)
             .map_err(|_| InvalidSecretHash)?;
+        Self::from_bytes(&bytes).ok_or(InvalidSecretHash)
+    }
+
+    /// The legacy text form (`hmac-sha256:…`): for tests and for reading
+    /// old documents; never written to a store.
+    pub fn to_text(&self) -> String {
+        format!("{HASH_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.to_bytes()))
+    }
+
+    /// The key states as 64 bytes (inner, then outer).
+    pub fn to_bytes(&self) -> [u8; 64] {
+        words_to_bytes(&self.inner, &self.outer)
+    }
+
+    /// The key states from 64 bytes ([`SecretHash::to_bytes`]).
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         if bytes.len() != 64 {
-            return Err(InvalidSecretHash);
+            return None;
         }
         let word = |i: usize| {
             u32::from_be_bytes([
@@ -89,16 +105,10 @@ impl SecretHash {
                 bytes[i * 4 + 3],
             ])
         };
-        Ok(Self {
+        Some(Self {
             inner: std::array::from_fn(word),
             outer: std::array::from_fn(|i| word(i + 8)),
         })
-    }
-
-    /// The stored text form (`hmac-sha256:…`).
-    pub fn to_text(&self) -> String {
-        let bytes = words_to_bytes(&self.inner, &self.outer);
-        format!("{HASH_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
     }
 
     /// Whether `secret` is the secret this hash was made from, compared in
