@@ -147,6 +147,69 @@ async fn pipelined_requests_are_answered_in_order() {
     assert_eq!(c.response(false).await.json()["error"], "route_not_found");
 }
 
+/// Request-smuggling shapes: each refused with a 400 and a close, and the
+/// backend receives nothing (the body bytes that come with the head are
+/// judged before anything is sent on).
+#[tokio::test]
+async fn smuggling_shapes_are_refused_and_never_reach_the_backend() {
+    let (_up, scripted, gw) = setup(|_| (ok_response("x"), false)).await;
+    let chunked = "POST /scripted HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let smuggled = "GET /scripted HTTP/1.1\r\nHost: t\r\n\r\n";
+    let cases: Vec<String> = vec![
+        format!("{chunked}3\nabc\r\n0\r\n\r\n"),
+        format!("{chunked}3\r\nabc\n0\r\n\r\n"),
+        format!("{chunked}3\r\nabc\r0\r\n\r\n"),
+        format!("{chunked}3;a\rb\r\nabc\r\n0\r\n\r\n"),
+        format!("{chunked}3;a\nabc\r\n0\r\n\r\n"),
+        format!("{chunked}0\n\n{smuggled}"),
+        format!("{chunked}0\r\n\n{smuggled}"),
+        format!("{chunked}1 2\r\nab\r\n0\r\n\r\n"),
+        format!("{chunked}0\r\nnot a trailer\r\n\r\n"),
+        format!("POST /scripted HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"),
+        "GET /scripted HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n  folded\r\n\r\n".into(),
+        format!("POST /scripted HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"),
+        format!("POST /scripted HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n{smuggled}"),
+        "POST /scripted HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc".into(),
+        "POST /scripted HTTP/1.1\r\nHost: t\r\nContent-Length: 3, 40\r\n\r\nabc".into(),
+        "POST /scripted HTTP/1.1\r\nHost: t\r\nContent-Length: +3\r\n\r\nabc".into(),
+        "POST /scripted HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n".into(),
+        "POST /scripted HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".into(),
+        "GET /scripted HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n".into(),
+        "GET /scripted\\..\\x HTTP/1.1\r\nHost: t\r\n\r\n".into(),
+    ];
+    for bad in &cases {
+        let mut c = RawConn::connect(&gw.url("/")).await;
+        c.send(bad.as_bytes()).await;
+        let r = c.response(false).await;
+        assert_eq!(r.status, 400, "{}", bad.escape_debug());
+        assert_eq!(r.json()["error"], "bad_request", "{}", bad.escape_debug());
+        assert!(c.closed().await, "closed after {}", bad.escape_debug());
+    }
+    assert_eq!(
+        scripted.connections.load(Ordering::SeqCst),
+        0,
+        "the backend received nothing"
+    );
+}
+
+/// The end of a backend's interim head is found by the parser that reads
+/// it: an interim head ending in LF LF is not merged with the final one.
+#[tokio::test]
+async fn an_interim_head_with_bare_line_feeds_is_one_head() {
+    let (_up, _s, gw) = setup(|_| {
+        (
+            b"HTTP/1.1 100 Continue\n\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+            false,
+        )
+    })
+    .await;
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"ok");
+}
+
 #[tokio::test]
 async fn malformed_heads_get_a_json_400_and_a_close() {
     let (_up, _s, gw) = setup(|_| (ok_response("x"), false)).await;

@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use super::chunked::ChunkedScanner;
+use super::chunked::{ChunkError, ChunkedScanner};
 use super::request::Framing;
 
 /// A body going by, piece by piece.
@@ -52,7 +52,7 @@ impl Body {
         &mut self,
         input: &[u8],
         mut data: impl FnMut(Range<usize>),
-    ) -> Result<usize, String> {
+    ) -> Result<usize, ChunkError> {
         match self.framing {
             Framing::Empty => Ok(0),
             Framing::Length(_) => {
@@ -65,7 +65,7 @@ impl Body {
                 data(0..input.len());
                 Ok(input.len())
             }
-            Framing::Chunked => self.chunked.scan(input, data).map_err(|e| e.to_string()),
+            Framing::Chunked => self.chunked.scan(input, data),
         }
     }
 }

@@ -115,7 +115,15 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
         }
         Err(e) => {
             out.clear();
-            return respond(io, out, &gateway, &ctx, &GatewayError::BadRequest(e), false).await;
+            return respond(
+                io,
+                out,
+                &gateway,
+                &ctx,
+                &GatewayError::BadRequest(e.to_string()),
+                false,
+            )
+            .await;
         }
     }
     if expects_continue

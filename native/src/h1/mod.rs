@@ -57,25 +57,70 @@ pub(crate) async fn deadline<F: std::future::Future>(
     .await
 }
 
-/// Where the head at the start of `buf` ends (after its empty line), if
-/// it is complete.
-pub(crate) fn find_head_end(buf: &[u8]) -> Option<usize> {
-    memchr::memmem::find(buf, b"\r\n\r\n")
-        .map(|i| i + 4)
-        .or_else(|| memchr::memmem::find(buf, b"\n\n").map(|i| i + 2))
+/// Which kind of head is awaited.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum HeadKind {
+    /// A client's request head.
+    Request,
+    /// A backend's response head.
+    Response,
+}
+
+/// Where the head at the start of `buf` ends, as httparse (the parser that
+/// then reads it) sees it: `Some(len)` once complete, `None` while more
+/// bytes are needed. A malformed head counts as complete: the parser says
+/// what is wrong with it. One detector for every head, so that the end
+/// found and the head parsed never disagree (a `\n\n` inside a head, a
+/// 1xx head followed by the final one).
+pub(crate) fn head_end(buf: &[u8], kind: HeadKind) -> Option<usize> {
+    // A complete head holds an empty line: LF then LF, or LF CR LF.
+    if memchr::memmem::find(buf, b"\n\n").is_none()
+        && memchr::memmem::find(buf, b"\n\r\n").is_none()
+    {
+        return None;
+    }
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; request::MAX_HEADERS];
+    let parsed = match kind {
+        HeadKind::Request => {
+            httparse::Request::new(&mut []).parse_with_uninit_headers(buf, &mut slots)
+        }
+        HeadKind::Response => httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut httparse::Response::new(&mut []),
+            buf,
+            &mut slots,
+        ),
+    };
+    match parsed {
+        Ok(httparse::Status::Complete(n)) => Some(n),
+        Ok(httparse::Status::Partial) => None,
+        Err(_) => Some(buf.len()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::find_head_end;
+    use super::{head_end, HeadKind};
 
     #[test]
-    fn finds_the_end_of_a_head() {
+    fn finds_the_end_of_a_head_as_the_parser_does() {
+        let req = HeadKind::Request;
         assert_eq!(
-            find_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody"),
+            head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody", req),
             Some(27)
         );
-        assert_eq!(find_head_end(b"GET / HTTP/1.0\n\n"), Some(16));
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n"), None);
+        assert_eq!(head_end(b"GET / HTTP/1.0\n\n", req), Some(16));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: a\r\n", req), None);
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\n\r\n", req), Some(23));
+        // A body's blank line is not the head's end.
+        let partial = b"GET / HTTP/1.1\r\nHost: a\r\nX-Long: 1";
+        assert_eq!(head_end(partial, req), None);
+        let res = HeadKind::Response;
+        // An interim head ending in LF LF, then the final head: two heads.
+        let two = b"HTTP/1.1 100 Continue\n\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(head_end(two, res), Some(23));
+        assert_eq!(head_end(&two[23..], res), Some(two.len() - 23));
+        // Malformed: complete, for the parser to refuse.
+        assert_eq!(head_end(b"GET / HTTP/9\r\n\r\n", req), Some(16));
     }
 }

@@ -4,10 +4,10 @@
 
 use komainu_core::gateway::connection_names;
 
-use super::find_head_end;
 use super::pool::Conn;
 use super::request::{content_length, is_chunked, Framing};
 use super::HEAD_LIMIT;
+use super::{head_end, HeadKind};
 
 /// Why no response head could be read.
 pub enum HeadFailure {
@@ -23,7 +23,7 @@ pub enum HeadFailure {
 /// interim responses are read and dropped).
 pub async fn read_response_head(conn: &mut Conn, upgrade: bool) -> Result<(), HeadFailure> {
     loop {
-        if let Some(end) = find_head_end(conn.buf.filled()) {
+        if let Some(end) = head_end(conn.buf.filled(), HeadKind::Response) {
             let status = interim_status(&conn.buf.filled()[..end]);
             match status {
                 Some(101) if upgrade => return Ok(()),

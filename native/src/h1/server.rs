@@ -18,7 +18,7 @@ use tokio::time::{Instant, Sleep};
 use super::buf::ReadBuf;
 use super::exchange::{exchange, respond, Client, Next};
 use super::pool::Pool;
-use super::{find_head_end, h2c, HEAD_LIMIT};
+use super::{h2c, head_end, HeadKind, HEAD_LIMIT};
 use crate::http_server::accept;
 use crate::random;
 use crate::state::{now_ms, State};
@@ -203,10 +203,10 @@ async fn wait_for_head(
             let n = filled.len().min(h2c::PREFACE.len());
             if filled.len() < h2c::PREFACE.len() && filled[..n] == h2c::PREFACE[..n] {
                 // Maybe the preface: read on.
-            } else if find_head_end(filled).is_some() {
+            } else if head_end(filled, HeadKind::Request).is_some() {
                 return Wait::Head;
             }
-        } else if find_head_end(filled).is_some() {
+        } else if head_end(filled, HeadKind::Request).is_some() {
             return Wait::Head;
         }
         if client.buf.is_full(HEAD_LIMIT) {
