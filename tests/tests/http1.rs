@@ -210,6 +210,143 @@ async fn an_interim_head_with_bare_line_feeds_is_one_head() {
     assert_eq!(r.body, b"ok");
 }
 
+/// A backend that stops reading an upload, or stops sending its answer,
+/// does not hold the exchange beyond the route's timeout.
+#[tokio::test]
+async fn a_stalled_backend_loses_the_exchange_within_the_route_timeout() {
+    // Reads the head, then nothing; answers a GET with 10 of 100 bytes.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let mut chunk = [0u8; 1024];
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                if got.starts_with(b"GET") {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789")
+                        .await;
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(s);
+            });
+        }
+    });
+    let doc = serde_json::json!({ "format": 1, "routes": [
+        { "id": "stall", "paths": ["/stall"], "public": true,
+          "backend": { "targets": [{ "url": format!("http://{addr}") }], "timeoutMs": 700 } }
+    ]});
+    let gw = Komainu::start(&doc.to_string());
+
+    // An upload the backend never reads: 504 once writes stall that long.
+    let total = 64 * 1024 * 1024;
+    let stream = tokio::net::TcpStream::connect(
+        gw.url("/")
+            .trim_start_matches("http://")
+            .trim_end_matches('/'),
+    )
+    .await
+    .unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let head = format!("POST /stall HTTP/1.1\r\nHost: t\r\nContent-Length: {total}\r\n\r\n");
+        if wr.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..total / chunk.len() {
+            if wr.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut chunk = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match rd.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within 10 s");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 504"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    writer.abort();
+
+    // An answer the backend stops sending: the client's connection is
+    // closed once the body has stalled that long.
+    let mut s = tokio::net::TcpStream::connect(
+        gw.url("/")
+            .trim_start_matches("http://")
+            .trim_end_matches('/'),
+    )
+    .await
+    .unwrap();
+    s.write_all(b"GET /stall HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let all = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
+    assert!(all.is_ok(), "the stalled answer is cut");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.ends_with("0123456789"),
+        "{text}"
+    );
+}
+
+/// A reused connection that closes without answering: a GET is sent again
+/// on a new connection, a POST never (the backend may have acted on it).
+#[tokio::test]
+async fn a_post_is_never_replayed_once_sent() {
+    // The second request (on the reused connection) gets no answer.
+    let (_up, scripted, gw) = setup(|n| match n {
+        1 | 3 => (Vec::new(), true),
+        _ => (ok_response(&format!("answer {n}")), false),
+    })
+    .await;
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert_eq!(c.response(false).await.status, 200);
+    c.send(b"POST /scripted HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi")
+        .await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        scripted.requests.load(Ordering::SeqCst),
+        2,
+        "the POST was sent once"
+    );
+    // A GET in the same spot is replayed on a new connection.
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert_eq!(c.response(false).await.status, 200);
+    c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert_eq!(c.response(false).await.status, 200);
+    assert_eq!(scripted.requests.load(Ordering::SeqCst), 5);
+}
+
 #[tokio::test]
 async fn malformed_heads_get_a_json_400_and_a_close() {
     let (_up, _s, gw) = setup(|_| (ok_response("x"), false)).await;
@@ -303,9 +440,16 @@ async fn protocol_upgrades_are_tunnelled_both_ways() {
                         Ok(n) => got.extend_from_slice(&chunk[..n]),
                     }
                 }
-                *head.lock().unwrap() = String::from_utf8_lossy(&got).to_lowercase();
-                let switch = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nhello";
-                if s.write_all(switch).await.is_err() {
+                let text = String::from_utf8_lossy(&got).to_lowercase();
+                *head.lock().unwrap() = text.clone();
+                // Switches to what was asked, or (a lenient backend) to h2c.
+                let protocol = if text.contains("\r\nupgrade: websocket\r\n") {
+                    "websocket"
+                } else {
+                    "h2c"
+                };
+                let switch = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: {protocol}\r\nConnection: Upgrade\r\n\r\nhello");
+                if s.write_all(switch.as_bytes()).await.is_err() {
                     return;
                 }
                 let mut chunk = [0u8; 4096];
@@ -326,11 +470,11 @@ async fn protocol_upgrades_are_tunnelled_both_ways() {
     let gw = Komainu::start(&document(&up.url(), &format!("http://{addr}")));
 
     let mut c = RawConn::connect(&gw.url("/")).await;
-    c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\nUpgrade: echo\r\nConnection: keep-alive, Upgrade\r\n\r\n")
+    c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n")
         .await;
     let r = c.response(false).await;
     assert_eq!(r.status, 101);
-    assert_eq!(r.header("upgrade"), Some("echo"));
+    assert_eq!(r.header("upgrade"), Some("websocket"));
     assert_eq!(r.header("connection"), Some("upgrade"));
     assert!(r.header("komainu-request-id").is_some());
     assert_eq!(c.bytes(5).await, b"hello");
@@ -341,7 +485,7 @@ async fn protocol_upgrades_are_tunnelled_both_ways() {
 
     let head = seen.lock().unwrap().clone();
     assert!(head.starts_with("get /scripted http/1.1\r\n"), "{head}");
-    assert!(head.contains("\r\nupgrade: echo\r\n"), "{head}");
+    assert!(head.contains("\r\nupgrade: websocket\r\n"), "{head}");
     assert!(head.contains("\r\nconnection: upgrade\r\n"), "{head}");
     assert!(head.contains("\r\nkomainu-claim: "), "{head}");
 
@@ -351,4 +495,18 @@ async fn protocol_upgrades_are_tunnelled_both_ways() {
     let r = c.response(false).await;
     assert_eq!(r.status, 502);
     assert_eq!(r.json()["error"], "bad_gateway");
+
+    // An h2c upgrade would carry requests past routing, keys and quotas:
+    // it is not asked of the backend, and a backend switching anyway is
+    // refused.
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nConnection: Upgrade, HTTP2-Settings\r\n\r\n")
+        .await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 502);
+    let head = seen.lock().unwrap().clone();
+    assert!(
+        !head.contains("upgrade: h2c") && !head.contains("http2-settings"),
+        "{head}"
+    );
 }

@@ -30,7 +30,7 @@ pub use claim::ClaimSigner;
 pub use context::{ClientInfo, Forward, Outcome, RequestContext, RequestId};
 pub use head::{HeaderLookup, RequestHead};
 pub use reply::response_headers;
-pub use upstream::{connection_names, is_hop_by_hop, Forwarding};
+pub use upstream::{connection_names, is_hop_by_hop, is_idempotent, Forwarding};
 
 use crate::auth::KeyIndex;
 use crate::model::{Document, QuotaFailure, Route, Settings, ValidationErrors};

@@ -46,6 +46,17 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
+/// Whether a request with this method may be sent again after a failed
+/// attempt (RFC 9110, 9.2.2: the safe methods, PUT and DELETE). A POST or
+/// PATCH that reached a backend is never replayed.
+pub fn is_idempotent(method: &http::Method) -> bool {
+    use http::Method;
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
 /// The header names listed in a `Connection` header value.
 pub fn connection_names(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use http::Method;
 use komainu_core::gateway::{
-    connection_names, is_hop_by_hop, response_headers, ClientInfo, Forwarding, HeaderLookup,
-    RequestContext, RequestHead,
+    connection_names, is_hop_by_hop, is_idempotent, response_headers, ClientInfo, Forwarding,
+    HeaderLookup, RequestContext, RequestHead,
 };
 use komainu_core::{Gateway, GatewayError};
 use tokio::io::AsyncWriteExt;
@@ -92,6 +92,7 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
     let client_close = req.close;
     let http11 = req.http11;
     let is_head = *req.method() == Method::HEAD;
+    let idempotent = is_idempotent(req.method());
     let upgrade = req.upgrade;
     let expects_continue = req.expects_continue;
     let forwarding = match decision {
@@ -137,8 +138,10 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
     }
 
     let target = forwarding.target;
+    let backend_timeout = Duration::from_millis(forwarding.timeout_ms);
     let sent = send(
         upgrade,
+        idempotent,
         io,
         buf,
         out,
@@ -175,6 +178,7 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
         &gateway,
         &ctx,
         asked,
+        backend_timeout,
         backend_timer.as_mut(),
     )
     .await
@@ -265,10 +269,13 @@ enum Failure {
 /// or new connection, then the rest of the body, and waits for the
 /// response head. A reused connection that turns out closed before any
 /// response byte is replaced by a new one when the whole request is still
-/// in `out`.
+/// in `out` and its method is idempotent (a POST is never sent twice).
+/// Every write to the backend and the wait for its head are bounded by the
+/// route's timeout: a backend that stops reading gets 504.
 #[allow(clippy::too_many_arguments)]
 async fn send(
     upgrade: bool,
+    idempotent: bool,
     client: &mut TcpStream,
     buf: &mut ReadBuf,
     out: &[u8],
@@ -293,18 +300,20 @@ async fn send(
                 .await
                 .map_err(|e| Failure::Gateway(upstream_error(forwarding, e)))?,
         };
-        let retry_allowed = conn.reused && replayable;
-        if let Err(e) = conn.io.write_all(out).await {
-            if retry_allowed {
+        let retry_allowed = conn.reused && replayable && idempotent;
+        let timeout = Duration::from_millis(forwarding.timeout_ms);
+        match deadline(timer.as_mut(), timeout, conn.io.write_all(out)).await {
+            Some(Ok(())) => {}
+            Some(Err(_)) if retry_allowed => {
                 fresh_only = true;
                 continue;
             }
-            return Err(Failure::Gateway(exchange_error(forwarding, &e)));
+            Some(Err(e)) => return Err(Failure::Gateway(exchange_error(forwarding, &e))),
+            None => return Err(Failure::Gateway(timed_out(forwarding))),
         }
         if !body.done() {
             stream_request_body(client, buf, &mut conn, body, forwarding, timer.as_mut()).await?;
         }
-        let timeout = Duration::from_millis(forwarding.timeout_ms);
         match deadline(
             timer.as_mut(),
             timeout,
@@ -327,12 +336,14 @@ async fn send(
                     target.authority
                 ))));
             }
-            None => {
-                return Err(Failure::Gateway(GatewayError::GatewayTimeout {
-                    timeout_ms: forwarding.timeout_ms,
-                }))
-            }
+            None => return Err(Failure::Gateway(timed_out(forwarding))),
         }
+    }
+}
+
+fn timed_out(forwarding: &Forwarding<'_>) -> GatewayError {
+    GatewayError::GatewayTimeout {
+        timeout_ms: forwarding.timeout_ms,
     }
 }
 
@@ -357,8 +368,17 @@ async fn stream_request_body(
         let n = body
             .scan(buf.filled(), |_| {})
             .map_err(|_| Failure::Client)?;
-        if let Err(e) = conn.io.write_all(&buf.filled()[..n]).await {
-            return Err(Failure::Gateway(exchange_error(forwarding, &e)));
+        let timeout = Duration::from_millis(forwarding.timeout_ms);
+        match deadline(
+            timer.as_mut(),
+            timeout,
+            conn.io.write_all(&buf.filled()[..n]),
+        )
+        .await
+        {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(Failure::Gateway(exchange_error(forwarding, &e))),
+            None => return Err(Failure::Gateway(timed_out(forwarding))),
         }
         buf.consume(n);
     }
@@ -385,6 +405,7 @@ async fn relay_response(
     gateway: &Gateway,
     ctx: &RequestContext,
     asked: Asked,
+    backend_idle: Duration,
     mut timer: Pin<&mut Sleep>,
 ) -> Next {
     let Asked {
@@ -495,10 +516,18 @@ async fn relay_response(
         if body.done() {
             break;
         }
-        match conn.buf.read_from(&mut conn.io, BODY_CHUNK).await {
-            Ok(0) if body.end_of_stream() => break,
-            Ok(0) | Err(_) => return Next::Close,
-            Ok(_) => {}
+        // A backend that stops sending its body mid-way (longer than the
+        // route's timeout between two reads) loses the exchange.
+        match deadline(
+            timer.as_mut(),
+            backend_idle,
+            conn.buf.read_from(&mut conn.io, BODY_CHUNK),
+        )
+        .await
+        {
+            Some(Ok(0)) if body.end_of_stream() => break,
+            Some(Ok(0) | Err(_)) | None => return Next::Close,
+            Some(Ok(_)) => {}
         }
     }
     if switching {

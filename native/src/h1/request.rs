@@ -69,8 +69,8 @@ pub struct Request<'b> {
     pub close: bool,
     /// The client waits for `100 Continue` before sending its body.
     pub expects_continue: bool,
-    /// The client asks to switch protocols (`Upgrade` named by
-    /// `Connection`, HTTP/1.1): a WebSocket, typically.
+    /// The client asks to switch to WebSocket (`Upgrade: websocket` named
+    /// by `Connection`, HTTP/1.1); no other protocol is tunnelled.
     pub upgrade: bool,
 }
 
@@ -170,7 +170,11 @@ impl<'b> Request<'b> {
                     }
                 }
             } else if name.eq_ignore_ascii_case("upgrade") {
-                upgrade_header = !h.value.trim_ascii().is_empty();
+                // Only WebSocket becomes a tunnel: another protocol (h2c
+                // above all) would carry requests past routing, keys and
+                // quotas. Other upgrades are forwarded as plain requests,
+                // their Upgrade header dropped (hop-by-hop).
+                upgrade_header = h.value.trim_ascii().eq_ignore_ascii_case(b"websocket");
             } else if name.eq_ignore_ascii_case("expect") {
                 if !h.value.eq_ignore_ascii_case(b"100-continue") {
                     return Err(HeadError::Bad(

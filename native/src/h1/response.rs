@@ -26,7 +26,15 @@ pub async fn read_response_head(conn: &mut Conn, upgrade: bool) -> Result<(), He
         if let Some(end) = head_end(conn.buf.filled(), HeadKind::Response) {
             let status = interim_status(&conn.buf.filled()[..end]);
             match status {
-                Some(101) if upgrade => return Ok(()),
+                Some(101) if upgrade && switches_to_websocket(&conn.buf.filled()[..end]) => {
+                    return Ok(())
+                }
+                Some(101) if upgrade => {
+                    return Err(HeadFailure::Invalid(
+                        "it switched to another protocol than the WebSocket the client asked for"
+                            .into(),
+                    ))
+                }
                 Some(101) => {
                     return Err(HeadFailure::Invalid(
                         "it switched protocols, which the client had not asked for".into(),
@@ -48,6 +56,17 @@ pub async fn read_response_head(conn: &mut Conn, upgrade: bool) -> Result<(), He
             Err(e) => return Err(HeadFailure::Io(e)),
         }
     }
+}
+
+/// Whether a `101` head switches to WebSocket (`Upgrade: websocket`).
+fn switches_to_websocket(head: &[u8]) -> bool {
+    let mut slots = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut slots);
+    matches!(response.parse(head), Ok(httparse::Status::Complete(_)))
+        && response.headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("upgrade")
+                && h.value.trim_ascii().eq_ignore_ascii_case(b"websocket")
+        })
 }
 
 /// The status of a 1xx head, `None` for a final one.
