@@ -347,6 +347,51 @@ async fn a_post_is_never_replayed_once_sent() {
     assert_eq!(scripted.requests.load(Ordering::SeqCst), 5);
 }
 
+/// A backend's body framing reaches the client only in canonical form:
+/// one `Content-Length`; lines that disagree or are not numbers are the
+/// backend's fault (502), never passed on for the client to guess.
+#[tokio::test]
+async fn backend_lengths_are_passed_on_canonical_or_refused() {
+    let (_up, _s, gw) = setup(|n| match n {
+        0 => (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+            false,
+        ),
+        1 => (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 20\r\n\r\nok".to_vec(),
+            true,
+        ),
+        2 => (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok".to_vec(),
+            true,
+        ),
+        _ => (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok".to_vec(),
+            true,
+        ),
+    })
+    .await;
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 200);
+    let lengths: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "content-length")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(lengths, ["2"]);
+    assert_eq!(r.body, b"ok");
+    for _ in 1..4 {
+        let mut c = RawConn::connect(&gw.url("/")).await;
+        c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\n\r\n").await;
+        let r = c.response(false).await;
+        assert_eq!(r.status, 502);
+        assert_eq!(r.json()["error"], "bad_gateway");
+    }
+}
+
 #[tokio::test]
 async fn malformed_heads_get_a_json_400_and_a_close() {
     let (_up, _s, gw) = setup(|_| (ok_response("x"), false)).await;

@@ -177,15 +177,15 @@ fn response_head(
         Ok(httparse::Status::Complete(n)) => n,
         _ => return Err(invalid()),
     };
-    let framing = ResponseFraming::of(&parsed, head_request);
+    let framing = ResponseFraming::of(&parsed, head_request).map_err(UpstreamError::Exchange)?;
     let mut response = Response::new(());
     *response.status_mut() =
         StatusCode::from_u16(parsed.code.unwrap_or(502)).map_err(|_| invalid())?;
     for h in parsed.headers.iter() {
-        // HTTP/2 carries no transfer coding; the length stays when known.
-        let unknown_length = matches!(framing.framing, Framing::Chunked | Framing::UntilClose);
+        // HTTP/2 carries no transfer coding; the length, once checked, is
+        // set below in canonical form.
         if h.name.eq_ignore_ascii_case("transfer-encoding")
-            || (unknown_length && h.name.eq_ignore_ascii_case("content-length"))
+            || h.name.eq_ignore_ascii_case("content-length")
         {
             continue;
         }
@@ -196,6 +196,11 @@ fn response_head(
             return Err(invalid());
         };
         response.headers_mut().append(name, value);
+    }
+    if let Some(n) = framing.content_length {
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
     }
     conn.buf.consume(head_len);
     Ok((response, framing))

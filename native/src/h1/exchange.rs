@@ -439,9 +439,18 @@ async fn relay_response(
     let switching = status == 101 && upgrade;
     let ResponseFraming {
         framing,
+        content_length,
         reusable: upstream_keep,
         has_date,
-    } = ResponseFraming::of(&response, is_head || switching);
+    } = match ResponseFraming::of(&response, is_head || switching) {
+        Ok(framing) => framing,
+        Err(why) => {
+            let error = GatewayError::BadGateway(format!("{} {why}", target.authority));
+            warn_backend_failure(ctx, &error);
+            out.clear();
+            return respond(client, out, gateway, ctx, &error, false).await;
+        }
+    };
     // An HTTP/1.0 client cannot read chunks: it gets the data, then the close.
     let dechunk = framing == Framing::Chunked && !http11;
     let keep = !client_close && framing != Framing::UntilClose && !dechunk && !switching;
@@ -467,11 +476,16 @@ async fn relay_response(
     write::kept_lines(out, &raw[..head_len], response.headers, |h| {
         !(is_hop_by_hop(h.name)
             || (dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"))
-            // With chunks, a length beside them is a lie a client could trip on.
-            || (framing == Framing::Chunked && h.name.eq_ignore_ascii_case("content-length"))
+            // The length is written below, once, in canonical form.
+            || h.name.eq_ignore_ascii_case("content-length")
             || added.iter().any(|a| a.eq_ignore_ascii_case(h.name))
             || named.contains(h.name))
     });
+    if let Some(n) = content_length {
+        out.extend_from_slice(b"content-length: ");
+        write::number(out, n);
+        out.extend_from_slice(b"\r\n");
+    }
     if !has_date {
         write::date(out);
     }

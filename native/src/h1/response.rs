@@ -81,6 +81,9 @@ fn interim_status(head: &[u8]) -> Option<u16> {
 pub struct ResponseFraming {
     /// The body's framing.
     pub framing: Framing,
+    /// The backend's `Content-Length`, checked and single: what the client
+    /// is sent (in canonical form), whatever lines the backend wrote.
+    pub content_length: Option<u64>,
     /// The backend keeps the connection open after this response.
     pub reusable: bool,
     /// The backend sent a `Date`.
@@ -89,8 +92,10 @@ pub struct ResponseFraming {
 
 impl ResponseFraming {
     /// The framing of `response` (RFC 9112, section 6.3); `bodiless` for
-    /// an answer to HEAD or a switch of protocols.
-    pub fn of(response: &httparse::Response<'_, '_>, bodiless: bool) -> Self {
+    /// an answer to HEAD or a switch of protocols. Several `Content-Length`
+    /// lines that disagree, or one that is not a number, make the response
+    /// unusable (RFC 9112, 6.3, point 5): a client could read it otherwise.
+    pub fn of(response: &httparse::Response<'_, '_>, bodiless: bool) -> Result<Self, String> {
         let status = response.code.unwrap_or(502);
         let http11 = response.version == Some(1);
         let no_body = bodiless || status == 204 || status == 304;
@@ -101,21 +106,20 @@ impl ResponseFraming {
         };
         let mut reusable = http11;
         let mut has_date = false;
+        let mut length: Option<u64> = None;
+        let mut chunked = false;
         for h in response.headers.iter() {
             if h.name.eq_ignore_ascii_case("content-length") {
-                if framing == Framing::UntilClose {
-                    match content_length(h.value) {
-                        Some(n) => framing = Framing::Length(n),
-                        None => reusable = false,
-                    }
+                let n = content_length(h.value).ok_or("it sent an invalid Content-Length")?;
+                if length.is_some_and(|prior| prior != n) {
+                    return Err("it sent conflicting Content-Length headers".into());
                 }
+                length = Some(n);
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                if !no_body {
-                    framing = if is_chunked(h.value) {
-                        Framing::Chunked
-                    } else {
-                        Framing::UntilClose
-                    };
+                // The last coding decides (RFC 9112, 6.3, point 4).
+                chunked = is_chunked(h.value);
+                if !no_body && !chunked {
+                    framing = Framing::UntilClose;
                 }
             } else if h.name.eq_ignore_ascii_case("connection") {
                 for option in connection_names(h.value) {
@@ -129,16 +133,29 @@ impl ResponseFraming {
                 has_date = true;
             }
         }
-        if framing == Framing::Length(0) {
-            framing = Framing::Empty;
+        let has_te = response
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
+        if !no_body {
+            framing = match (chunked, has_te, length) {
+                (true, _, _) => Framing::Chunked,
+                (false, true, _) => Framing::UntilClose,
+                (false, false, Some(0)) => Framing::Empty,
+                (false, false, Some(n)) => Framing::Length(n),
+                (false, false, None) => Framing::UntilClose,
+            };
         }
         if framing == Framing::UntilClose {
             reusable = false;
         }
-        Self {
+        // Beside a transfer coding, a length is a lie a client could trip on.
+        let content_length = if has_te { None } else { length };
+        Ok(Self {
             framing,
+            content_length,
             reusable,
             has_date,
-        }
+        })
     }
 }
