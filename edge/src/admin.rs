@@ -1,6 +1,7 @@
 //! The admin API at the edge: the very same core handlers as natively,
 //! over the configuration and counter Durable Objects.
 
+use futures_util::StreamExt as _;
 use komainu_core::admin::{
     self, admin_key_index, AdminContext, AdminError, AdminRequest, DEFAULT_MAX_BODY_BYTES,
 };
@@ -27,18 +28,6 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
             return proxy::store_unavailable(&format!("the claim secret cannot be read: {e}"))
         }
     };
-    let declared = req
-        .headers()
-        .get("content-length")?
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    if declared > DEFAULT_MAX_BODY_BYTES {
-        return too_large();
-    }
-    let body = req.bytes().await?;
-    if body.len() > DEFAULT_MAX_BODY_BYTES {
-        return too_large();
-    }
     let sealing = match settings.sealing() {
         Ok(sealing) => sealing,
         Err(e) => return proxy::store_unavailable(&format!("KOMAINU_SECRET_KEY: {e}")),
@@ -58,6 +47,30 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     let admin_keys =
         admin_key_index(&admin_key, None).map_err(|e| worker::Error::RustError(e.to_string()))?;
     let parts = head::parts_of(&req)?;
+    // No body is read for a caller without valid credentials.
+    if !admin::is_public(&path) {
+        if let Err(error) = admin::authenticate_admin(&admin_keys, &parts.headers, now_ms()) {
+            return error_response(&error);
+        }
+    }
+    let declared = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    if declared > DEFAULT_MAX_BODY_BYTES {
+        return error_response(&AdminError::too_large(DEFAULT_MAX_BODY_BYTES));
+    }
+    // Read piece by piece: a chunked body stops being read at the limit.
+    let mut body = Vec::new();
+    if let Ok(mut stream) = req.stream() {
+        while let Some(piece) = stream.next().await {
+            body.extend_from_slice(&piece?);
+            if body.len() > DEFAULT_MAX_BODY_BYTES {
+                return error_response(&AdminError::too_large(DEFAULT_MAX_BODY_BYTES));
+            }
+        }
+    }
     let now = now_ms();
     let ctx = AdminContext {
         config: &DoConfigStore { env },
@@ -85,8 +98,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     head::core_response(reply.response)
 }
 
-fn too_large() -> Result<Response> {
-    let error = AdminError::too_large(DEFAULT_MAX_BODY_BYTES);
+fn error_response(error: &AdminError) -> Result<Response> {
     let mut response = http::Response::new(error.body());
     *response.status_mut() = error.status;
     response.headers_mut().insert(

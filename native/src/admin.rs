@@ -26,6 +26,12 @@ pub async fn handle(
     _peer: SocketAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, mut body) = req.into_parts();
+    // No body is read for a caller without valid credentials.
+    if !admin::is_public(parts.uri.path()) {
+        if let Err(error) = admin::authenticate_admin(&state.admin_keys, &parts.headers, now_ms()) {
+            return Ok(error_response(&error));
+        }
+    }
     let limited = Limited::new(&mut body, state.admin_max_body)
         .collect()
         .await;
@@ -47,13 +53,7 @@ pub async fn handle(
             } else {
                 AdminError::bad_request("", format!("the request body could not be read: {e}"))
             };
-            let mut response = Response::new(Full::new(Bytes::from(error.body())));
-            *response.status_mut() = error.status;
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            return Ok(response);
+            return Ok(error_response(&error));
         }
     };
     let random = match random::secret_bytes() {
@@ -95,4 +95,15 @@ pub async fn handle(
         state.install(gateway);
     }
     Ok(reply.response.map(|b| Full::new(Bytes::from(b))))
+}
+
+/// An admin error as a JSON response.
+fn error_response(error: &AdminError) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(error.body())));
+    *response.status_mut() = error.status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
 }

@@ -470,6 +470,33 @@ async fn paths_and_public_credentials(s: &Server, up: &Upstream) {
     }
 }
 
+/// The admin API reads no body from a caller without valid credentials:
+/// a head announcing a huge (or endless chunked) body gets its 401 at once.
+async fn admin_reads_no_body_without_credentials(s: &Server, _up: &Upstream) {
+    let base = match s {
+        Server::Native(k) => k.admin_base(),
+        Server::Edge(w) => w.admin_base(),
+    };
+    let prefix = base
+        .trim_start_matches("http://")
+        .split_once('/')
+        .map_or(String::new(), |(_, p)| format!("/{p}"));
+    for framing in ["Content-Length: 104857600", "Transfer-Encoding: chunked"] {
+        let mut conn = RawConn::connect(&base).await;
+        let head = format!(
+            "POST {prefix}/api/routes HTTP/1.1\r\nHost: admin.test\r\nAuthorization: Basic {}\r\n{framing}\r\n\r\n",
+            STANDARD.encode("ops:wrong-secret-0123456789")
+        );
+        conn.send(head.as_bytes()).await;
+        if framing.starts_with("Transfer") {
+            conn.send(b"5\r\nhello\r\n").await; // and never the end
+        }
+        let r = conn.response(false).await;
+        assert_eq!(r.status, 401, "{framing}");
+        assert_eq!(r.json()["error"], "unauthorized");
+    }
+}
+
 fn route_json(id: &str, up: &Upstream) -> Value {
     json!({ "id": id, "paths": [format!("/{id}")], "public": true, "backend": { "targets": [{ "url": up.url() }] } })
 }
@@ -496,6 +523,7 @@ async fn run_all(s: Server) {
     case!(exact_quotas_under_concurrency);
     case!(large_configuration);
     case!(paths_and_public_credentials);
+    case!(admin_reads_no_body_without_credentials);
 }
 
 #[tokio::test]

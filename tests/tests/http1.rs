@@ -392,6 +392,54 @@ async fn backend_lengths_are_passed_on_canonical_or_refused() {
     }
 }
 
+/// Slowloris: a head that trickles in a byte at a time is cut 30 s after
+/// its first byte, however often bytes come.
+#[tokio::test]
+async fn a_trickling_head_is_cut_after_the_head_timeout() {
+    let (_up, _s, gw) = setup(|_| (ok_response("x"), false)).await;
+    let stream = tokio::net::TcpStream::connect(
+        gw.url("/")
+            .trim_start_matches("http://")
+            .trim_end_matches('/'),
+    )
+    .await
+    .unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let started = std::time::Instant::now();
+    let trickle = tokio::spawn(async move {
+        if wr
+            .write_all(b"GET /echo HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if wr.write_all(b"a").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut sink = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(45), async {
+        loop {
+            match rd.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    trickle.abort();
+    assert!(closed.is_ok(), "the connection is still open after 45 s");
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_secs(25) && after <= Duration::from_secs(40),
+        "cut after {after:?}"
+    );
+}
+
 #[tokio::test]
 async fn malformed_heads_get_a_json_400_and_a_close() {
     let (_up, _s, gw) = setup(|_| (ok_response("x"), false)).await;

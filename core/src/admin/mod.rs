@@ -190,15 +190,30 @@ fn authenticate<S, C, E>(
     ctx: &AdminContext<'_, S, C, E>,
     req: &AdminRequest<'_>,
 ) -> Result<String, AdminError> {
+    authenticate_admin(ctx.admin_keys, req.headers, ctx.now_ms)
+}
+
+/// Whether `path` (from `/api` on) answers without credentials: health.
+pub fn is_public(path: &str) -> bool {
+    path.trim_end_matches('/') == "/api/health"
+}
+
+/// The admin key proven by `headers`, or the 401 to answer. Adapters call
+/// it before reading a request body, so that a caller without valid
+/// credentials makes the gateway read nothing but a head.
+pub fn authenticate_admin(
+    keys: &KeyIndex,
+    headers: &HeaderMap,
+    now_ms: u64,
+) -> Result<String, AdminError> {
     const HOW: &str = "send the admin key as Komainu-Client-Id/Komainu-Client-Secret headers, Basic, or a Bearer JWT";
-    let found = credentials::extract(req.headers)
+    let found = credentials::extract(headers)
         .map_err(|e| AdminError::unauthorized(e.to_string()))?
         .ok_or_else(|| {
             AdminError::unauthorized(format!("the admin API needs an admin key: {HOW}"))
         })?;
-    let key = ctx
-        .admin_keys
-        .authenticate(&found, ctx.now_ms)
+    let key = keys
+        .authenticate(&found, now_ms)
         .map_err(|_| AdminError::unauthorized(format!("invalid admin credentials: {HOW}")))?;
     Ok(key.client_id.to_string())
 }

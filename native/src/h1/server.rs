@@ -187,13 +187,16 @@ enum Wait {
     Http2,
 }
 
-/// Reads until a whole head is in `client.buf`.
+/// Reads until a whole head is in `client.buf`. A head must arrive whole
+/// within [`HEAD_TIMEOUT`] of its first byte, however it trickles in (one
+/// byte now and then does not keep a connection: slowloris).
 async fn wait_for_head(
     client: &mut Client,
     mut timer: Pin<&mut Sleep>,
     mut stop: Pin<&mut tokio::sync::futures::Notified<'_>>,
     first: bool,
 ) -> Wait {
+    let mut head_deadline: Option<Instant> = None;
     loop {
         let filled = client.buf.filled();
         if first && filled.first() == Some(&b'P') {
@@ -213,7 +216,9 @@ async fn wait_for_head(
             return Wait::TooLarge;
         }
         let idle = client.buf.is_empty();
-        let limit = if idle { IDLE_TIMEOUT } else { HEAD_TIMEOUT };
+        if !idle && head_deadline.is_none() {
+            head_deadline = Some(Instant::now() + HEAD_TIMEOUT);
+        }
         let read = client.buf.read_from(&mut client.io, HEAD_LIMIT);
         tokio::pin!(read);
         let mut armed = false;
@@ -222,7 +227,8 @@ async fn wait_for_head(
                 return Poll::Ready(Some(r));
             }
             if !armed {
-                timer.as_mut().reset(Instant::now() + limit);
+                let at = head_deadline.unwrap_or_else(|| Instant::now() + IDLE_TIMEOUT);
+                timer.as_mut().reset(at);
                 armed = true;
             }
             if timer.as_mut().poll(cx).is_ready() {
