@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::events::{Event, EventSink};
-use crate::model::AdminKey;
+use crate::model::{AdminKey, QuotaFailure};
 use crate::secret::{SealingKey, SecretHash, Verifier};
 use crate::store::{MemoryConfigStore, MemoryCounterStore};
 use crate::testing::block_on;
@@ -358,5 +358,37 @@ fn an_emptied_shared_store_is_not_overwritten_by_a_partial_change() {
         status,
         StatusCode::OK,
         "a full import restores the store: {body}"
+    );
+}
+
+#[test]
+fn a_merge_import_keeps_the_settings_it_does_not_name() {
+    let h = Harness::new();
+    let full = json!({ "format": 1, "routes": [route("x")],
+        "settings": { "quotaFailure": "closed", "claimTtlSeconds": 120 } });
+    let (status, body) = h.call(Method::POST, "/api/import", full);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = h.call(
+        Method::POST,
+        "/api/import?merge=true",
+        json!({ "format": 1, "routes": [route("y")] }),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let doc = h.stored().unwrap();
+    assert_eq!(doc.routes.len(), 2);
+    assert_eq!(doc.settings.quota_failure, QuotaFailure::Closed, "kept");
+    assert_eq!(doc.settings.claim_ttl_seconds, 120, "kept");
+    let (status, body) = h.call(
+        Method::POST,
+        "/api/import?merge=true",
+        json!({ "format": 1, "settings": { "claimTtlSeconds": 30 } }),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let doc = h.stored().unwrap();
+    assert_eq!(doc.settings.claim_ttl_seconds, 30, "named, changed");
+    assert_eq!(
+        doc.settings.quota_failure,
+        QuotaFailure::Closed,
+        "not named, kept"
     );
 }

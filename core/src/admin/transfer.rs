@@ -4,7 +4,7 @@ use http::StatusCode;
 
 use super::{ok, AdminError, AdminReply, Change, Op};
 use crate::events::EventSink;
-use crate::model::Document;
+use crate::model::{Document, ValidationErrors};
 use crate::store::{ConfigStore, CounterStore};
 
 /// The document, without store-private state or clear secrets.
@@ -35,6 +35,14 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
         }
     };
     let incoming = Document::from_json(op.req.body).map_err(AdminError::invalid)?;
+    // A merge changes only the settings it names (a JSON merge patch).
+    let settings_patch = if merge {
+        serde_json::from_slice::<serde_json::Value>(op.req.body)
+            .ok()
+            .and_then(|mut v| v.get_mut("settings").map(serde_json::Value::take))
+    } else {
+        None
+    };
     if !merge {
         // A replacement must stand on its own: validate it as sent.
         incoming.validate().map_err(AdminError::invalid)?;
@@ -64,7 +72,18 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
                     "apikeys",
                     &mut renames,
                 );
-                doc.settings = incoming.settings.clone();
+                if let Some(patch) = &settings_patch {
+                    let mut settings = serde_json::to_value(&doc.settings)
+                        .map_err(|e| AdminError::bad_request("settings", e.to_string()))?;
+                    super::merge_patch(&mut settings, patch);
+                    doc.settings = serde_path_to_error::deserialize(settings).map_err(|e| {
+                        let mut errors = ValidationErrors::from_serde(e);
+                        for error in &mut errors.0 {
+                            error.field = format!("settings.{}", error.field);
+                        }
+                        AdminError::invalid(errors)
+                    })?;
+                }
             } else {
                 doc.groups = incoming.groups.clone();
                 doc.routes = incoming.routes.clone();
