@@ -103,6 +103,16 @@ impl Bump {
     pub fn counter_name(&self, client_id: &str) -> String {
         format!("{{{client_id}}}:{}:{}", self.window.name(), self.period)
     }
+
+    /// The same counter stamped at `now_ms` instead (the store's clock,
+    /// when it is the one that counts).
+    pub fn at(&self, now_ms: u64) -> Self {
+        Self {
+            period: self.window.period(now_ms),
+            resets_at_ms: self.window.reset_ms(now_ms),
+            ..*self
+        }
+    }
 }
 
 /// The counters one call bumps, at most one per window, shortest first.
@@ -158,6 +168,57 @@ pub struct Acquired {
     pub admitted: bool,
     /// Counts after the operation, in the order of the plan's bumps.
     pub counts: [u64; 3],
+}
+
+/// The counters of one key in a store that keeps them itself (memory, a
+/// Durable Object): `(period, count)` per window, indexed by
+/// [`Window::index`]. The one counter-window step every such store runs.
+///
+/// Counters never go back in time: a call stamped with a period older
+/// than the one counted (clocks of two instances apart, or two calls
+/// racing across a boundary) counts in the newer period, never replacing
+/// it (which would let the window start over and admit past the limit).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterSlots(pub [(u64, u64); 3]);
+
+impl CounterSlots {
+    /// The period a bump counts in, and the count there so far.
+    fn slot(&self, b: &Bump) -> (u64, u64) {
+        let (period, count) = self.0[b.window.index()];
+        match b.period.cmp(&period) {
+            std::cmp::Ordering::Greater => (b.period, 0),
+            std::cmp::Ordering::Equal | std::cmp::Ordering::Less => (period, count),
+        }
+    }
+
+    /// The counts the bumps would see, without counting.
+    pub fn peek(&self, bumps: &[Bump]) -> [u64; 3] {
+        let mut counts = [0; 3];
+        for (i, b) in bumps.iter().enumerate().take(3) {
+            counts[i] = self.slot(b).1;
+        }
+        counts
+    }
+
+    /// Counts a call in every window, or in none when one is spent.
+    pub fn acquire(&mut self, bumps: &[Bump]) -> Acquired {
+        let mut acquired = Acquired::default();
+        let mut admitted = true;
+        for (i, b) in bumps.iter().enumerate().take(3) {
+            let (_, count) = self.slot(b);
+            acquired.counts[i] = count;
+            admitted &= count < b.limit;
+        }
+        if admitted {
+            for (i, b) in bumps.iter().enumerate().take(3) {
+                let (period, _) = self.slot(b);
+                acquired.counts[i] += 1;
+                self.0[b.window.index()] = (period, acquired.counts[i]);
+            }
+        }
+        acquired.admitted = admitted;
+        acquired
+    }
 }
 
 /// The quota state of one call: the verdict and what the headers say.
@@ -367,5 +428,23 @@ mod tests {
         );
         // Both the second and the day are spent: the day resets last.
         assert_eq!(spent.exceeded(), Some((Window::Day, 100, 30)));
+    }
+
+    #[test]
+    fn counters_never_go_back_in_time() {
+        let q = quotas(None, Some(2), None);
+        let mut slots = CounterSlots::default();
+        let today = Plan::new(&q, at("2026-03-02T00:00:01Z"));
+        let yesterday = Plan::new(&q, at("2026-03-01T23:59:59Z"));
+        assert!(slots.acquire(today.bumps()).admitted);
+        // A late call of yesterday counts today: it does not restart the day.
+        assert!(slots.acquire(yesterday.bumps()).admitted);
+        assert!(!slots.acquire(today.bumps()).admitted);
+        assert!(!slots.acquire(yesterday.bumps()).admitted);
+        assert_eq!(slots.peek(today.bumps())[0], 2);
+        // A new day starts from zero.
+        let tomorrow = Plan::new(&q, at("2026-03-03T00:00:00Z"));
+        assert!(slots.acquire(tomorrow.bumps()).admitted);
+        assert_eq!(slots.peek(tomorrow.bumps())[0], 1);
     }
 }

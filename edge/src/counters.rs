@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 
-use komainu_core::quota::{Acquired, Bump};
+use komainu_core::quota::{Acquired, Bump, CounterSlots};
 use komainu_core::store::{CounterStore, StoreError};
 use serde::{Deserialize, Serialize};
 use worker::{
@@ -17,14 +17,11 @@ use worker::{
 /// The binding of the counter Durable Objects.
 pub const BINDING: &str = "KOMAINU_COUNTER_DO";
 
-/// (period, count) per window, indexed by `Window::index`.
-type Slots = [(u64, u64); 3];
-
 /// The counters of one API key.
 #[durable_object(fetch)]
 pub struct CounterObject {
     state: State,
-    slots: RefCell<Option<Slots>>,
+    slots: RefCell<Option<CounterSlots>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -43,43 +40,25 @@ impl DurableObject for CounterObject {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let call: Call = req.json().await?;
         if self.slots.borrow().is_none() {
-            let stored: Slots = self.state.storage().get("slots").await?.unwrap_or_default();
+            let stored: CounterSlots = self.state.storage().get("slots").await?.unwrap_or_default();
             self.slots.borrow_mut().get_or_insert(stored);
         }
-        let count = |slots: &Slots, b: &Bump| {
-            let (period, count) = slots[b.window.index()];
-            if period == b.period {
-                count
-            } else {
-                0
-            }
-        };
-        let mut acquired = Acquired::default();
         // Decided and applied without an await in between: calls are serial.
-        let updated = {
+        let (acquired, updated) = {
             let mut guard = self.slots.borrow_mut();
-            let slots = guard.get_or_insert_with(Slots::default);
-            for (i, b) in call.bumps.iter().enumerate() {
-                acquired.counts[i] = count(slots, b);
-            }
+            let slots = guard.get_or_insert_with(CounterSlots::default);
             match req.path().as_str() {
                 "/acquire" => {
-                    acquired.admitted = call
-                        .bumps
-                        .iter()
-                        .zip(acquired.counts)
-                        .all(|(b, c)| c < b.limit);
-                    if acquired.admitted {
-                        for (i, b) in call.bumps.iter().enumerate() {
-                            acquired.counts[i] += 1;
-                            slots[b.window.index()] = (b.period, acquired.counts[i]);
-                        }
-                        Some(*slots)
-                    } else {
-                        None
-                    }
+                    let acquired = slots.acquire(&call.bumps);
+                    (acquired, acquired.admitted.then_some(*slots))
                 }
-                _ => None,
+                _ => (
+                    Acquired {
+                        admitted: false,
+                        counts: slots.peek(&call.bumps),
+                    },
+                    None,
+                ),
             }
         };
         if let Some(slots) = updated {

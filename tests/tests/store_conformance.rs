@@ -90,6 +90,34 @@ async fn counter_cases<C: CounterStore>(store: &C) {
         .filter(|r| r.as_ref().unwrap().admitted)
         .count();
     assert_eq!(admitted, 20);
+
+    // Counters never go back in time: a late call stamped with a period
+    // already over (an instance whose clock is behind, a call racing a
+    // boundary) does not start that period over, in any store.
+    let daily = Quotas {
+        per_day: Some(2),
+        ..Quotas::default()
+    };
+    let real_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let today = Plan::new(&daily, real_now);
+    let long_ago = Plan::new(&daily, real_now - 3 * 86_400_000);
+    assert!(store.acquire("late", today.bumps()).await.unwrap().admitted);
+    assert!(
+        store
+            .acquire("late", long_ago.bumps())
+            .await
+            .unwrap()
+            .admitted
+    );
+    for plan in [&today, &long_ago] {
+        assert!(
+            !store.acquire("late", plan.bumps()).await.unwrap().admitted,
+            "a daily quota of 2 admits 2, whatever the calls' clocks"
+        );
+    }
 }
 
 #[tokio::test]

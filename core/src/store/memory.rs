@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{ConfigStore, CounterStore, StoreError};
 use crate::model::Document;
-use crate::quota::{Acquired, Bump, Window};
+use crate::quota::{Acquired, Bump, CounterSlots};
 
 /// Counters in memory, sharded by client id so that concurrent calls of
 /// different keys rarely wait on the same lock. Each key keeps one slot per
@@ -19,24 +19,7 @@ pub struct MemoryCounterStore {
 }
 
 /// The keys of one shard and their counters.
-type Shard = HashMap<Arc<str>, Slots>;
-
-#[derive(Default, Clone, Copy)]
-struct Slots {
-    /// (period, count) per window, indexed by [`Window::index`].
-    windows: [(u64, u64); 3],
-}
-
-impl Slots {
-    fn count(&self, window: Window, period: u64) -> u64 {
-        let (p, c) = self.windows[window.index()];
-        if p == period {
-            c
-        } else {
-            0
-        }
-    }
-}
+type Shard = HashMap<Arc<str>, CounterSlots>;
 
 const SHARDS: usize = 64;
 
@@ -69,33 +52,15 @@ impl MemoryCounterStore {
             Some(slots) => slots,
             None => shard.entry(Arc::from(client_id)).or_default(),
         };
-        let mut acquired = Acquired::default();
-        let mut admitted = true;
-        for (i, b) in bumps.iter().enumerate() {
-            let count = slots.count(b.window, b.period);
-            acquired.counts[i] = count;
-            admitted &= count < b.limit;
-        }
-        if admitted {
-            for (i, b) in bumps.iter().enumerate() {
-                acquired.counts[i] += 1;
-                slots.windows[b.window.index()] = (b.period, acquired.counts[i]);
-            }
-        }
-        acquired.admitted = admitted;
-        acquired
+        slots.acquire(bumps)
     }
 
     /// The peek operation, synchronously.
     pub fn peek_now(&self, client_id: &str, bumps: &[Bump]) -> [u64; 3] {
         let shard = self.shard(client_id);
-        let mut counts = [0; 3];
-        if let Some(slots) = shard.get(client_id) {
-            for (i, b) in bumps.iter().enumerate() {
-                counts[i] = slots.count(b.window, b.period);
-            }
-        }
-        counts
+        shard
+            .get(client_id)
+            .map_or([0; 3], |slots| slots.peek(bumps))
     }
 }
 

@@ -45,8 +45,19 @@ return {1, current}
 /// incremented (expiring with its window when new); if any went over its
 /// limit, all are decremented back. Replies `{admitted, count…}`, the counts
 /// after the call (before it, when refused). Atomic, as every script is.
+/// A period already over by Redis's clock (the instance's clock is behind)
+/// is not counted in: the reply is then `{2, redis now ms}`, to ask again
+/// at that time. (Otherwise the late instance would count in a period
+/// whose counter Redis drops at once, and admit without limit.)
 const ACQUIRE_SCRIPT: &str = r"
 local n = #KEYS
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 1, n do
+  if now >= tonumber(ARGV[2 * n + i]) then
+    return {2, now}
+  end
+end
 local counts = {}
 local admitted = 1
 for i = 1, n do
@@ -285,8 +296,9 @@ fn counter_key(client_id: &str, bump: &Bump) -> String {
     format!("{COUNTER_PREFIX}{}", bump.counter_name(client_id))
 }
 
-impl CounterStore for RedisCounterStore {
-    async fn acquire(&self, client_id: &str, bumps: &[Bump]) -> Result<Acquired, StoreError> {
+impl RedisCounterStore {
+    /// One run of the acquire script.
+    async fn acquire_once(&self, client_id: &str, bumps: &[Bump]) -> Result<Vec<u64>, StoreError> {
         let mut invocation = self.acquire.prepare_invoke();
         for b in bumps {
             invocation.key(counter_key(client_id, b));
@@ -297,11 +309,31 @@ impl CounterStore for RedisCounterStore {
         for b in bumps {
             invocation.arg(b.resets_at_ms + COUNTER_GRACE_MS);
         }
+        for b in bumps {
+            invocation.arg(b.resets_at_ms);
+        }
         let mut c = self.manager().await;
-        let reply: Vec<u64> = self
-            .conn
+        self.conn
             .run("count a call", invocation.invoke_async(&mut c))
-            .await?;
+            .await
+    }
+}
+
+impl CounterStore for RedisCounterStore {
+    async fn acquire(&self, client_id: &str, bumps: &[Bump]) -> Result<Acquired, StoreError> {
+        let mut reply = self.acquire_once(client_id, bumps).await?;
+        if reply.first() == Some(&2) {
+            // This instance's clock is behind Redis's: count in Redis's
+            // current period.
+            let now = reply.get(1).copied().unwrap_or(0);
+            let restamped: Vec<Bump> = bumps.iter().map(|b| b.at(now)).collect();
+            reply = self.acquire_once(client_id, &restamped).await?;
+            if reply.first() == Some(&2) {
+                return Err(StoreError::Unavailable(
+                    "Redis's clock moved across a window boundary twice in one call".into(),
+                ));
+            }
+        }
         let mut acquired = Acquired {
             admitted: reply.first() == Some(&1),
             counts: [0; 3],
