@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use komainu_core::store::ConfigStore;
+use komainu_core::events::{AuditEvent, Event, EventSink as _};
+use komainu_core::store::{ConfigStore, StoreError};
+use komainu_core::time::format_rfc3339;
 use komainu_core::Gateway;
 use tokio::sync::watch;
 
-use crate::state::State;
+use crate::state::{now_ms, State};
 use crate::store::{ConfigStoreKind, RedisConfigStore, CHANGES_CHANNEL};
 
 /// How often the revision is checked even without a message.
@@ -21,6 +23,9 @@ const CHECK_EVERY: Duration = Duration::from_secs(5);
 pub async fn reload_if_newer(state: &State, store: &RedisConfigStore) -> Result<u64, String> {
     let live = state.gateway.load().revision();
     let stored = store.revision().await.map_err(|e| e.to_string())?;
+    if stored == 0 && live > 0 {
+        return restore(state, store).await;
+    }
     if stored <= live {
         return Ok(live);
     }
@@ -43,6 +48,49 @@ pub async fn reload_if_newer(state: &State, store: &RedisConfigStore) -> Result<
         "configuration changed elsewhere; now live here"
     );
     Ok(doc.revision)
+}
+
+/// The shared store lost the configuration (Redis restarted without
+/// persistence, flushed) while this instance serves a revision: write the
+/// live configuration back, so that admin changes work again without
+/// anyone re-importing. Compare-and-swap on the revision, retried while
+/// the stored revision is lower than ours: when several instances restore
+/// at once, the highest revision wins. Quota counters start again from zero.
+async fn restore(state: &State, store: &RedisConfigStore) -> Result<u64, String> {
+    let gateway = state.gateway.load_full();
+    let doc = gateway.document();
+    for _ in 0..8 {
+        let stored = store.revision().await.map_err(|e| e.to_string())?;
+        if stored >= doc.revision {
+            return Ok(stored);
+        }
+        match store.save(doc, stored).await {
+            Ok(()) => {
+                tracing::warn!(
+                    revision = doc.revision,
+                    "the shared store had lost the configuration: restored it from this instance's live configuration (quota counters start again from zero)"
+                );
+                state.events.emit(&Event::Admin(AuditEvent {
+                    at: format_rfc3339(now_ms()),
+                    actor: "komainu".into(),
+                    action: "config.restore".into(),
+                    target: None,
+                    revision: doc.revision,
+                    before: None,
+                    after: Some(serde_json::json!({
+                        "reason": "the store was empty while this instance served the revision",
+                        "routes": doc.routes.len(),
+                        "apikeys": doc.apikeys.len(),
+                        "groups": doc.groups.len(),
+                    })),
+                }));
+                return Ok(doc.revision);
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("the store kept changing while the configuration was being restored".into())
 }
 
 /// Runs until shutdown: follows the changes published in Redis.

@@ -98,6 +98,19 @@ impl RedisServer {
         }
     }
 
+    /// Starts it again on the same port with nothing in it (as a server
+    /// without persistence comes back).
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+            }
+        }
+        self.launch();
+    }
+
     /// Starts it again on the same port and data directory.
     pub fn restart(&mut self) {
         self.kill();

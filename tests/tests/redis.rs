@@ -237,3 +237,90 @@ async fn when_redis_goes_away_known_routes_keep_working_and_all_recovers() {
         StatusCode::OK
     );
 }
+
+/// Redis comes back empty (no persistence) under load: the instances
+/// write their live configuration back by themselves within seconds, no
+/// call on a known route is lost meanwhile, and admin writes work again.
+#[tokio::test]
+async fn a_redis_back_empty_is_restored_from_the_instances() {
+    let mut redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let a = Komainu::start_shared(&redis.url(), &[]);
+    let b = Komainu::start_shared(&redis.url(), &[]);
+    let admin_a = Admin::new(&a.admin_base());
+    let secret = setup(&admin_a, &up, 1_000_000).await;
+    let revision = admin_a
+        .call(Method::GET, "/api/health", Value::Null)
+        .await
+        .json()["revision"]
+        .as_u64()
+        .unwrap();
+    wait_for_revision(&b, revision).await;
+
+    let failures = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for gw_url in [a.url("/api/x"), b.url("/api/x")] {
+        let (failures, calls, stop, secret) = (
+            failures.clone(),
+            calls.clone(),
+            stop.clone(),
+            secret.clone(),
+        );
+        load.push(tokio::spawn(async move {
+            let client = Client::default();
+            let headers = [
+                ("komainu-client-id", "k"),
+                ("komainu-client-secret", secret.as_str()),
+            ];
+            while !stop.load(Ordering::SeqCst) {
+                let r = client.get(&gw_url, &headers).await;
+                calls.fetch_add(1, Ordering::SeqCst);
+                if r.status != StatusCode::OK {
+                    failures.fetch_add(1, Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    redis.restart_empty();
+    let restarted = Instant::now();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    loop {
+        let stored: Option<u64> = redis::cmd("HGET")
+            .arg("komainu:config")
+            .arg("revision")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if stored == Some(revision) {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(5),
+            "the configuration is not back after 5 s (stored: {stored:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Admin writes work again, on either instance, with no import.
+    Admin::new(&b.admin_base())
+        .call(Method::POST, "/api/groups", json!({ "id": "after" }))
+        .await
+        .expect_status(StatusCode::CREATED);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    for task in load {
+        task.await.unwrap();
+    }
+    assert!(calls.load(Ordering::SeqCst) > 50);
+    assert_eq!(failures.load(Ordering::SeqCst), 0, "no call was lost");
+    let export = admin_a
+        .call(Method::GET, "/api/export", Value::Null)
+        .await
+        .json();
+    assert_eq!(export["routes"][0]["id"], "api", "the routes came back");
+    assert_eq!(export["apikeys"][0]["clientId"], "k", "the keys came back");
+}

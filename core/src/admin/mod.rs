@@ -287,7 +287,7 @@ impl<S: ConfigStore, C: CounterStore, E: EventSink> Op<'_, S, C, E> {
                 // without persistence): changing "nothing" would wipe the
                 // configuration every instance is serving.
                 return Err(AdminError::store_unavailable(format!(
-                    "the store is empty but this gateway serves revision {}; restore the store or import a full configuration first; nothing was changed",
+                    "the store is empty but this gateway serves revision {}; the instances write their live configuration back within seconds (or import a full configuration); nothing was changed, retry shortly",
                     self.ctx.live_revision
                 )));
             }

@@ -45,6 +45,9 @@ pub struct Gateway {
     keys: KeyIndex,
     claim: ClaimSigner,
     max_header_bytes: usize,
+    /// The document compiled (secrets in their stored forms): what an
+    /// instance writes back to a shared store that lost it.
+    source: std::sync::Arc<Document>,
 }
 
 /// A route ready for the request path.
@@ -139,7 +142,13 @@ impl Gateway {
             keys: KeyIndex::build(&doc.apikeys, &route_index, &group_index, sealing)?,
             claim: ClaimSigner::new(claim_secret, &doc.settings),
             max_header_bytes: doc.settings.max_request_header_bytes,
+            source: std::sync::Arc::new(doc.clone()),
         })
+    }
+
+    /// The document this gateway was compiled from.
+    pub fn document(&self) -> &Document {
+        &self.source
     }
 
     /// The configuration revision this gateway was compiled from.
