@@ -359,11 +359,14 @@ async fn delete<T: Entity, S: ConfigStore, C: CounterStore, E: EventSink>(
 
 /// The optional body of a rotation.
 #[derive(serde::Deserialize, Default)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(rename = "RotateRequest"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RotateBody {
+pub(crate) struct RotateBody {
     /// Overrides the key's `rotation.graceSeconds` for this rotation.
     grace_seconds: Option<u64>,
-    /// The new secret; generated when absent.
+    /// The new secret (16 to 512 characters); generated when absent.
+    #[cfg_attr(test, schemars(length(min = 16, max = 512)))]
     client_secret: Option<String>,
 }
 

@@ -15,6 +15,8 @@
 
 mod entities;
 mod error;
+#[cfg(test)]
+mod openapi_tests;
 mod patch;
 mod transfer;
 

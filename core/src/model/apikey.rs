@@ -4,13 +4,15 @@ use serde::{Deserialize, Serialize};
 
 /// An API key (a client id and its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKey {
     /// Unique, public id of the client.
     pub client_id: String,
-    /// The secret in clear: accepted on input only, hashed when loaded and
-    /// never written back.
+    /// The secret in clear (16 to 512 characters; generated when left out):
+    /// accepted on input only, sealed when saved and never written back.
     #[serde(default, skip_serializing)]
+    #[cfg_attr(test, schemars(length(min = 16, max = 512)))]
     pub client_secret: Option<String>,
     /// The one-way verifier of the secret (`sha256:…`, see
     /// [`crate::secret::stored`]); documents of earlier versions hold
@@ -46,6 +48,7 @@ pub struct ApiKey {
 
 /// Secret rotation settings and state of a key.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rotation {
     /// Seconds the previous secret keeps working after a rotation (0: none).
@@ -70,6 +73,7 @@ impl Rotation {
 
 /// Per-key call quotas. Days and months are UTC calendar windows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Quotas {
     /// Calls allowed per second.

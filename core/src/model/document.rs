@@ -13,6 +13,7 @@ pub const FORMAT: u32 = 1;
 /// The whole configuration: what `GET /api/export` returns, what
 /// `POST /api/import` accepts, and what the `file:` store keeps on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Document {
     /// Document format, always [`FORMAT`].
@@ -35,6 +36,7 @@ pub struct Document {
     /// State private to one store (the claim signing secret): kept by the
     /// `file:` store, never exported, ignored on import.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, schemars(skip))]
     pub local: Option<LocalState>,
 }
 

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A named group of routes and keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Group {
     /// Unique id, referenced by routes' and keys' `groups`.

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A route: hosts × paths × methods, forwarded to a backend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Route {
     /// Unique id; the `aud` of the claim sent to the backend.
@@ -37,6 +38,7 @@ pub struct Route {
 
 /// The backend of a route: its targets and how to reach them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Backend {
     /// Target base URLs, chosen by weighted round robin. A route whose
@@ -51,6 +53,7 @@ pub struct Backend {
 
 /// One target of a backend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Target {
     /// Base URL (`http://` or `https://`); the request path is appended to its path.

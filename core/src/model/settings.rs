@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Settings that apply to every route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
     /// Lifetime in seconds of the `Komainu-Claim` JWT sent to backends.
@@ -24,6 +25,7 @@ pub struct Settings {
 
 /// The policy when quotas cannot be checked (counter store unavailable).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum QuotaFailure {
     /// Admit the call, uncounted (the adapter logs it).
