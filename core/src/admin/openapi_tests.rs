@@ -75,7 +75,10 @@ fn documented_settings_and_put_bodies_match_the_code() {
     assert!(schemas["Settings"]["properties"]["quotaFailure"].is_object());
     assert!(schemas["ApiKey"]["properties"]["clientSecretSealed"].is_object());
     for name in ["RouteReplace", "ApiKeyReplace", "GroupReplace"] {
-        let required = schemas[name]["required"].as_array().cloned().unwrap_or_default();
+        let required = schemas[name]["required"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         assert!(
             !required.contains(&json!("id")) && !required.contains(&json!("clientId")),
             "{name}: {required:?}"

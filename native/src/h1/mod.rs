@@ -13,6 +13,8 @@ mod body;
 mod bridge;
 mod buf;
 mod chunked;
+#[cfg(test)]
+mod differential_tests;
 mod exchange;
 mod h2c;
 mod pool;
