@@ -49,4 +49,19 @@ cargo build -p komainu
 step "tests: core units, native units, stores, end-to-end against the real binary and the real Worker"
 cargo test --workspace --exclude komainu-edge
 
+step "fuzz targets: build them (cargo-fuzz, installed when missing) and run each briefly"
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
+(
+  cd fuzz
+  cargo fuzz build -s none
+  for target in $(cargo fuzz list); do
+    cargo fuzz run -s none "$target" -- -max_total_time="${KOMAINU_FUZZ_SECONDS:-10}" -print_final_stats=0 2>&1 \
+      | grep -E '^Done|ERROR|panicked' || true
+    if [ -d "artifacts/$target" ] && [ -n "$(ls -A "artifacts/$target" 2>/dev/null)" ]; then
+      echo "fuzz target $target found a failing input: fuzz/artifacts/$target" >&2
+      exit 1
+    fi
+  done
+)
+
 printf '\nAll checks passed.\n'

@@ -11,7 +11,8 @@
 //! - dot-segments are then removed (RFC 3986, 5.2.4), so `%2e%2e` is a
 //!   dot-segment, as the WHATWG URL parser (the Worker's) treats it;
 //! - `%2F` stays encoded: it is never a path separator;
-//! - a backslash is refused: some servers take it for `/`, others not.
+//! - a backslash, or a `%` not followed by two hex digits, is refused:
+//!   servers read them in different ways.
 //!
 //! The query is left as it came.
 
@@ -23,6 +24,10 @@ pub enum PathError {
     /// A backslash, which servers read in different ways.
     #[error("the request path contains a backslash (\\): send \"/\" or \"%5C\"")]
     Backslash,
+    /// A `%` not followed by two hex digits: decoding it is guesswork (and
+    /// decoding what follows could make a new escape appear).
+    #[error("the request path has a malformed percent-encoding: \"%\" must be followed by two hex digits (send \"%25\" for a \"%\")")]
+    BadEscape,
 }
 
 /// The normalized form of `path_and_query` (`/a/./b?q` → `/a/b?q`),
@@ -37,7 +42,7 @@ pub fn normalize(path_and_query: &str) -> Result<Cow<'_, str>, PathError> {
     if !path.starts_with('/') || !needs_work(path.as_bytes())? {
         return Ok(Cow::Borrowed(path_and_query));
     }
-    let decoded = decode_unreserved(path);
+    let decoded = decode_unreserved(path)?;
     let mut out = remove_dot_segments(&decoded);
     out.push_str(query);
     Ok(Cow::Owned(out))
@@ -72,26 +77,28 @@ fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
-/// Decodes escaped unreserved characters; upper-cases other escapes; a
-/// `%` not followed by two hex digits is kept as it is.
-fn decode_unreserved(path: &str) -> String {
+/// Decodes escaped unreserved characters; upper-cases other escapes;
+/// refuses a `%` not followed by two hex digits.
+fn decode_unreserved(path: &str) -> Result<String, PathError> {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                let c = h * 16 + l;
-                if is_unreserved(c) {
-                    out.push(c as char);
-                } else {
-                    out.push('%');
-                    out.push(bytes[i + 1].to_ascii_uppercase() as char);
-                    out.push(bytes[i + 2].to_ascii_uppercase() as char);
-                }
-                i += 3;
-                continue;
+        if bytes[i] == b'%' {
+            let pair = bytes.get(i + 1..i + 3).map(|p| (hex(p[0]), hex(p[1])));
+            let Some((Some(h), Some(l))) = pair else {
+                return Err(PathError::BadEscape);
+            };
+            let c = h * 16 + l;
+            if is_unreserved(c) {
+                out.push(c as char);
+            } else {
+                out.push('%');
+                out.push(bytes[i + 1].to_ascii_uppercase() as char);
+                out.push(bytes[i + 2].to_ascii_uppercase() as char);
             }
+            i += 3;
+            continue;
         }
         // Paths are ASCII on every path that reaches here (HTTP/1 targets
         // and URIs are); copy any other character whole all the same.
@@ -99,7 +106,7 @@ fn decode_unreserved(path: &str) -> String {
         out.push(ch);
         i += ch.len_utf8().max(1);
     }
-    out
+    Ok(out)
 }
 
 /// RFC 3986, 5.2.4, on an absolute path.
@@ -179,7 +186,6 @@ mod tests {
         assert_eq!(norm("/a%2fb"), "/a%2Fb");
         assert_eq!(norm("/a%2F..%2Fb"), "/a%2F..%2Fb");
         assert_eq!(norm("/a%20b"), "/a%20b");
-        assert_eq!(norm("/a%zzb%4"), "/a%zzb%4");
         assert_eq!(norm("/x%7e"), "/x~");
     }
 
@@ -187,6 +193,10 @@ mod tests {
     fn ambiguous_paths_are_refused() {
         assert_eq!(normalize("/a\\..\\b"), Err(PathError::Backslash));
         assert_eq!(norm("*"), "*");
+        assert_eq!(normalize("/a%zzb"), Err(PathError::BadEscape));
+        assert_eq!(normalize("/a%4"), Err(PathError::BadEscape));
+        // Decoding must not make a new escape appear (`%4` + `%44` → `%4D`).
+        assert_eq!(normalize("/%4%44"), Err(PathError::BadEscape));
     }
 
     #[test]

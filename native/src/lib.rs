@@ -24,6 +24,9 @@ pub mod cli;
 pub mod demo;
 pub mod deployment_key;
 pub mod events;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod h1;
 pub mod http_server;
 pub mod proxy;

@@ -440,6 +440,14 @@ async fn paths_and_public_credentials(s: &Server, up: &Upstream) {
             "{path}: the backend sees the path routed on"
         );
     }
+    // A malformed escape is refused, not guessed at.
+    for path in ["/public/%zz", "/public/%4%44"] {
+        let mut conn = RawConn::connect(&s.url("/")).await;
+        conn.send(get(path, "").as_bytes()).await;
+        let r = conn.response(false).await;
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.json()["error"], "bad_request", "{path}");
+    }
     let c = Client::default();
     let token = jwt::sign(r#"{"iss":"app","exp":99999999999}"#, SECRET.as_bytes());
     let bearer = format!("Bearer {token}");

@@ -16,6 +16,8 @@ mod chunked;
 #[cfg(test)]
 mod differential_tests;
 mod exchange;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 mod h2c;
 mod pool;
 mod request;

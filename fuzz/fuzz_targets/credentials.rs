@@ -1,0 +1,18 @@
+//! Credentials found in request headers (header pair, Basic, Bearer).
+#![no_main]
+use http::{HeaderMap, HeaderValue};
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    // The bytes, split in three, as the values of the headers read.
+    let mut parts = data.splitn(3, |&b| b == 0xff);
+    let mut headers = HeaderMap::new();
+    for name in [
+        "authorization",
+        "komainu-client-id",
+        "komainu-client-secret",
+    ] {
+        if let Some(Ok(value)) = parts.next().map(HeaderValue::from_bytes) {
+            headers.insert(name, value);
+        }
+    }
+    let _ = komainu_core::auth::credentials::extract(&headers);
+});
