@@ -66,6 +66,7 @@ fn document(routes: usize) -> Document {
         client_secret: None,
         client_secret_hash: Some(Verifier::new(&format!("client-{k}"), &secret).to_text()),
         client_secret_sealed: None,
+        jwks: Vec::new(),
         name: String::new(),
         enabled: true,
         expires_at: None,

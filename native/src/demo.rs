@@ -97,6 +97,7 @@ pub fn install(doc: &mut Document, backend: SocketAddr, secret: &str) {
         client_secret: Some(secret.into()),
         client_secret_hash: None,
         client_secret_sealed: None,
+        jwks: Vec::new(),
         name: "Demo key".into(),
         enabled: true,
         expires_at: None,

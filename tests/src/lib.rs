@@ -8,6 +8,7 @@ pub mod admin;
 pub mod client;
 pub mod gateway;
 pub mod jwt;
+pub mod keys;
 pub mod raw;
 pub mod redis_server;
 pub mod upstream;

@@ -505,6 +505,93 @@ async fn admin_reads_no_body_without_credentials(s: &Server, _up: &Upstream) {
     }
 }
 
+/// Callers that sign their JWTs with a private key (ES256, EdDSA, RS256)
+/// and registered only the public key: nothing secret is stored for them.
+async fn jwts_signed_with_registered_public_keys(s: &Server, up: &Upstream) {
+    use ed25519_dalek::Signer as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let ec = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+    let point = ec.verifying_key().to_encoded_point(false);
+    let ed = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let rsa_key = komainu_e2e::keys::rsa_private_key();
+    let rsa_public = rsa::RsaPublicKey::from(&rsa_key);
+    use rsa::traits::PublicKeyParts as _;
+    let mut doc = base_doc(up);
+    doc["apikeys"].as_array_mut().unwrap().push(json!({
+        "clientId": "signer", "groups": ["team"],
+        "jwks": [
+            { "kty": "EC", "crv": "P-256", "kid": "ec-1",
+              "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap()) },
+            { "kty": "OKP", "crv": "Ed25519", "x": b64(ed.verifying_key().as_bytes()) },
+            { "kty": "RSA", "alg": "RS256",
+              "n": b64(&rsa_public.n().to_bytes_be()), "e": b64(&rsa_public.e().to_bytes_be()) }
+        ]
+    }));
+    s.seed(doc).await;
+    let payload = format!(r#"{{"iss":"signer","exp":{}}}"#, jwt::now_s() + 60);
+    let token = |alg: &str, sign: &dyn Fn(&[u8]) -> Vec<u8>| {
+        let input = format!(
+            "{}.{}",
+            b64(format!(r#"{{"alg":"{alg}"}}"#).as_bytes()),
+            b64(payload.as_bytes())
+        );
+        let signature = sign(input.as_bytes());
+        format!("Bearer {input}.{}", b64(&signature))
+    };
+    let rsa_signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(rsa_key);
+    let good = [
+        token("ES256", &|m| {
+            let sig: p256::ecdsa::Signature = ec.sign(m);
+            sig.to_bytes().to_vec()
+        }),
+        token("EdDSA", &|m| ed.sign(m).to_bytes().to_vec()),
+        token("RS256", &|m| {
+            use rsa::signature::{SignatureEncoding as _, Signer as _};
+            rsa_signer.sign(m).to_vec()
+        }),
+    ];
+    let c = Client::default();
+    for auth in &good {
+        let r = c
+            .get(&s.url("/echo/x"), &[("authorization", auth.as_str())])
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{auth}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert!(r.json()["headers"].get("authorization").is_none());
+    }
+    // A stranger's key, and an HMAC token for a key with no secret: refused.
+    let stranger = p256::ecdsa::SigningKey::from_slice(&[8u8; 32]).unwrap();
+    let forged = token("ES256", &|m| {
+        let sig: p256::ecdsa::Signature = stranger.sign(m);
+        sig.to_bytes().to_vec()
+    });
+    let hmac = format!(
+        "Bearer {}",
+        jwt::sign(&payload, b"signer-has-no-secret-at-all")
+    );
+    for auth in [forged, hmac] {
+        c.get(&s.url("/echo/x"), &[("authorization", auth.as_str())])
+            .await
+            .expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    // A private key registered by mistake is refused, naming it.
+    let r = s
+        .admin()
+        .call(
+            Method::POST,
+            "/api/apikeys",
+            json!({ "clientId": "oops", "jwks": [{ "kty": "OKP", "crv": "Ed25519",
+                    "x": b64(ed.verifying_key().as_bytes()), "d": b64(&[9u8; 32]) }] }),
+        )
+        .await;
+    let error = r.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(error["field"], "jwks[0]", "{error}");
+}
+
 fn route_json(id: &str, up: &Upstream) -> Value {
     json!({ "id": id, "paths": [format!("/{id}")], "public": true, "backend": { "targets": [{ "url": up.url() }] } })
 }
@@ -532,6 +619,7 @@ async fn run_all(s: Server) {
     case!(large_configuration);
     case!(paths_and_public_credentials);
     case!(admin_reads_no_body_without_credentials);
+    case!(jwts_signed_with_registered_public_keys);
 }
 
 #[tokio::test]

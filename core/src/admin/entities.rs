@@ -140,6 +140,8 @@ impl Entity for ApiKey {
                 self.client_secret_sealed = old.client_secret_sealed.clone();
                 None
             }
+            // A caller with public keys needs no secret.
+            (None, None, None) if !self.jwks.is_empty() => None,
             (None, None, None) => {
                 let secret = generate_secret(random);
                 self.client_secret = Some(secret.clone());

@@ -99,6 +99,7 @@ pub fn admin_key_index(
             client_secret: k.client_secret.clone(),
             client_secret_hash: k.client_secret_hash.clone(),
             client_secret_sealed: k.client_secret_sealed.clone(),
+            jwks: Vec::new(),
             name: String::new(),
             enabled: true,
             expires_at: None,

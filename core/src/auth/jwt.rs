@@ -1,13 +1,15 @@
-//! HS256 JSON Web Tokens: verifying a caller's bearer token, signing the
-//! gateway's claim.
+//! JSON Web Tokens: verifying a caller's bearer token (HS256 with its
+//! secret, or ES256, EdDSA, RS256 with a public key it registered, see
+//! [`super::jwk`]), signing the gateway's claim (HS256).
 //!
-//! Only `HS256` is accepted: a token whose header names any other
-//! algorithm, `none` included, is refused before anything else is read.
+//! A token whose header names any other algorithm, `none` included, is
+//! refused before anything else is read.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::Deserialize;
 
+use super::jwk::{JwtAlg, VerifyingKey};
 use crate::secret::SecretHash;
 
 /// `{"alg":"HS256","typ":"JWT"}`, base64url-encoded.
@@ -18,6 +20,10 @@ pub const HS256_HEADER: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 pub struct UnverifiedJwt<'a> {
     signing_input: &'a str,
     signature: Vec<u8>,
+    /// The signature algorithm its header names.
+    pub alg: JwtAlg,
+    /// The key id its header names, if any.
+    pub kid: Option<String>,
     /// `iss`, or `sub` when `iss` is absent: the client id.
     pub client_id: String,
     /// `exp`, in seconds since the epoch.
@@ -29,6 +35,7 @@ pub struct UnverifiedJwt<'a> {
 #[derive(Deserialize)]
 struct Header {
     alg: String,
+    kid: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -48,9 +55,8 @@ pub fn parse(token: &str) -> Result<UnverifiedJwt<'_>, &'static str> {
         return Err("the bearer token is not a JWT (header.payload.signature)");
     };
     let header: Header = decode_json(header).ok_or("the JWT header is not base64url JSON")?;
-    if header.alg != "HS256" {
-        return Err("the JWT must be signed with HS256");
-    }
+    let alg = JwtAlg::from_name(&header.alg)
+        .ok_or("the JWT must be signed with HS256, ES256, EdDSA or RS256")?;
     let claims: Claims = decode_json(payload).ok_or("the JWT payload is not base64url JSON")?;
     let client_id = claims
         .iss
@@ -63,6 +69,8 @@ pub fn parse(token: &str) -> Result<UnverifiedJwt<'_>, &'static str> {
     Ok(UnverifiedJwt {
         signing_input: &token[..header_len(token)],
         signature,
+        alg,
+        kid: header.kid,
         client_id,
         expires_at_s,
         not_before_s: claims.nbf,
@@ -70,10 +78,21 @@ pub fn parse(token: &str) -> Result<UnverifiedJwt<'_>, &'static str> {
 }
 
 impl UnverifiedJwt<'_> {
-    /// Whether the token is signed with the secret behind `key`
-    /// (constant-time comparison).
+    /// Whether the token is an HS256 token signed with the secret behind
+    /// `key` (constant-time comparison).
     pub fn signed_by(&self, key: &SecretHash) -> bool {
-        key.verify_mac(self.signing_input.as_bytes(), &self.signature)
+        self.alg == JwtAlg::Hs256 && key.verify_mac(self.signing_input.as_bytes(), &self.signature)
+    }
+
+    /// Whether the token is signed by the private key of `key` (its
+    /// algorithm, and its `kid` when the token names one).
+    pub fn signed_by_public(&self, key: &VerifyingKey) -> bool {
+        self.alg == key.alg()
+            && self
+                .kid
+                .as_deref()
+                .is_none_or(|kid| key.kid.as_deref() == Some(kid))
+            && key.verify(self.signing_input.as_bytes(), &self.signature)
     }
 
     /// Whether the token is valid at `now_ms` (`nbf ≤ now < exp`).
@@ -155,10 +174,15 @@ mod tests {
         );
         assert_eq!(
             parse(&none).unwrap_err(),
-            "the JWT must be signed with HS256"
+            "the JWT must be signed with HS256, ES256, EdDSA or RS256"
         );
+        let hs384 = token(r#"{"alg":"HS384"}"#, r#"{"iss":"app","exp":1}"#, b"k");
+        assert!(parse(&hs384).is_err());
+        // An RS256 token is never taken for an HMAC one (algorithm confusion).
         let rs = token(r#"{"alg":"RS256"}"#, r#"{"iss":"app","exp":1}"#, b"k");
-        assert!(parse(&rs).is_err());
+        assert!(!parse(&rs)
+            .unwrap()
+            .signed_by(&SecretHash::from_secret(b"k")));
     }
 
     #[test]

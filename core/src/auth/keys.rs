@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::credentials::Credentials;
+use super::jwk::{JwtAlg, VerifyingKey};
 use super::jwt;
 use crate::model::{ApiKey, FieldError, Quotas, ValidationErrors};
 use crate::secret::{open_sealed, SealingKey, SecretHash, Verifier};
@@ -65,6 +66,8 @@ pub struct CompiledKey {
     secret: Option<KeySecret>,
     /// The previous secret and when it stops working (rotation grace).
     previous: Option<(KeySecret, u64)>,
+    /// Public keys whose private keys sign the client's JWTs.
+    public_keys: Vec<VerifyingKey>,
     enabled: bool,
     expires_at_ms: Option<u64>,
     /// Indexes of the routes named in `routes`, sorted.
@@ -178,12 +181,19 @@ impl KeyIndex {
                     .as_deref()
                     .and_then(parse_rfc3339),
             );
+            // Validated already: every key reads.
+            let public_keys: Vec<VerifyingKey> = k
+                .jwks
+                .iter()
+                .filter_map(|jwk| VerifyingKey::from_jwk(jwk).ok())
+                .collect();
             let key = CompiledKey {
                 client_id: Arc::from(id),
                 previous,
-                // A validated document always has a readable secret; a
-                // key without one can never authenticate.
-                enabled: k.enabled && secret.is_some(),
+                // A validated document always has a readable secret or
+                // public keys; a key with neither can never authenticate.
+                enabled: k.enabled && (secret.is_some() || !public_keys.is_empty()),
+                public_keys,
                 secret,
                 expires_at_ms: k.expires_at.as_deref().and_then(parse_rfc3339),
                 routes,
@@ -251,9 +261,12 @@ impl KeyIndex {
                 let signed = |s: &KeySecret| s.mac.as_ref().is_some_and(|m| jwt.signed_by(m));
                 let valid = key.map_or_else(
                     || jwt.signed_by(&self.decoy_mac) & false,
-                    |k| {
-                        k.secret.as_ref().is_some_and(signed)
-                            || k.previous_valid(now_ms).is_some_and(signed)
+                    |k| match jwt.alg {
+                        JwtAlg::Hs256 => {
+                            k.secret.as_ref().is_some_and(signed)
+                                || k.previous_valid(now_ms).is_some_and(signed)
+                        }
+                        _ => k.public_keys.iter().any(|pk| jwt.signed_by_public(pk)),
                     },
                 );
                 let key = match key {
@@ -280,7 +293,9 @@ impl KeyIndex {
 
 #[cfg(test)]
 mod tests {
+    use super::super::jwk::PublicJwk;
     use super::*;
+    use base64::Engine as _;
     use std::borrow::Cow;
 
     fn key(id: &str, secret: &str) -> ApiKey {
@@ -289,6 +304,7 @@ mod tests {
             client_secret: None,
             client_secret_hash: Some(SecretHash::from_secret(secret.as_bytes()).to_text()),
             client_secret_sealed: None,
+            jwks: Vec::new(),
             name: String::new(),
             enabled: true,
             expires_at: None,
@@ -423,6 +439,127 @@ mod tests {
             .is_ok());
         let e = idx.authenticate(&Credentials::Jwt(&good), 0).unwrap_err();
         assert!(e.to_string().contains("KOMAINU_SECRET_KEY"), "{e}");
+    }
+
+    /// A JWT signed by a private key; the key's public half as a JWK.
+    fn es256(seed: u8) -> (p256::ecdsa::SigningKey, PublicJwk) {
+        let signing = p256::ecdsa::SigningKey::from_slice(&[seed; 32]).unwrap();
+        let point = signing.verifying_key().to_encoded_point(false);
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwk = PublicJwk {
+            kty: "EC".into(),
+            crv: Some("P-256".into()),
+            x: point.x().map(|x| b64(x)),
+            y: point.y().map(|y| b64(y)),
+            n: None,
+            e: None,
+            kid: Some(format!("k{seed}")),
+            alg: None,
+            use_: None,
+            d: None,
+        };
+        (signing, jwk)
+    }
+
+    fn signed(header: &str, payload: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let input = format!("{}.{}", b64.encode(header), b64.encode(payload));
+        let signature = sign(input.as_bytes());
+        format!("{input}.{}", b64.encode(signature))
+    }
+
+    #[test]
+    fn jwts_signed_with_registered_public_keys() {
+        use ed25519_dalek::Signer as _;
+        let (ec, ec_jwk) = es256(7);
+        let ed = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let ed_jwk = PublicJwk {
+            kty: "OKP".into(),
+            crv: Some("Ed25519".into()),
+            x: Some(
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(ed.verifying_key().as_bytes()),
+            ),
+            ..ec_jwk.clone()
+        };
+        let mut k = key("app", "unused-secret-0123456789");
+        k.client_secret_hash = None;
+        k.jwks = vec![
+            ec_jwk.clone(),
+            PublicJwk {
+                kid: None,
+                y: None,
+                ..ed_jwk
+            },
+        ];
+        let idx = index(&[k]);
+        let payload = r#"{"iss":"app","exp":100}"#;
+        let es = |h: &str| {
+            signed(h, payload, |m| {
+                let s: p256::ecdsa::Signature = ec.sign(m);
+                s.to_bytes().to_vec()
+            })
+        };
+        let good = es(r#"{"alg":"ES256","kid":"k7"}"#);
+        assert!(idx.authenticate(&Credentials::Jwt(&good), 0).is_ok());
+        let no_kid = es(r#"{"alg":"ES256"}"#);
+        assert!(idx.authenticate(&Credentials::Jwt(&no_kid), 0).is_ok());
+        let other_kid = es(r#"{"alg":"ES256","kid":"k8"}"#);
+        assert!(idx.authenticate(&Credentials::Jwt(&other_kid), 0).is_err());
+        let eddsa = signed(r#"{"alg":"EdDSA"}"#, payload, |m| {
+            ed.sign(m).to_bytes().to_vec()
+        });
+        assert!(idx.authenticate(&Credentials::Jwt(&eddsa), 0).is_ok());
+        // Another private key, or the ES256 signature presented as EdDSA: refused.
+        let (stranger, _) = es256(8);
+        let forged = signed(r#"{"alg":"ES256"}"#, payload, |m| {
+            let s: p256::ecdsa::Signature = stranger.sign(m);
+            s.to_bytes().to_vec()
+        });
+        assert!(idx.authenticate(&Credentials::Jwt(&forged), 0).is_err());
+        let confused = signed(r#"{"alg":"EdDSA"}"#, payload, |m| {
+            let s: p256::ecdsa::Signature = ec.sign(m);
+            s.to_bytes().to_vec()
+        });
+        assert!(idx.authenticate(&Credentials::Jwt(&confused), 0).is_err());
+        // No secret: HS256 with anything, the header pair, Basic: refused.
+        let hs = jwt(payload, "unused-secret-0123456789");
+        assert!(idx.authenticate(&Credentials::Jwt(&hs), 0).is_err());
+        assert!(idx
+            .authenticate(&pair("app", "unused-secret-0123456789"), 0)
+            .is_err());
+    }
+
+    #[test]
+    fn private_and_unusable_keys_are_refused() {
+        let (_, mut jwk) = es256(3);
+        assert!(VerifyingKey::from_jwk(&jwk).is_ok());
+        jwk.d = Some(serde_json::json!("c2VjcmV0"));
+        assert!(VerifyingKey::from_jwk(&jwk)
+            .unwrap_err()
+            .contains("private key"));
+        let (_, mut off_curve) = es256(3);
+        off_curve.y = off_curve.x.clone();
+        assert!(VerifyingKey::from_jwk(&off_curve).is_err());
+        let small_rsa = PublicJwk {
+            kty: "RSA".into(),
+            crv: None,
+            x: None,
+            y: None,
+            n: Some("AQAB".into()),
+            e: Some("AQAB".into()),
+            kid: None,
+            alg: None,
+            use_: None,
+            d: None,
+        };
+        assert!(VerifyingKey::from_jwk(&small_rsa)
+            .unwrap_err()
+            .contains("2048"));
+        let (_, mut wrong_alg) = es256(3);
+        wrong_alg.alg = Some("RS256".into());
+        assert!(VerifyingKey::from_jwk(&wrong_alg).is_err());
     }
 
     #[test]

@@ -23,6 +23,11 @@ pub struct ApiKey {
     /// what HS256 JWT verification needs, useless without that key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_sealed: Option<String>,
+    /// Public keys (JWK) whose private keys sign this client's JWTs
+    /// (ES256, EdDSA, RS256): nothing secret is stored for such a caller.
+    /// A key with public keys and no secret has no secret at all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jwks: Vec<crate::auth::jwk::PublicJwk>,
     /// Human-readable name.
     #[serde(default)]
     pub name: String,

@@ -237,9 +237,10 @@ fn check_apikey(c: &mut Checker, at: &str, key: &ApiKey, groups: &HashSet<&str>)
             format!("{at}.clientSecret"),
             "give either clientSecret or clientSecretHash, not both",
         ),
+        (None, None) if !key.jwks.is_empty() => {}
         (None, None) => c.fail(
             format!("{at}.clientSecret"),
-            "a key needs a secret: give clientSecret (hashed when loaded) or clientSecretHash",
+            "a key needs a secret: give clientSecret (hashed when loaded) or clientSecretHash, or public keys in jwks",
         ),
         (Some(secret), None) => {
             if let Err(rule) = check_secret(secret) {
@@ -264,6 +265,11 @@ fn check_apikey(c: &mut Checker, at: &str, key: &ApiKey, groups: &HashSet<&str>)
         key.rotation.previous_secret_sealed.as_deref(),
         key.rotation.previous_secret_hash.is_some(),
     );
+    for (j, jwk) in key.jwks.iter().enumerate() {
+        if let Err(e) = crate::auth::jwk::VerifyingKey::from_jwk(jwk) {
+            c.fail(format!("{at}.jwks[{j}]"), e);
+        }
+    }
     if let Some(expires) = &key.expires_at {
         if parse_rfc3339(expires).is_none() {
             c.fail(
