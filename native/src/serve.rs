@@ -8,7 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use komainu_core::admin;
 use komainu_core::model::{AdminKey, LocalState};
-use komainu_core::secret::SealingKey;
+use komainu_core::secret::{is_sealed, SealingKey};
 use komainu_core::store::{ConfigStore, StoreError};
 use komainu_core::{Document, Gateway};
 use tokio::net::TcpListener;
@@ -150,7 +150,7 @@ async fn prepare(
             .unwrap_or_default();
         let loaded_revision = doc.revision;
         let mut changed = false;
-        let claim_secret = claim_secret(args, &mut doc, &mut changed)?;
+        let claim_secret = claim_secret(args, &mut doc, sealing, &mut changed)?;
         let (admin_keys, new_admin_key) = admin_keys(args, &mut doc, &mut changed)?;
         if let Some((backend, secret)) = demo {
             demo::install(&mut doc, *backend, secret);
@@ -180,27 +180,47 @@ async fn prepare(
 }
 
 /// The claim signing secret: the flag, else the store's, else a new one
-/// kept in the store.
+/// kept in the store; kept sealed with the deployment key when there is
+/// one (a copy of the store does not let anyone sign claims), and sealed
+/// the first time a store holding it in clear is opened with one.
 fn claim_secret(
     args: &ServeArgs,
     doc: &mut Document,
+    sealing: Option<&SealingKey>,
     changed: &mut bool,
 ) -> Result<String, String> {
+    const CONTEXT: &str = "komainu:claim-secret";
     if let Some(secret) = &args.claim_secret {
         if secret.is_empty() {
             return Err("--claim-secret must not be empty".into());
         }
         return Ok(secret.clone());
     }
-    if let Some(secret) = doc.local.as_ref().and_then(|l| l.claim_secret.clone()) {
-        return Ok(secret);
+    let local = doc.local.get_or_insert_with(LocalState::default);
+    let secret = match local.claim_secret.clone() {
+        Some(stored) if is_sealed(&stored) => {
+            let key = sealing.ok_or(
+                "the store's claim secret is sealed, and this instance has no deployment key: give it the same --secret-key as the others",
+            )?;
+            let bytes = key
+                .open_bytes(CONTEXT, &stored)
+                .map_err(|e| format!("the store's claim secret: {e}"))?;
+            return String::from_utf8(bytes)
+                .map_err(|_| "the store's claim secret is not text".into());
+        }
+        Some(clear) => clear,
+        None => {
+            tracing::info!("generated a claim signing secret and kept it in the store");
+            random::new_secret()?
+        }
+    };
+    if let Some(key) = sealing {
+        local.claim_secret = Some(key.seal_bytes(CONTEXT, secret.as_bytes()));
+        *changed = true;
+    } else if local.claim_secret.as_deref() != Some(secret.as_str()) {
+        local.claim_secret = Some(secret.clone());
+        *changed = true;
     }
-    let secret = random::new_secret()?;
-    doc.local
-        .get_or_insert_with(LocalState::default)
-        .claim_secret = Some(secret.clone());
-    *changed = true;
-    tracing::info!("generated a claim signing secret and kept it in the store");
     Ok(secret)
 }
 

@@ -288,3 +288,26 @@ async fn a_redis_dump_gives_no_usable_credential() {
         .any(|v| v.contains(&generated) || v.contains("hmac-sha256:")));
     nothing_in_the_dumps_calls(&gw, "/svc/x", &["gen", "given"], &dump).await;
 }
+
+/// The claim secret the gateway generates is kept sealed too: a copy of the
+/// store does not let anyone sign claims backends would trust.
+#[tokio::test]
+async fn a_generated_claim_secret_is_stored_sealed() {
+    let gw = Komainu::start_in(temp_dir(), &[]);
+    gw.wait_for_output("admin key (shown once");
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(gw.data_path()).unwrap()).unwrap();
+    let claim = stored["local"]["claimSecret"].as_str().unwrap().to_owned();
+    assert!(claim.starts_with("sealed-v1:"), "{claim}");
+    // It opens again after a restart: claims stay the same kind.
+    let gw = gw.restart();
+    let printed = gw.stdout.lock().unwrap().clone();
+    assert!(!printed.contains("admin key (shown once"));
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(gw.data_path()).unwrap()).unwrap();
+    assert_eq!(
+        stored["local"]["claimSecret"],
+        claim.as_str(),
+        "unchanged by a restart"
+    );
+}

@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 pub mod stored;
 
 pub use stored::{
-    check_sealed_syntax, open_sealed, InvalidVerifier, SealError, SealingKey, Verifier,
+    check_sealed_syntax, is_sealed, open_sealed, InvalidVerifier, SealError, SealingKey, Verifier,
     SEALED_PREFIX, VERIFIER_PREFIX,
 };
 

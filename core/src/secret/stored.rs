@@ -157,22 +157,33 @@ impl SealingKey {
 
     /// Seals the HMAC key of `client_id`'s secret.
     pub fn seal(&self, client_id: &str, key: &SecretHash) -> String {
-        let plain = key.to_bytes();
-        let mut nonce_input = Vec::with_capacity(client_id.len() + 72);
-        nonce_input.extend_from_slice(&(client_id.len() as u64).to_be_bytes());
-        nonce_input.extend_from_slice(client_id.as_bytes());
-        nonce_input.extend_from_slice(&plain);
+        self.seal_bytes(client_id, &key.to_bytes())
+    }
+
+    /// Opens a sealed HMAC key of `client_id`'s secret.
+    pub fn open(&self, client_id: &str, text: &str) -> Result<SecretHash, SealError> {
+        let plain = self.open_bytes(client_id, text)?;
+        SecretHash::from_bytes(&plain).ok_or(SealError::Tampered)
+    }
+
+    /// Seals `plain`, bound to `context` (a client id, or what the value
+    /// is for): it opens only with this key and the same context.
+    pub fn seal_bytes(&self, context: &str, plain: &[u8]) -> String {
+        let mut nonce_input = Vec::with_capacity(context.len() + plain.len() + 8);
+        nonce_input.extend_from_slice(&(context.len() as u64).to_be_bytes());
+        nonce_input.extend_from_slice(context.as_bytes());
+        nonce_input.extend_from_slice(plain);
         let tag = self.nonce_key.mac(&nonce_input);
         let nonce = XNonce::from_slice(&tag[..24]);
-        let aad = aad(client_id);
-        // Encrypting 64 bytes in memory cannot fail (only lengths past
-        // the cipher's limits do).
+        let aad = aad(context);
+        // Encrypting in memory fails only past the cipher's length limits
+        // (256 GiB), far beyond any secret.
         let sealed = self
             .cipher
             .encrypt(
                 nonce,
                 Payload {
-                    msg: &plain,
+                    msg: plain,
                     aad: &aad,
                 },
             )
@@ -186,8 +197,8 @@ impl SealingKey {
         )
     }
 
-    /// Opens a sealed HMAC key of `client_id`'s secret.
-    pub fn open(&self, client_id: &str, text: &str) -> Result<SecretHash, SealError> {
+    /// Opens what [`SealingKey::seal_bytes`] sealed for `context`.
+    pub fn open_bytes(&self, context: &str, text: &str) -> Result<Vec<u8>, SealError> {
         let (id, bytes) = split_sealed(text)?;
         if id != self.id {
             return Err(SealError::OtherKey {
@@ -196,9 +207,8 @@ impl SealingKey {
             });
         }
         let (nonce, sealed) = bytes.split_at(24);
-        let aad = aad(client_id);
-        let plain = self
-            .cipher
+        let aad = aad(context);
+        self.cipher
             .decrypt(
                 XNonce::from_slice(nonce),
                 Payload {
@@ -206,9 +216,13 @@ impl SealingKey {
                     aad: &aad,
                 },
             )
-            .map_err(|_| SealError::Tampered)?;
-        SecretHash::from_bytes(&plain).ok_or(SealError::Tampered)
+            .map_err(|_| SealError::Tampered)
     }
+}
+
+/// Whether a stored value is in the sealed form.
+pub fn is_sealed(text: &str) -> bool {
+    text.starts_with(SEALED_PREFIX)
 }
 
 impl std::fmt::Debug for SealingKey {
@@ -269,7 +283,7 @@ fn split_sealed(text: &str) -> Result<(&str, Vec<u8>), SealError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(encoded)
         .map_err(|_| SealError::Malformed)?;
-    if id.is_empty() || bytes.len() != 24 + 64 + 16 {
+    if id.is_empty() || bytes.len() < 24 + 16 {
         return Err(SealError::Malformed);
     }
     Ok((id, bytes))
