@@ -63,8 +63,9 @@ pub async fn handle(
         .map(|a| a.to_string())
         .unwrap_or_default();
     parts.version = Version::HTTP_11;
-    let sent = h1::bridge_send(&upstream, Request::from_parts(parts, body));
-    let result = tokio::time::timeout(Duration::from_millis(forward.timeout_ms), sent).await;
+    let timeout = Duration::from_millis(forward.timeout_ms);
+    let sent = h1::bridge_send(&upstream, Request::from_parts(parts, body), timeout);
+    let result = tokio::time::timeout(timeout, sent).await;
     let error = match result {
         Ok(Ok(response)) => {
             let (mut head, body) = response.into_parts();

@@ -314,6 +314,19 @@ async fn a_stalled_backend_loses_the_exchange_within_the_route_timeout() {
         text.starts_with("HTTP/1.1 200") && text.ends_with("0123456789"),
         "{text}"
     );
+
+    // The same over HTTP/2: the stream is reset once the body stalls.
+    let url = gw.url("/stall");
+    let started = std::time::Instant::now();
+    let h2 = tokio::spawn(async move { komainu_e2e::Client::http2().get(&url, &[]).await });
+    let outcome = tokio::time::timeout(Duration::from_secs(10), h2).await;
+    let finished = outcome.expect("the h2 stream still hangs after 10 s");
+    assert!(finished.is_err(), "the stalled h2 body cannot complete");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// A reused connection that closes without answering: a GET is sent again

@@ -30,7 +30,11 @@ const BODY_CHUNK: usize = 64 * 1024;
 
 /// Sends `req` (absolute URI of the target, head rewritten by the core) on
 /// an idle or new connection of `pool`, and reads the response head.
-pub async fn send(pool: &Pool, req: Request<Incoming>) -> Result<Response<Relayed>, UpstreamError> {
+pub async fn send(
+    pool: &Pool,
+    req: Request<Incoming>,
+    body_idle: std::time::Duration,
+) -> Result<Response<Relayed>, UpstreamError> {
     let (parts, mut body) = req.into_parts();
     let target = TargetUrl {
         scheme: parts.uri.scheme().cloned().unwrap_or(Scheme::HTTP),
@@ -123,6 +127,8 @@ pub async fn send(pool: &Pool, req: Request<Incoming>) -> Result<Response<Relaye
         reusable: framing.reusable,
         pool: pool.clone(),
         target,
+        idle: body_idle,
+        stalled: None,
     }))
 }
 
@@ -214,6 +220,10 @@ pub struct Relayed {
     reusable: bool,
     pool: Pool,
     target: TargetUrl,
+    /// Longest wait for the backend's next bytes (the route's timeout).
+    idle: std::time::Duration,
+    /// Armed while waiting for the backend.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl HttpBody for Relayed {
@@ -251,7 +261,21 @@ impl HttpBody for Relayed {
                 continue;
             }
             match conn.buf.poll_read_from(cx, &mut conn.io, BODY_CHUNK) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // A backend that stops sending mid-way loses the stream.
+                    let idle = this.idle;
+                    let timer = this
+                        .stalled
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    if std::future::Future::poll(timer.as_mut(), cx).is_ready() {
+                        this.conn = None;
+                        return Poll::Ready(Some(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the backend's answer stalled longer than the route's timeout",
+                        ))));
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Ok(0)) => {
                     this.conn = None;
                     if this.body.end_of_stream() {
@@ -259,7 +283,7 @@ impl HttpBody for Relayed {
                     }
                     return Poll::Ready(Some(Err(io::ErrorKind::UnexpectedEof.into())));
                 }
-                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Ok(_)) => this.stalled = None,
                 Poll::Ready(Err(e)) => {
                     this.conn = None;
                     return Poll::Ready(Some(Err(e)));
