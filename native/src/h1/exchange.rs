@@ -69,8 +69,8 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
         Ok(parsed) => parsed,
         Err(e) => {
             let error = match e {
-                HeadError::Bad(why) => GatewayError::BadRequest(why),
                 HeadError::TooManyHeaders => GatewayError::HeadersTooLarge { limit: HEAD_LIMIT },
+                bad => GatewayError::BadRequest(bad.to_string()),
             };
             let ctx = RequestContext::new(random::request_id(), now_ms());
             return respond(io, out, &gateway, &ctx, &error, false).await;

@@ -37,12 +37,59 @@ pub enum Framing {
     UntilClose,
 }
 
-/// Why a request head cannot be served.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a request head cannot be served: each 400 (and a close) but
+/// [`HeadError::TooManyHeaders`] (431). Malformed or ambiguous heads are
+/// refused, never guessed at: a proxy that reads a head otherwise than
+/// the server behind it is a request-smuggling setup.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeadError {
-    /// Malformed: 400, with what is wrong.
-    Bad(String),
+    /// The head ended before its empty line.
+    #[error("incomplete request head")]
+    Incomplete,
+    /// httparse refused it.
+    #[error("malformed request head: {0}")]
+    Malformed(httparse::Error),
+    /// A method that is not a token.
+    #[error("invalid method")]
+    InvalidMethod,
+    /// A target neither origin form nor an absolute `http(s)` URL.
+    #[error("unsupported request target {0:?}")]
+    UnsupportedTarget(String),
+    /// An absolute target without a usable authority.
+    #[error("invalid request target {0:?}")]
+    InvalidTarget(String),
+    /// An ambiguous path.
+    #[error("{0}")]
+    Path(#[from] komainu_core::path::PathError),
+    /// Two `Host` headers.
+    #[error("more than one Host header")]
+    DuplicateHost,
+    /// A `Host` that is not text.
+    #[error("the Host header is not text")]
+    HostNotText,
+    /// HTTP/1.1 without `Host`.
+    #[error("HTTP/1.1 requests need a Host header")]
+    MissingHost,
+    /// A `Content-Length` that is not a plain number.
+    #[error("invalid Content-Length")]
+    InvalidLength,
+    /// `Content-Length` lines that disagree.
+    #[error("conflicting Content-Length headers")]
+    ConflictingLengths,
+    /// A transfer coding other than a single `chunked`.
+    #[error("unsupported Transfer-Encoding: only chunked is accepted")]
+    UnsupportedCoding,
+    /// `Transfer-Encoding` in an HTTP/1.0 request (RFC 9112, 6.1).
+    #[error("Transfer-Encoding is not allowed in an HTTP/1.0 request")]
+    CodingInHttp10,
+    /// Both framings at once.
+    #[error("both Transfer-Encoding and Content-Length were sent")]
+    LengthAndCoding,
+    /// An `Expect` other than `100-continue`.
+    #[error("unsupported Expect: only 100-continue is accepted")]
+    UnsupportedExpect,
     /// More headers than [`MAX_HEADERS`]: 431.
+    #[error("too many headers")]
     TooManyHeaders,
 }
 
@@ -84,18 +131,15 @@ impl<'b> Request<'b> {
         let mut req = httparse::Request::new(&mut []);
         let len = match req.parse_with_uninit_headers(buf, headers) {
             Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) => {
-                return Err(HeadError::Bad("incomplete request head".into()))
-            }
+            Ok(httparse::Status::Partial) => return Err(HeadError::Incomplete),
             Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
-            Err(e) => return Err(HeadError::Bad(format!("malformed request head: {e}"))),
+            Err(e) => return Err(HeadError::Malformed(e)),
         };
         let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version)
         else {
-            return Err(HeadError::Bad("incomplete request line".into()));
+            return Err(HeadError::Incomplete);
         };
-        let method = Method::from_bytes(method.as_bytes())
-            .map_err(|_| HeadError::Bad(format!("invalid method {method:?}")))?;
+        let method = Method::from_bytes(method.as_bytes()).map_err(|_| HeadError::InvalidMethod)?;
         let headers: &'b [httparse::Header<'b>] = req.headers;
         let (path_start, authority) = split_target(target)?;
         let origin = &target[path_start..];
@@ -103,9 +147,7 @@ impl<'b> Request<'b> {
             None => Cow::Borrowed("/"),
             // `http://host?q`: the path is empty, sent on as `/`.
             Some(b'?') => Cow::Owned(format!("/{origin}")),
-            Some(_) => {
-                komainu_core::path::normalize(origin).map_err(|e| HeadError::Bad(e.to_string()))?
-            }
+            Some(_) => komainu_core::path::normalize(origin)?,
         };
         let path_len = path_and_query.find('?').unwrap_or(path_and_query.len());
         let mut this = Self {
@@ -138,25 +180,21 @@ impl<'b> Request<'b> {
             let name = h.name;
             if name.eq_ignore_ascii_case("host") {
                 if host_seen {
-                    return Err(HeadError::Bad("more than one Host header".into()));
+                    return Err(HeadError::DuplicateHost);
                 }
                 host_seen = true;
                 if !has_authority {
-                    self.host = std::str::from_utf8(h.value)
-                        .map_err(|_| HeadError::Bad("the Host header is not text".into()))?;
+                    self.host = std::str::from_utf8(h.value).map_err(|_| HeadError::HostNotText)?;
                 }
             } else if name.eq_ignore_ascii_case("content-length") {
-                let n = parse_length(h.value)
-                    .ok_or_else(|| HeadError::Bad("invalid Content-Length".into()))?;
+                let n = parse_length(h.value).ok_or(HeadError::InvalidLength)?;
                 if length.is_some_and(|prior| prior != n) {
-                    return Err(HeadError::Bad("conflicting Content-Length headers".into()));
+                    return Err(HeadError::ConflictingLengths);
                 }
                 length = Some(n);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 if chunked || !is_chunked(h.value) {
-                    return Err(HeadError::Bad(
-                        "unsupported Transfer-Encoding: only chunked is accepted".into(),
-                    ));
+                    return Err(HeadError::UnsupportedCoding);
                 }
                 chunked = true;
             } else if name.eq_ignore_ascii_case("connection") {
@@ -177,9 +215,7 @@ impl<'b> Request<'b> {
                 upgrade_header = h.value.trim_ascii().eq_ignore_ascii_case(b"websocket");
             } else if name.eq_ignore_ascii_case("expect") {
                 if !h.value.eq_ignore_ascii_case(b"100-continue") {
-                    return Err(HeadError::Bad(
-                        "unsupported Expect: only 100-continue is accepted".into(),
-                    ));
+                    return Err(HeadError::UnsupportedExpect);
                 }
                 self.expects_continue = self.http11;
             }
@@ -187,21 +223,13 @@ impl<'b> Request<'b> {
         if chunked && !self.http11 {
             // RFC 9112, 6.1: a 1.0 message with Transfer-Encoding is to be
             // treated as faulty (its framing is in doubt): refuse and close.
-            return Err(HeadError::Bad(
-                "Transfer-Encoding is not allowed in an HTTP/1.0 request".into(),
-            ));
+            return Err(HeadError::CodingInHttp10);
         }
         if self.http11 && !host_seen {
-            return Err(HeadError::Bad(
-                "HTTP/1.1 requests need a Host header".into(),
-            ));
+            return Err(HeadError::MissingHost);
         }
         self.framing = match (chunked, length) {
-            (true, Some(_)) => {
-                return Err(HeadError::Bad(
-                    "both Transfer-Encoding and Content-Length were sent".into(),
-                ))
-            }
+            (true, Some(_)) => return Err(HeadError::LengthAndCoding),
             (true, None) => Framing::Chunked,
             (false, Some(0) | None) => Framing::Empty,
             (false, Some(n)) => Framing::Length(n),
@@ -240,11 +268,11 @@ fn split_target(target: &str) -> Result<(usize, Option<&str>), HeadError> {
     let rest = target
         .strip_prefix("http://")
         .or_else(|| target.strip_prefix("https://"))
-        .ok_or_else(|| HeadError::Bad(format!("unsupported request target {target:?}")))?;
+        .ok_or_else(|| HeadError::UnsupportedTarget(target.to_owned()))?;
     let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..authority_len];
     if authority.is_empty() || authority.contains('@') {
-        return Err(HeadError::Bad(format!("invalid request target {target:?}")));
+        return Err(HeadError::InvalidTarget(target.to_owned()));
     }
     Ok((target.len() - rest.len() + authority_len, Some(authority)))
 }
@@ -361,7 +389,10 @@ mod tests {
             "GET ftp://x/ HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n",
         ] {
-            assert!(matches!(parse(bad), Err(HeadError::Bad(_))), "{bad:?}");
+            assert!(
+                matches!(parse(bad), Err(e) if e != HeadError::TooManyHeaders),
+                "{bad:?}"
+            );
         }
         let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
         let text = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
