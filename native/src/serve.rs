@@ -8,7 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use komainu_core::admin;
 use komainu_core::model::{AdminKey, LocalState};
-use komainu_core::secret::{is_sealed, SealingKey};
+use komainu_core::secret::{is_sealed, SealingKey, CLAIM_SECRET_CONTEXT};
 use komainu_core::store::{ConfigStore, StoreError};
 use komainu_core::{Document, Gateway};
 use tokio::net::TcpListener;
@@ -189,7 +189,6 @@ fn claim_secret(
     sealing: Option<&SealingKey>,
     changed: &mut bool,
 ) -> Result<String, String> {
-    const CONTEXT: &str = "komainu:claim-secret";
     if let Some(secret) = &args.claim_secret {
         if secret.is_empty() {
             return Err("--claim-secret must not be empty".into());
@@ -203,7 +202,7 @@ fn claim_secret(
                 "the store's claim secret is sealed, and this instance has no deployment key: give it the same --secret-key as the others",
             )?;
             let bytes = key
-                .open_bytes(CONTEXT, &stored)
+                .open_bytes(CLAIM_SECRET_CONTEXT, &stored)
                 .map_err(|e| format!("the store's claim secret: {e}"))?;
             return String::from_utf8(bytes)
                 .map_err(|_| "the store's claim secret is not text".into());
@@ -215,7 +214,7 @@ fn claim_secret(
         }
     };
     if let Some(key) = sealing {
-        local.claim_secret = Some(key.seal_bytes(CONTEXT, secret.as_bytes()));
+        local.claim_secret = Some(key.seal_bytes(CLAIM_SECRET_CONTEXT, secret.as_bytes()));
         *changed = true;
     } else if local.claim_secret.as_deref() != Some(secret.as_str()) {
         local.claim_secret = Some(secret.clone());

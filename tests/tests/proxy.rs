@@ -362,7 +362,16 @@ async fn configuration_and_claim_secret_survive_a_restart() {
         !stored.to_string().contains(SECRET),
         "clear secrets are never written to the store"
     );
-    let claim_secret = stored["local"]["claimSecret"].as_str().unwrap().to_owned();
+    // Kept sealed with the deployment key (the key file beside the store).
+    let sealed = stored["local"]["claimSecret"].as_str().unwrap().to_owned();
+    let key_file = std::fs::read_to_string(format!("{}.key", gw.data_path().display())).unwrap();
+    let deployment = komainu_core::secret::SealingKey::from_text(key_file.trim()).unwrap();
+    let claim_secret = String::from_utf8(
+        deployment
+            .open_bytes(komainu_core::secret::CLAIM_SECRET_CONTEXT, &sealed)
+            .unwrap(),
+    )
+    .unwrap();
     let gw = gw.restart();
     let after = c.get(&gw.url("/echo"), &pair("mobile")).await;
     assert_eq!(after.status, StatusCode::OK);

@@ -20,7 +20,7 @@ pub mod stored;
 
 pub use stored::{
     check_sealed_syntax, is_sealed, open_sealed, InvalidVerifier, SealError, SealingKey, Verifier,
-    SEALED_PREFIX, VERIFIER_PREFIX,
+    CLAIM_SECRET_CONTEXT, SEALED_PREFIX, VERIFIER_PREFIX,
 };
 
 /// The prefix of the legacy stored form (the HMAC key itself), read from

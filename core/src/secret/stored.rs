@@ -33,6 +33,8 @@ use super::SecretHash;
 pub const VERIFIER_PREFIX: &str = "sha256:";
 /// The prefix of a sealed HMAC key.
 pub const SEALED_PREFIX: &str = "sealed-v1:";
+/// What a store's claim secret is sealed for ([`SealingKey::seal_bytes`]).
+pub const CLAIM_SECRET_CONTEXT: &str = "komainu:claim-secret";
 /// Fewest characters in a deployment key.
 pub const MIN_DEPLOYMENT_KEY_CHARS: usize = 32;
 
