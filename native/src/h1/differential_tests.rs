@@ -132,7 +132,10 @@ fn chunked_body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+    // KOMAINU_DIFF_CASES=1000000 for a long run.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("KOMAINU_DIFF_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1500)
+    ))]
 
     #[test]
     fn chunked_bodies_are_judged_as_hyper_judges_them(body in chunked_body()) {
