@@ -7,7 +7,7 @@ use base64::Engine as _;
 use http::{Method, StatusCode};
 use komainu_core::secret::SecretHash;
 use komainu_e2e::gateway::{temp_dir, CLAIM_SECRET, SECRET_KEY};
-use komainu_e2e::{jwt, Admin, Client, Komainu, RedisServer, Upstream};
+use komainu_e2e::{jwt, Admin, Client, Komainu, RedisServer, Upstream, Worker};
 use serde_json::{json, Value};
 
 /// Every string in a JSON document.
@@ -76,7 +76,22 @@ fn forge_with_state(state: &SecretHash, payload: &str) -> String {
 
 /// Tries every credential form with every candidate, for every client id,
 /// on the proxy and on the admin API: all refused.
-async fn nothing_in_the_dumps_calls(gw: &Komainu, path: &str, ids: &[&str], dumps: &[String]) {
+/// Where a deployment answers: a proxied URL and the admin API's routes URL.
+struct Target {
+    proxy: String,
+    admin_routes: String,
+}
+
+impl Target {
+    fn native(gw: &Komainu, path: &str) -> Self {
+        Self {
+            proxy: gw.url(path),
+            admin_routes: gw.admin_url("/api/routes"),
+        }
+    }
+}
+
+async fn nothing_in_the_dumps_calls(at: &Target, ids: &[&str], dumps: &[String]) {
     let (keys, states) = candidates(dumps);
     assert!(keys.len() > 10, "the dumps were read");
     let c = Client::default();
@@ -111,13 +126,13 @@ async fn nothing_in_the_dumps_calls(gw: &Komainu, path: &str, ids: &[&str], dump
         }
         for headers in attempts {
             let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let r = c.get(&gw.url(path), &h).await;
+            let r = c.get(&at.proxy, &h).await;
             assert_eq!(
                 r.status,
                 StatusCode::UNAUTHORIZED,
                 "{id} got in with {headers:?}"
             );
-            let r = c.get(&gw.admin_url("/api/routes"), &h).await;
+            let r = c.get(&at.admin_routes, &h).await;
             assert_eq!(
                 r.status,
                 StatusCode::UNAUTHORIZED,
@@ -166,7 +181,7 @@ async fn populate(admin: &Admin, up: &Upstream) -> (String, String) {
 
 /// The real secrets work in every form: the refusals above are not a
 /// gateway that refuses everything.
-async fn real_secrets_work(gw: &Komainu, id: &str, secret: &str) {
+async fn real_secrets_work(url: &str, id: &str, secret: &str) {
     let c = Client::default();
     let token = jwt::sign(
         &format!(r#"{{"iss":"{id}","exp":{}}}"#, jwt::now_s() + 60),
@@ -184,7 +199,7 @@ async fn real_secrets_work(gw: &Komainu, id: &str, secret: &str) {
         vec![("authorization", format!("Bearer {token}"))],
     ] {
         let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let r = c.get(&gw.url("/svc/x"), &h).await;
+        let r = c.get(url, &h).await;
         assert_eq!(
             r.status,
             StatusCode::OK,
@@ -209,9 +224,9 @@ async fn an_export_and_a_file_store_give_no_usable_credential() {
     let admin = Admin::new(&gw.admin_base())
         .with_auth(Some(&format!("Basic {}", STANDARD.encode(&admin_key))));
     let (generated, rotated) = populate(&admin, &up).await;
-    real_secrets_work(&gw, "gen", &generated).await;
-    real_secrets_work(&gw, "given", &rotated).await;
-    real_secrets_work(&gw, "given", "a-given-secret-0123").await;
+    real_secrets_work(&gw.url("/svc/x"), "gen", &generated).await;
+    real_secrets_work(&gw.url("/svc/x"), "given", &rotated).await;
+    real_secrets_work(&gw.url("/svc/x"), "given", "a-given-secret-0123").await;
 
     let export = String::from_utf8(
         admin
@@ -239,7 +254,12 @@ async fn an_export_and_a_file_store_give_no_usable_credential() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "the key file is private");
     }
-    nothing_in_the_dumps_calls(&gw, "/svc/x", &["gen", "given", "admin"], &[export, file]).await;
+    nothing_in_the_dumps_calls(
+        &Target::native(&gw, "/svc/x"),
+        &["gen", "given", "admin"],
+        &[export, file],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -249,7 +269,7 @@ async fn a_redis_dump_gives_no_usable_credential() {
     let gw = Komainu::start_shared(&redis.url(), &["--secret-key", SECRET_KEY]);
     let admin = Admin::new(&gw.admin_base());
     let (generated, _) = populate(&admin, &up).await;
-    real_secrets_work(&gw, "gen", &generated).await;
+    real_secrets_work(&gw.url("/svc/x"), "gen", &generated).await;
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -286,7 +306,7 @@ async fn a_redis_dump_gives_no_usable_credential() {
     assert!(!dump
         .iter()
         .any(|v| v.contains(&generated) || v.contains("hmac-sha256:")));
-    nothing_in_the_dumps_calls(&gw, "/svc/x", &["gen", "given"], &dump).await;
+    nothing_in_the_dumps_calls(&Target::native(&gw, "/svc/x"), &["gen", "given"], &dump).await;
 }
 
 /// The claim secret the gateway generates is kept sealed too: a copy of the
@@ -310,4 +330,29 @@ async fn a_generated_claim_secret_is_stored_sealed() {
         claim.as_str(),
         "unchanged by a restart"
     );
+}
+
+/// At the edge: what the Worker exports lets nobody call it either.
+#[tokio::test]
+async fn an_export_of_the_worker_gives_no_usable_credential() {
+    let up = Upstream::start().await;
+    let worker = tokio::task::spawn_blocking(Worker::start).await.unwrap();
+    let admin = Admin::new(&worker.admin_base());
+    let (generated, rotated) = populate(&admin, &up).await;
+    real_secrets_work(&worker.url("/svc/x"), "gen", &generated).await;
+    real_secrets_work(&worker.url("/svc/x"), "given", &rotated).await;
+    let export = String::from_utf8(
+        admin
+            .call(Method::GET, "/api/export", Value::Null)
+            .await
+            .body
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(!export.contains(&generated) && !export.contains("hmac-sha256:"));
+    let at = Target {
+        proxy: worker.url("/svc/x"),
+        admin_routes: format!("{}/api/routes", worker.admin_base()),
+    };
+    nothing_in_the_dumps_calls(&at, &["gen", "given", "ops"], &[export]).await;
 }
