@@ -495,3 +495,69 @@ async fn behind_a_tls_terminating_router_the_scheme_is_kept() {
         .await;
     assert_eq!(r.json()["headers"]["x-forwarded-proto"], "http");
 }
+
+/// An HTTP/2 client that stops reading its answer does not hold the
+/// backend connection: it is dropped after 60 s without a read.
+#[tokio::test]
+async fn an_h2_client_that_stops_reading_releases_the_backend() {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A backend writing a large answer as long as it is read.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let released: Arc<Mutex<Option<std::time::Instant>>> = Arc::new(Mutex::new(None));
+    let seen = released.clone();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut head = [0u8; 4096];
+        let _ = s.read(&mut head).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000000\r\n\r\n")
+            .await;
+        let chunk = vec![b'x'; 64 * 1024];
+        while s.write_all(&chunk).await.is_ok() {}
+        *seen.lock().unwrap() = Some(std::time::Instant::now());
+    });
+    let doc = serde_json::json!({ "format": 1, "routes": [
+        { "id": "big", "paths": ["/big"], "public": true,
+          "backend": { "targets": [{ "url": format!("http://{addr}") }] } }
+    ]});
+    let gw = Komainu::start(&doc.to_string());
+    let stream = tokio::net::TcpStream::connect(
+        gw.url("/")
+            .trim_start_matches("http://")
+            .trim_end_matches('/'),
+    )
+    .await
+    .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake::<_, http_body_util::Empty<Bytes>>(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let started = std::time::Instant::now();
+    let request = http::Request::get(gw.url("/big"))
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // Never read the body: hold it, and wait for the backend to be let go.
+    let _unread = response;
+    let deadline = started + std::time::Duration::from_secs(90);
+    loop {
+        if let Some(at) = *released.lock().unwrap() {
+            let after = at - started;
+            assert!(
+                after >= std::time::Duration::from_secs(55),
+                "released after {after:?}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backend is still held after 90 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -7,7 +7,9 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
@@ -23,6 +25,7 @@ use super::pool::{Conn, Pool};
 use super::request::{header_slots, Framing, HeaderSlots};
 use super::response::{read_response_head, HeadFailure, ResponseFraming};
 use super::write;
+use super::CLIENT_IDLE;
 use crate::upstream::{root_cause, UpstreamError};
 
 /// Read buffer growth for response bodies.
@@ -33,7 +36,7 @@ const BODY_CHUNK: usize = 64 * 1024;
 pub async fn send(
     pool: &Pool,
     req: Request<Incoming>,
-    body_idle: std::time::Duration,
+    body_idle: Duration,
 ) -> Result<Response<Relayed>, UpstreamError> {
     let (parts, mut body) = req.into_parts();
     let target = TargetUrl {
@@ -121,15 +124,7 @@ pub async fn send(
         }
     };
     let (response, framing) = response_head(&mut conn, parts.method == http::Method::HEAD)?;
-    Ok(response.map(|()| Relayed {
-        conn: Some(conn),
-        body: Body::new(framing.framing),
-        reusable: framing.reusable,
-        pool: pool.clone(),
-        target,
-        idle: body_idle,
-        stalled: None,
-    }))
+    Ok(response.map(|()| Relayed::new(conn, &framing, pool, target, body_idle)))
 }
 
 /// Streams a request body to the backend, in chunks when `chunked`.
@@ -213,17 +208,83 @@ fn response_head(
 }
 
 /// A response body streamed from a backend connection.
+///
+/// An HTTP/2 client that stops reading leaves its stream without window:
+/// hyper then stops polling the body, and nothing inside it runs. So a
+/// watchdog task drops the backend connection (and the stream fails) once
+/// the body has not been asked for its next bytes for [`CLIENT_IDLE`] (or
+/// the route's timeout, when longer): a client that does not read does not
+/// hold a backend connection.
 pub struct Relayed {
-    /// `None` once the body has ended.
-    conn: Option<Conn>,
+    slot: Arc<Mutex<Slot>>,
     body: Body,
     reusable: bool,
     pool: Pool,
     target: TargetUrl,
     /// Longest wait for the backend's next bytes (the route's timeout).
-    idle: std::time::Duration,
+    idle: Duration,
     /// Armed while waiting for the backend.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// What the body and its watchdog share.
+struct Slot {
+    /// `None` once the body has ended (or was cut).
+    conn: Option<Conn>,
+    /// When the body was last asked for bytes.
+    last_poll: Instant,
+    /// The watchdog cut it.
+    cut: bool,
+}
+
+impl Relayed {
+    fn new(
+        conn: Conn,
+        framing: &ResponseFraming,
+        pool: &Pool,
+        target: TargetUrl,
+        idle: Duration,
+    ) -> Self {
+        let body = Body::new(framing.framing);
+        let slot = Arc::new(Mutex::new(Slot {
+            conn: Some(conn),
+            last_poll: Instant::now(),
+            cut: false,
+        }));
+        if !body.done() {
+            tokio::spawn(watch(Arc::downgrade(&slot), CLIENT_IDLE.max(idle)));
+        }
+        Self {
+            slot,
+            body,
+            reusable: framing.reusable,
+            pool: pool.clone(),
+            target,
+            idle,
+            stalled: None,
+        }
+    }
+}
+
+/// Cuts the body when it goes unread longer than `limit`; ends with it.
+async fn watch(slot: Weak<Mutex<Slot>>, limit: Duration) {
+    loop {
+        let wait = {
+            let Some(slot) = slot.upgrade() else { return };
+            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.conn.is_none() {
+                return;
+            }
+            let unread = slot.last_poll.elapsed();
+            if unread >= limit {
+                slot.conn = None;
+                slot.cut = true;
+                return;
+            }
+            limit - unread
+        };
+        tokio::time::sleep(wait).await;
+    }
 }
 
 impl HttpBody for Relayed {
@@ -235,12 +296,21 @@ impl HttpBody for Relayed {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
+        let mut guard = this.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = &mut *guard;
+        slot.last_poll = Instant::now();
+        if slot.cut {
+            return Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client did not read the answer in time",
+            ))));
+        }
         loop {
-            let Some(conn) = this.conn.as_mut() else {
+            let Some(conn) = slot.conn.as_mut() else {
                 return Poll::Ready(None);
             };
             if this.body.done() {
-                if let Some(conn) = this.conn.take() {
+                if let Some(conn) = slot.conn.take() {
                     if this.reusable {
                         this.pool.checkin(&this.target, conn);
                     }
@@ -268,7 +338,7 @@ impl HttpBody for Relayed {
                         .stalled
                         .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                     if std::future::Future::poll(timer.as_mut(), cx).is_ready() {
-                        this.conn = None;
+                        slot.conn = None;
                         return Poll::Ready(Some(Err(io::Error::new(
                             io::ErrorKind::TimedOut,
                             "the backend's answer stalled longer than the route's timeout",
@@ -277,7 +347,7 @@ impl HttpBody for Relayed {
                     return Poll::Pending;
                 }
                 Poll::Ready(Ok(0)) => {
-                    this.conn = None;
+                    slot.conn = None;
                     if this.body.end_of_stream() {
                         return Poll::Ready(None);
                     }
@@ -285,7 +355,7 @@ impl HttpBody for Relayed {
                 }
                 Poll::Ready(Ok(_)) => this.stalled = None,
                 Poll::Ready(Err(e)) => {
-                    this.conn = None;
+                    slot.conn = None;
                     return Poll::Ready(Some(Err(e)));
                 }
             }
@@ -293,7 +363,8 @@ impl HttpBody for Relayed {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.conn.is_none()
+        let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        slot.conn.is_none() && !slot.cut
     }
 
     fn size_hint(&self) -> SizeHint {

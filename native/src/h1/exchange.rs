@@ -24,6 +24,7 @@ use super::buf::ReadBuf;
 use super::pool::{Conn, Pool};
 use super::request::{header_slots, Framing, HeadError, HeaderSlots, Request};
 use super::response::{read_response_head, HeadFailure, ResponseFraming};
+use super::CLIENT_IDLE;
 use super::{deadline, write, HEAD_LIMIT};
 use crate::proxy::{warn_backend_failure, warn_if_uncounted};
 use crate::random;
@@ -387,10 +388,6 @@ async fn stream_request_body(
 
 /// Largest piece of a body read at once from a client.
 const BODY_CHUNK: usize = 64 * 1024;
-/// How long a client may leave its request body waiting, or its response
-/// unread, before the exchange is dropped (a slow client holds a backend
-/// connection).
-const CLIENT_IDLE: Duration = Duration::from_secs(60);
 
 /// Passes the response (head in `conn.buf`) to the client: hop-by-hop
 /// headers dropped, the gateway's added, the body streamed as framed.

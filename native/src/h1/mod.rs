@@ -33,6 +33,11 @@ pub use server::serve;
 /// answered 431).
 pub const HEAD_LIMIT: usize = crate::http_server::MAX_HEAD_BYTES;
 
+/// How long a client may leave its request body waiting, or its response
+/// unread, before the exchange is dropped (a slow client holds a backend
+/// connection).
+pub(crate) const CLIENT_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Runs `fut`, giving up (`None`) after `limit`. The timer, kept by the
 /// connection from request to request, is only armed when `fut` has to
 /// wait; pushing a registered deadline later is a single atomic update.
