@@ -309,6 +309,18 @@ async fn bad_input_is_refused_and_the_store_is_left_byte_identical() {
         .call(Method::DELETE, "/api/groups/nope", Value::Null)
         .await;
     r.expect_error(StatusCode::NOT_FOUND, "not_found");
+    // A method an endpoint does not answer: 405 with the ones it does.
+    for (method, path, allow) in [
+        (Method::DELETE, "/api/routes", "GET, POST"),
+        (Method::POST, "/api/routes/taken", "GET, PUT, PATCH, DELETE"),
+        (Method::GET, "/api/import", "POST"),
+        (Method::POST, "/api/export", "GET"),
+        (Method::TRACE, "/api/health", "GET, HEAD"),
+    ] {
+        let r = admin.call(method.clone(), path, Value::Null).await;
+        r.expect_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+        assert_eq!(r.header("allow"), allow, "{method} {path}");
+    }
     let r = admin
         .call(
             Method::POST,

@@ -174,14 +174,17 @@ pub(crate) async fn dispatch<T: Entity, S: ConfigStore, C: CounterStore, E: Even
         ([id], &Method::PUT) => replace::<T, _, _, _>(op, id, false).await,
         ([id], &Method::PATCH) => replace::<T, _, _, _>(op, id, true).await,
         ([id], &Method::DELETE) => delete::<T, _, _, _>(op, id).await,
-        ([], _) => Err(AdminError::method_not_allowed(format!(
-            "/api/{} answers GET and POST",
-            T::COLLECTION
-        ))),
-        ([_], _) => Err(AdminError::method_not_allowed(format!(
-            "/api/{}/{{id}} answers GET, PUT, PATCH and DELETE",
-            T::COLLECTION
-        ))),
+        ([], _) => Err(AdminError::method_not_allowed(
+            "GET, POST",
+            format!("/api/{} answers GET and POST", T::COLLECTION),
+        )),
+        ([_], _) => Err(AdminError::method_not_allowed(
+            "GET, PUT, PATCH, DELETE",
+            format!(
+                "/api/{}/{{id}} answers GET, PUT, PATCH and DELETE",
+                T::COLLECTION
+            ),
+        )),
         _ => Err(AdminError::not_found(format!(
             "no admin endpoint at {}",
             op.req.path

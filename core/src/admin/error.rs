@@ -16,6 +16,8 @@ pub struct AdminError {
     pub message: String,
     /// Every field at fault (validation errors).
     pub errors: Vec<FieldError>,
+    /// The methods the endpoint answers (405 carries them in `Allow`).
+    pub allow: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -36,6 +38,7 @@ impl AdminError {
             code,
             message: message.into(),
             errors: Vec::new(),
+            allow: None,
         }
     }
 
@@ -49,13 +52,17 @@ impl AdminError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    /// 405: the endpoint exists, not with this method.
-    pub fn method_not_allowed(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            message,
-        )
+    /// 405: the endpoint exists, answering only the methods in `allow`
+    /// (sent as the `Allow` header, RFC 9110 15.5.6).
+    pub fn method_not_allowed(allow: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                message,
+            )
+        }
     }
 
     /// 409: the id is taken, or the entity is still referenced.

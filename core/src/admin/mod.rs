@@ -124,10 +124,18 @@ pub async fn handle<S: ConfigStore, C: CounterStore, E: EventSink>(
 ) -> AdminReply {
     match route(ctx, req).await {
         Ok(reply) => reply,
-        Err(e) => AdminReply {
-            response: json_response(e.status, e.body()),
-            applied: None,
-        },
+        Err(e) => {
+            let mut response = json_response(e.status, e.body());
+            if let Some(allow) = e.allow {
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            AdminReply {
+                response,
+                applied: None,
+            }
+        }
     }
 }
 
@@ -151,7 +159,10 @@ async fn route<S: ConfigStore, C: CounterStore, E: EventSink>(
                     "revision": ctx.live_revision,
                 }),
             )),
-            _ => Err(AdminError::method_not_allowed("health answers GET")),
+            _ => Err(AdminError::method_not_allowed(
+                "GET, HEAD",
+                "health answers GET",
+            )),
         };
     }
     let actor = authenticate(ctx, req)?;
@@ -176,10 +187,14 @@ async fn route<S: ConfigStore, C: CounterStore, E: EventSink>(
         (["apikeys", id, "rotate"], &Method::POST) => entities::rotate(&op, id).await,
         (["apikeys", id, "quotas"], &Method::GET) => entities::quotas(&op, id).await,
         (["openapi.json" | "export" | "import"], _) | (["apikeys", _, "rotate" | "quotas"], _) => {
-            Err(AdminError::method_not_allowed(format!(
-                "{} is not allowed on {}",
-                req.method, req.path
-            )))
+            let allow = match segments.last() {
+                Some(&("import" | "rotate")) => "POST",
+                _ => "GET",
+            };
+            Err(AdminError::method_not_allowed(
+                allow,
+                format!("{} is not allowed on {}: use {allow}", req.method, req.path),
+            ))
         }
         (["apikeys", rest @ ..], _) => entities::dispatch::<ApiKey, _, _, _>(&op, rest).await,
         _ => Err(AdminError::not_found(format!(

@@ -41,6 +41,28 @@ fn generated() -> Value {
         ));
         schemas.insert(format!("{name}Replace"), schema);
     }
+    // PATCH: a JSON merge patch of the entity, every field optional.
+    for name in ["Route", "ApiKey", "Group"] {
+        let mut schema = schemas[name].clone();
+        if let Some(map) = schema.as_object_mut() {
+            map.remove("required");
+        }
+        schema["description"] = json!(format!(
+            "A JSON merge patch (RFC 7396) of a {name}: the fields given replace the stored ones, null removes an optional one."
+        ));
+        schemas.insert(format!("{name}Patch"), schema);
+    }
+    // The answer to a create, replace or rotation shows a secret just set,
+    // once: there `clientSecret` is read, not only written.
+    let mut with_secret = schemas["ApiKey"].clone();
+    if let Some(secret) = with_secret["properties"]["clientSecret"].as_object_mut() {
+        secret.remove("writeOnly");
+        secret.insert(
+            "description".into(),
+            json!("The secret just set or generated: shown in this answer only."),
+        );
+    }
+    schemas.insert("ApiKeyWithSecret".into(), with_secret);
     for (path, name) in [
         ("/api/routes/{id}", "Route"),
         ("/api/apikeys/{clientId}", "ApiKey"),
@@ -48,6 +70,18 @@ fn generated() -> Value {
     ] {
         doc["paths"][path]["put"]["requestBody"]["content"]["application/json"]["schema"] =
             json!({ "$ref": format!("#/components/schemas/{name}Replace") });
+        for media in ["application/json", "application/merge-patch+json"] {
+            doc["paths"][path]["patch"]["requestBody"]["content"][media]["schema"] =
+                json!({ "$ref": format!("#/components/schemas/{name}Patch") });
+        }
+    }
+    for (path, method, status) in [
+        ("/api/apikeys", "post", "201"),
+        ("/api/apikeys/{clientId}", "put", "200"),
+        ("/api/apikeys/{clientId}", "patch", "200"),
+    ] {
+        doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"] =
+            json!({ "$ref": "#/components/schemas/ApiKeyWithSecret" });
     }
     doc
 }

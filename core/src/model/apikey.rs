@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKey {
     /// Unique, public id of the client.
+    #[cfg_attr(test, schemars(regex(pattern = r"^[A-Za-z0-9._~@+-]{1,128}$")))]
     pub client_id: String,
     /// The secret in clear (16 to 512 characters; generated when left out):
     /// accepted on input only, sealed when saved and never written back.

@@ -17,6 +17,7 @@ pub const FORMAT: u32 = 1;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Document {
     /// Document format, always [`FORMAT`].
+    #[cfg_attr(test, schemars(range(min = 1, max = 1)))]
     pub format: u32,
     /// Configuration revision, bumped by every accepted change.
     #[serde(default)]

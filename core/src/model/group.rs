@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Group {
     /// Unique id, referenced by routes' and keys' `groups`.
+    #[cfg_attr(test, schemars(regex(pattern = r"^[A-Za-z0-9._~@+-]{1,128}$")))]
     pub id: String,
     /// Human-readable name.
     #[serde(default)]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Route {
     /// Unique id; the `aud` of the claim sent to the backend.
+    #[cfg_attr(test, schemars(regex(pattern = r"^[A-Za-z0-9._~@+-]{1,128}$")))]
     pub id: String,
     /// Human-readable name.
     #[serde(default)]
@@ -19,6 +20,7 @@ pub struct Route {
     #[serde(default)]
     pub hosts: Vec<String>,
     /// Path patterns in matchit syntax (`/users/{id}`, `/users/{*rest}`).
+    #[cfg_attr(test, schemars(length(min = 1), inner(regex(pattern = "^/"))))]
     pub paths: Vec<String>,
     /// Methods served; empty means any method.
     #[serde(default)]
