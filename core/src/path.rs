@@ -10,7 +10,9 @@
 //!   (RFC 3986, 6.2.2.1 and 6.2.2.2);
 //! - dot-segments are then removed (RFC 3986, 5.2.4), so `%2e%2e` is a
 //!   dot-segment, as the WHATWG URL parser (the Worker's) treats it;
-//! - `%2F` stays encoded: it is never a path separator;
+//! - `%2F` stays encoded: it is never a path separator; a dot-segment
+//!   beside one (`..%2F`) is refused, as a backend that decodes it would
+//!   walk out of the route's path;
 //! - a backslash, or a `%` not followed by two hex digits, is refused:
 //!   servers read them in different ways.
 //!
@@ -24,6 +26,10 @@ pub enum PathError {
     /// A backslash, which servers read in different ways.
     #[error("the request path contains a backslash (\\): send \"/\" or \"%5C\"")]
     Backslash,
+    /// A dot-segment hidden behind an encoded slash (`..%2F`, `%2F..`): a
+    /// backend that decodes `%2F` would walk out of the route's path.
+    #[error("the request path has a dot-segment next to an encoded slash (%2F or %5C), which backends read in different ways")]
+    EncodedTraversal,
     /// A `%` not followed by two hex digits: decoding it is guesswork (and
     /// decoding what follows could make a new escape appear).
     #[error("the request path has a malformed percent-encoding: \"%\" must be followed by two hex digits (send \"%25\" for a \"%\")")]
@@ -43,6 +49,17 @@ pub fn normalize(path_and_query: &str) -> Result<Cow<'_, str>, PathError> {
         return Ok(Cow::Borrowed(path_and_query));
     }
     let decoded = decode_unreserved(path)?;
+    // Escapes are upper-cased by now: `%2F` and `%5C` are the only forms.
+    let hidden_dots = decoded.split('/').any(|segment| {
+        segment.contains('%')
+            && segment
+                .split("%2F")
+                .flat_map(|s| s.split("%5C"))
+                .any(|piece| piece == "." || piece == "..")
+    });
+    if hidden_dots {
+        return Err(PathError::EncodedTraversal);
+    }
     let mut out = remove_dot_segments(&decoded);
     out.push_str(query);
     Ok(Cow::Owned(out))
@@ -184,7 +201,17 @@ mod tests {
     fn unreserved_escapes_are_decoded_others_kept() {
         assert_eq!(norm("/%61%62c"), "/abc");
         assert_eq!(norm("/a%2fb"), "/a%2Fb");
-        assert_eq!(norm("/a%2F..%2Fb"), "/a%2F..%2Fb");
+        assert_eq!(normalize("/a%2F..%2Fb"), Err(PathError::EncodedTraversal));
+        assert_eq!(
+            normalize("/public/%2e%2e%2fdemo"),
+            Err(PathError::EncodedTraversal)
+        );
+        assert_eq!(
+            normalize("/public/..%5Cdemo"),
+            Err(PathError::EncodedTraversal)
+        );
+        assert_eq!(norm("/files/a%2Fb.txt"), "/files/a%2Fb.txt");
+        assert_eq!(norm("/files/a%2F...b"), "/files/a%2F...b");
         assert_eq!(norm("/a%20b"), "/a%20b");
         assert_eq!(norm("/x%7e"), "/x~");
     }
@@ -204,7 +231,7 @@ mod tests {
         for p in [
             "/a/%2e%2e/b",
             "/a/%252e%252e/b",
-            "/%2e%2e%2f",
+            "/%2e%2e/%2f",
             "/a/b/../../../c/./d/",
         ] {
             let once = norm(p);

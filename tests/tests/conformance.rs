@@ -441,7 +441,12 @@ async fn paths_and_public_credentials(s: &Server, up: &Upstream) {
         );
     }
     // A malformed escape is refused, not guessed at.
-    for path in ["/public/%zz", "/public/%4%44"] {
+    for path in [
+        "/public/%zz",
+        "/public/%4%44",
+        "/public/..%2Fecho/x",
+        "/public/%2e%2e%2fecho/x",
+    ] {
         let mut conn = RawConn::connect(&s.url("/")).await;
         conn.send(get(path, "").as_bytes()).await;
         let r = conn.response(false).await;
