@@ -6,6 +6,7 @@
 // The `durable_object` macro generates undocumented public items.
 #![allow(missing_docs)]
 
+use komainu_core::secret::{is_sealed, CLAIM_SECRET_CONTEXT};
 use komainu_core::store::{ConfigStore, StoreError};
 use komainu_core::Document;
 use serde_json::Value;
@@ -38,17 +39,35 @@ impl DurableObject for ConfigObject {
         match (req.method(), req.path().as_str()) {
             (Method::Get, "/claim-secret") => {
                 // Without KOMAINU_CLAIM_SECRET, one is generated at first use
-                // and kept here, shared by every isolate (as natively).
+                // and kept here, shared by every isolate (as natively):
+                // sealed with KOMAINU_SECRET_KEY when it is set.
+                let sealing = crate::settings::Settings::from_env(&self.env)
+                    .sealing()
+                    .map_err(worker::Error::RustError)?;
                 let storage = self.state.storage();
                 let secret = match storage.get::<String>("claimSecret").await? {
-                    Some(secret) => secret,
-                    None => {
-                        let secret =
-                            komainu_core::secret::generate_secret(crate::random_secret_bytes()?);
-                        storage.put("claimSecret", &secret).await?;
-                        secret
+                    Some(stored) if is_sealed(&stored) => {
+                        let key = sealing.as_ref().ok_or_else(|| {
+                            worker::Error::RustError(
+                                "the stored claim secret is sealed: set KOMAINU_SECRET_KEY".into(),
+                            )
+                        })?;
+                        let bytes = key
+                            .open_bytes(CLAIM_SECRET_CONTEXT, &stored)
+                            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+                        String::from_utf8(bytes)
+                            .map_err(|_| worker::Error::RustError("claim secret not text".into()))?
                     }
+                    Some(clear) => clear,
+                    None => komainu_core::secret::generate_secret(crate::random_secret_bytes()?),
                 };
+                let stored = match &sealing {
+                    Some(key) => key.seal_bytes(CLAIM_SECRET_CONTEXT, secret.as_bytes()),
+                    None => secret.clone(),
+                };
+                if storage.get::<String>("claimSecret").await?.as_deref() != Some(stored.as_str()) {
+                    storage.put("claimSecret", &stored).await?;
+                }
                 Response::ok(secret)
             }
             (Method::Get, "/doc") => match self.read().await? {
