@@ -178,7 +178,8 @@ fn response_head(
         Ok(httparse::Status::Complete(n)) => n,
         _ => return Err(invalid()),
     };
-    let framing = ResponseFraming::of(&parsed, head_request).map_err(UpstreamError::Exchange)?;
+    let framing = ResponseFraming::of(&parsed, head_request)
+        .map_err(|e| UpstreamError::Exchange(e.to_string()))?;
     let mut response = Response::new(());
     *response.status_mut() =
         StatusCode::from_u16(parsed.code.unwrap_or(502)).map_err(|_| invalid())?;

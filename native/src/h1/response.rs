@@ -77,6 +77,17 @@ fn interim_status(head: &[u8]) -> Option<u16> {
         .flatten()
 }
 
+/// Why a backend's response framing is unusable (502).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FramingError {
+    /// A `Content-Length` that is not a plain number.
+    #[error("it sent an invalid Content-Length")]
+    InvalidLength,
+    /// `Content-Length` lines that disagree.
+    #[error("it sent conflicting Content-Length headers")]
+    ConflictingLengths,
+}
+
 /// How a response's body is framed, read from its head.
 pub struct ResponseFraming {
     /// The body's framing.
@@ -95,7 +106,7 @@ impl ResponseFraming {
     /// an answer to HEAD or a switch of protocols. Several `Content-Length`
     /// lines that disagree, or one that is not a number, make the response
     /// unusable (RFC 9112, 6.3, point 5): a client could read it otherwise.
-    pub fn of(response: &httparse::Response<'_, '_>, bodiless: bool) -> Result<Self, String> {
+    pub fn of(response: &httparse::Response<'_, '_>, bodiless: bool) -> Result<Self, FramingError> {
         let status = response.code.unwrap_or(502);
         let http11 = response.version == Some(1);
         let no_body = bodiless || status == 204 || status == 304;
@@ -110,9 +121,9 @@ impl ResponseFraming {
         let mut chunked = false;
         for h in response.headers.iter() {
             if h.name.eq_ignore_ascii_case("content-length") {
-                let n = content_length(h.value).ok_or("it sent an invalid Content-Length")?;
+                let n = content_length(h.value).ok_or(FramingError::InvalidLength)?;
                 if length.is_some_and(|prior| prior != n) {
-                    return Err("it sent conflicting Content-Length headers".into());
+                    return Err(FramingError::ConflictingLengths);
                 }
                 length = Some(n);
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
