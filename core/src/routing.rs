@@ -271,6 +271,7 @@ mod tests {
             public: false,
             groups: vec![],
             quota_failure: None,
+            pass_authorization: false,
         }
     }
 

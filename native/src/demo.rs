@@ -88,6 +88,7 @@ pub fn install(doc: &mut Document, backend: SocketAddr, secret: &str) {
         public,
         groups: vec!["demo".into()],
         quota_failure: None,
+        pass_authorization: false,
     };
     doc.routes.push(route("demo", "/demo", false));
     doc.routes.push(route("demo-public", "/public", true));

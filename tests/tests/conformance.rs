@@ -408,6 +408,10 @@ async fn paths_and_public_credentials(s: &Server, up: &Upstream) {
         "id": "public", "paths": ["/public/{*rest}"], "public": true,
         "backend": { "targets": [{ "url": up.url() }] }
     }));
+    doc["routes"].as_array_mut().unwrap().push(json!({
+        "id": "self-auth", "paths": ["/self-auth"], "public": true, "passAuthorization": true,
+        "backend": { "targets": [{ "url": up.url() }] }
+    }));
     s.seed(doc).await;
     let get = |path: &str, extra: &str| {
         format!("GET {path} HTTP/1.1\r\nHost: gw.test\r\n{extra}Connection: close\r\n\r\n")
@@ -481,6 +485,15 @@ async fn paths_and_public_credentials(s: &Server, up: &Upstream) {
             );
         }
     }
+    // A route that passes Authorization on, to a backend doing its own checks.
+    let r = c
+        .get(
+            &s.url("/self-auth"),
+            &[("authorization", "Bearer backend-token")],
+        )
+        .await;
+    r.expect_status(StatusCode::OK);
+    assert_eq!(r.json()["headers"]["authorization"], "Bearer backend-token");
 }
 
 /// The admin API reads no body from a caller without valid credentials:

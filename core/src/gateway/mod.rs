@@ -62,6 +62,7 @@ pub(crate) struct CompiledRoute {
     next: AtomicU64,
     timeout_ms: u64,
     quota_failure: QuotaFailure,
+    pass_authorization: bool,
 }
 
 impl CompiledRoute {
@@ -87,6 +88,7 @@ impl CompiledRoute {
             next: AtomicU64::new(0),
             timeout_ms: route.backend.timeout_ms,
             quota_failure: route.quota_failure.unwrap_or(settings.quota_failure),
+            pass_authorization: route.pass_authorization,
         }
     }
 

@@ -107,12 +107,16 @@ impl Gateway {
         }
         // Credentials never reach the backend: those that proved the caller,
         // and, on a public route, any Authorization in a form the gateway
-        // reads (Basic, Bearer), meant for it or not.
+        // reads (Basic, Bearer), meant for it or not, unless the route
+        // passes it on to a backend that authenticates callers itself.
         let drop_authorization = match &caller {
             Some(c) => c.in_authorization,
-            None => head
-                .first("authorization")
-                .is_some_and(credentials::is_gateway_scheme),
+            None => {
+                !self.routes[route].pass_authorization
+                    && head
+                        .first("authorization")
+                        .is_some_and(credentials::is_gateway_scheme)
+            }
         };
         self.forward(route, caller.as_ref(), drop_authorization, ctx)
     }

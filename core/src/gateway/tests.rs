@@ -280,6 +280,19 @@ fn public_routes_need_no_key_and_claim_has_no_subject() {
     let mut parts = request(Method::GET, "/open", &[("authorization", "Digest x")]);
     run(&gw, &store, &mut parts, now());
     assert_eq!(parts.headers["authorization"], "Digest x");
+    // A route may pass it on, to a backend that authenticates callers itself.
+    let mut doc = Document::load(DOC.as_bytes()).unwrap();
+    doc.routes
+        .iter_mut()
+        .for_each(|r| r.pass_authorization = true);
+    let gw = Gateway::compile(&doc, CLAIM_SECRET, None).unwrap();
+    let mut parts = request(
+        Method::GET,
+        "/open",
+        &[("authorization", "Bearer backend-token")],
+    );
+    run(&gw, &store, &mut parts, now());
+    assert_eq!(parts.headers["authorization"], "Bearer backend-token");
 }
 
 #[test]

@@ -36,6 +36,12 @@ pub struct Route {
     /// Overrides `settings.quotaFailure` for this route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota_failure: Option<super::QuotaFailure>,
+    /// `true`: a client's `Authorization` header reaches the backend when
+    /// it did not carry the gateway's credentials (a public route in front
+    /// of a backend that authenticates callers itself). By default any
+    /// Basic or Bearer `Authorization` is removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pass_authorization: bool,
 }
 
 /// The backend of a route: its targets and how to reach them.
