@@ -58,6 +58,7 @@ fn document(routes: usize) -> Document {
         groups: vec![format!("g{}", i % 100)],
         quota_failure: None,
         pass_authorization: false,
+        upgrades: vec!["websocket".into()],
     });
     // One secret for all keys keeps set-up fast (each key's verifier is
     // still its own); lookups go through the full 100,000-entry index.

@@ -272,6 +272,7 @@ mod tests {
             groups: vec![],
             quota_failure: None,
             pass_authorization: false,
+            upgrades: vec!["websocket".into()],
         }
     }
 

@@ -89,6 +89,7 @@ pub fn install(doc: &mut Document, backend: SocketAddr, secret: &str) {
         groups: vec!["demo".into()],
         quota_failure: None,
         pass_authorization: false,
+        upgrades: vec!["websocket".into()],
     };
     doc.routes.push(route("demo", "/demo", false));
     doc.routes.push(route("demo-public", "/public", true));

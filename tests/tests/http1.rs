@@ -549,11 +549,11 @@ async fn protocol_upgrades_are_tunnelled_both_ways() {
                 let text = String::from_utf8_lossy(&got).to_lowercase();
                 *head.lock().unwrap() = text.clone();
                 // Switches to what was asked, or (a lenient backend) to h2c.
-                let protocol = if text.contains("\r\nupgrade: websocket\r\n") {
-                    "websocket"
-                } else {
-                    "h2c"
-                };
+                let protocol = text
+                    .split("\r\n")
+                    .find_map(|l| l.strip_prefix("upgrade: "))
+                    .unwrap_or("h2c")
+                    .to_owned();
                 let switch = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: {protocol}\r\nConnection: Upgrade\r\n\r\nhello");
                 if s.write_all(switch.as_bytes()).await.is_err() {
                     return;
@@ -573,7 +573,36 @@ async fn protocol_upgrades_are_tunnelled_both_ways() {
         }
     });
     let up = Upstream::start().await;
-    let gw = Komainu::start(&document(&up.url(), &format!("http://{addr}")));
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&document(&up.url(), &format!("http://{addr}"))).unwrap();
+    doc["routes"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "id": "custom", "paths": ["/custom"], "public": true, "upgrades": ["echo"],
+            "backend": { "targets": [{ "url": format!("http://{addr}") }] }
+        }));
+    let gw = Komainu::start(&doc.to_string());
+
+    // A protocol the route allows (here "echo", not WebSocket) is tunnelled;
+    // on a route that does not allow it, it goes on as a plain request.
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"GET /custom HTTP/1.1\r\nHost: t\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+        .await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 101);
+    assert_eq!(r.header("upgrade"), Some("echo"));
+    assert_eq!(c.bytes(5).await, b"hello");
+    c.send(b"ping").await;
+    assert_eq!(c.bytes(4).await, b"ping");
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+        .await;
+    assert_eq!(
+        c.response(false).await.status,
+        502,
+        "echo is not allowed on /scripted"
+    );
 
     let mut c = RawConn::connect(&gw.url("/")).await;
     c.send(b"GET /scripted HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n")

@@ -63,6 +63,8 @@ pub(crate) struct CompiledRoute {
     timeout_ms: u64,
     quota_failure: QuotaFailure,
     pass_authorization: bool,
+    /// Protocols a client may switch to (lower case).
+    upgrades: Vec<Box<str>>,
 }
 
 impl CompiledRoute {
@@ -89,6 +91,11 @@ impl CompiledRoute {
             timeout_ms: route.backend.timeout_ms,
             quota_failure: route.quota_failure.unwrap_or(settings.quota_failure),
             pass_authorization: route.pass_authorization,
+            upgrades: route
+                .upgrades
+                .iter()
+                .map(|p| p.to_ascii_lowercase().into_boxed_str())
+                .collect(),
         }
     }
 

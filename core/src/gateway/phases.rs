@@ -245,6 +245,7 @@ impl Gateway {
             target,
             timeout_ms: r.timeout_ms,
             drop_authorization,
+            upgrades: &r.upgrades,
             claim,
         })
     }

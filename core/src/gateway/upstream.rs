@@ -73,11 +73,23 @@ pub struct Forwarding<'g> {
     pub timeout_ms: u64,
     /// The credentials came in `Authorization`: it is not passed on.
     pub(crate) drop_authorization: bool,
+    /// Protocols the route lets a client switch to (lower case).
+    pub(crate) upgrades: &'g [Box<str>],
     /// The signed `Komainu-Claim`.
     pub(crate) claim: String,
 }
 
 impl Forwarding<'_> {
+    /// Whether the route lets a client switch to `protocol` (the value of
+    /// its `Upgrade` header): `websocket` by default. Any other protocol,
+    /// `h2c` above all, would carry requests past routing, keys and quotas.
+    pub fn allows_upgrade(&self, protocol: &[u8]) -> bool {
+        let protocol = protocol.trim_ascii();
+        self.upgrades
+            .iter()
+            .any(|p| p.as_bytes().eq_ignore_ascii_case(protocol))
+    }
+
     /// Whether the client's header `name` (any case) stays out of the
     /// forwarded request: hop-by-hop, the gateway's credentials, and the
     /// headers the gateway sets itself ([`Forwarding::added_headers`]).

@@ -42,6 +42,19 @@ pub struct Route {
     /// Basic or Bearer `Authorization` is removed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pass_authorization: bool,
+    /// Protocols a client may switch to on this route (`Upgrade`, then a
+    /// tunnel after the backend's `101`), case-insensitive; `[]` allows
+    /// none. Another upgrade is forwarded as a plain request.
+    #[serde(default = "websocket_only", skip_serializing_if = "is_websocket_only")]
+    pub upgrades: Vec<String>,
+}
+
+fn websocket_only() -> Vec<String> {
+    vec!["websocket".into()]
+}
+
+fn is_websocket_only(upgrades: &[String]) -> bool {
+    upgrades.len() == 1 && upgrades[0].eq_ignore_ascii_case("websocket")
 }
 
 /// The backend of a route: its targets and how to reach them.

@@ -184,6 +184,15 @@ fn check_route(c: &mut Checker, at: &str, route: &Route, groups: &HashSet<&str>)
             c.fail(format!("{at}.hosts[{j}]"), why);
         }
     }
+    for (j, protocol) in route.upgrades.iter().enumerate() {
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/".contains(&b);
+        if protocol.is_empty() || !protocol.bytes().all(token) {
+            c.fail(
+                format!("{at}.upgrades[{j}]"),
+                format!("\"{protocol}\" is not a protocol name (e.g. \"websocket\")"),
+            );
+        }
+    }
     if route.paths.is_empty() {
         c.fail(
             format!("{at}.paths"),

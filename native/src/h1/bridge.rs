@@ -111,7 +111,7 @@ pub async fn send(
         if !replayable {
             send_body(&mut conn, &mut body, framing == Framing::Chunked).await?;
         }
-        match read_response_head(&mut conn, false).await {
+        match read_response_head(&mut conn, None).await {
             Ok(()) => break conn,
             Err(HeadFailure::Closed) if retry && conn.buf.is_empty() => fresh_only = true,
             Err(HeadFailure::Closed) => {

@@ -94,7 +94,6 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
     let http11 = req.http11;
     let is_head = *req.method() == Method::HEAD;
     let idempotent = is_idempotent(req.method());
-    let upgrade = req.upgrade;
     let expects_continue = req.expects_continue;
     let forwarding = match decision {
         Ok(forwarding) => forwarding,
@@ -104,8 +103,22 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
             return respond(io, out, &gateway, &ctx, &error, keep).await;
         }
     };
+    // An upgrade the route does not allow goes on as a plain request (its
+    // Upgrade header is hop-by-hop, dropped).
+    // (Copied: the head's buffer is consumed below; upgrades are rare.)
+    let upgrade: Option<Vec<u8>> = req
+        .upgrade
+        .filter(|p| forwarding.allows_upgrade(p))
+        .map(<[u8]>::to_vec);
     out.clear();
-    write_upstream_head(out, &req, &forwarding, &client_info, &ctx);
+    write_upstream_head(
+        out,
+        &req,
+        upgrade.as_deref(),
+        &forwarding,
+        &client_info,
+        &ctx,
+    );
     buf.consume(head_len);
 
     // The body: what came with the head goes out with it.
@@ -141,7 +154,7 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
     let target = forwarding.target;
     let backend_timeout = Duration::from_millis(forwarding.timeout_ms);
     let sent = send(
-        upgrade,
+        upgrade.as_deref(),
         idempotent,
         io,
         buf,
@@ -167,7 +180,7 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
         http11,
         is_head,
         close: client_close,
-        upgrade,
+        upgrade: upgrade.is_some(),
     };
     relay_response(
         io,
@@ -215,6 +228,7 @@ fn skip_buffered_body(buf: &mut ReadBuf, framing: Framing) -> bool {
 fn write_upstream_head(
     out: &mut Vec<u8>,
     req: &Request<'_>,
+    upgrade: Option<&[u8]>,
     forwarding: &Forwarding<'_>,
     client: &ClientInfo,
     ctx: &RequestContext,
@@ -235,12 +249,10 @@ fn write_upstream_head(
     forwarding.added_headers(req, client, ctx, |name, value| {
         write::header(out, name, value);
     });
-    if req.upgrade {
+    if let Some(protocol) = upgrade {
         // Hop-by-hop, yet what the backend must see to switch protocols.
-        if let Some(protocol) = req.first("upgrade") {
-            write::header(out, "upgrade", protocol);
-            out.extend_from_slice(b"connection: upgrade\r\n");
-        }
+        write::header(out, "upgrade", protocol);
+        out.extend_from_slice(b"connection: upgrade\r\n");
     }
     match req.framing {
         Framing::Length(n) => {
@@ -275,7 +287,7 @@ enum Failure {
 /// route's timeout: a backend that stops reading gets 504.
 #[allow(clippy::too_many_arguments)]
 async fn send(
-    upgrade: bool,
+    upgrade: Option<&[u8]>,
     idempotent: bool,
     client: &mut TcpStream,
     buf: &mut ReadBuf,

@@ -116,9 +116,10 @@ pub struct Request<'b> {
     pub close: bool,
     /// The client waits for `100 Continue` before sending its body.
     pub expects_continue: bool,
-    /// The client asks to switch to WebSocket (`Upgrade: websocket` named
-    /// by `Connection`, HTTP/1.1); no other protocol is tunnelled.
-    pub upgrade: bool,
+    /// The protocol the client asks to switch to (`Upgrade` named by
+    /// `Connection`, HTTP/1.1); whether the route allows it is the
+    /// gateway's call ([`komainu_core::gateway::Forwarding::allows_upgrade`]).
+    pub upgrade: Option<&'b [u8]>,
 }
 
 impl<'b> Request<'b> {
@@ -162,7 +163,7 @@ impl<'b> Request<'b> {
             framing: Framing::Empty,
             close: version == 0,
             expects_continue: false,
-            upgrade: false,
+            upgrade: None,
         };
         this.read_headers(authority.is_some())?;
         Ok((this, len))
@@ -174,7 +175,7 @@ impl<'b> Request<'b> {
         let mut chunked = false;
         let mut host_seen = false;
         let mut upgrade_named = false;
-        let mut upgrade_header = false;
+        let mut upgrade_header: Option<&'b [u8]> = None;
         for h in self.headers {
             self.header_bytes += h.name.len() + h.value.len();
             let name = h.name;
@@ -208,11 +209,8 @@ impl<'b> Request<'b> {
                     }
                 }
             } else if name.eq_ignore_ascii_case("upgrade") {
-                // Only WebSocket becomes a tunnel: another protocol (h2c
-                // above all) would carry requests past routing, keys and
-                // quotas. Other upgrades are forwarded as plain requests,
-                // their Upgrade header dropped (hop-by-hop).
-                upgrade_header = h.value.trim_ascii().eq_ignore_ascii_case(b"websocket");
+                let protocol = h.value.trim_ascii();
+                upgrade_header = (!protocol.is_empty()).then_some(protocol);
             } else if name.eq_ignore_ascii_case("expect") {
                 if !h.value.eq_ignore_ascii_case(b"100-continue") {
                     return Err(HeadError::UnsupportedExpect);
@@ -237,7 +235,7 @@ impl<'b> Request<'b> {
         if self.framing == Framing::Empty {
             self.expects_continue = false;
         }
-        self.upgrade = self.http11 && upgrade_named && upgrade_header;
+        self.upgrade = upgrade_header.filter(|_| self.http11 && upgrade_named);
         Ok(())
     }
 

@@ -21,18 +21,20 @@ pub enum HeadFailure {
 
 /// Reads until `conn.buf` starts with a final response head (1xx
 /// interim responses are read and dropped).
-pub async fn read_response_head(conn: &mut Conn, upgrade: bool) -> Result<(), HeadFailure> {
+pub async fn read_response_head(
+    conn: &mut Conn,
+    upgrade: Option<&[u8]>,
+) -> Result<(), HeadFailure> {
     loop {
         if let Some(end) = head_end(conn.buf.filled(), HeadKind::Response) {
             let status = interim_status(&conn.buf.filled()[..end]);
             match status {
-                Some(101) if upgrade && switches_to_websocket(&conn.buf.filled()[..end]) => {
+                Some(101) if upgrade.is_some_and(|p| switches_to(&conn.buf.filled()[..end], p)) => {
                     return Ok(())
                 }
-                Some(101) if upgrade => {
+                Some(101) if upgrade.is_some() => {
                     return Err(HeadFailure::Invalid(
-                        "it switched to another protocol than the WebSocket the client asked for"
-                            .into(),
+                        "it switched to another protocol than the one the client asked for".into(),
                     ))
                 }
                 Some(101) => {
@@ -58,14 +60,14 @@ pub async fn read_response_head(conn: &mut Conn, upgrade: bool) -> Result<(), He
     }
 }
 
-/// Whether a `101` head switches to WebSocket (`Upgrade: websocket`).
-fn switches_to_websocket(head: &[u8]) -> bool {
+/// Whether a `101` head switches to `protocol` (its `Upgrade` header).
+fn switches_to(head: &[u8], protocol: &[u8]) -> bool {
     let mut slots = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut slots);
     matches!(response.parse(head), Ok(httparse::Status::Complete(_)))
         && response.headers.iter().any(|h| {
             h.name.eq_ignore_ascii_case("upgrade")
-                && h.value.trim_ascii().eq_ignore_ascii_case(b"websocket")
+                && h.value.trim_ascii().eq_ignore_ascii_case(protocol)
         })
 }
 
