@@ -187,6 +187,13 @@ impl Komainu {
         format!("http://{}{path}", self.proxy)
     }
 
+    /// A raw TCP connection to the proxy listener.
+    pub async fn connect(&self) -> tokio::net::TcpStream {
+        tokio::net::TcpStream::connect(self.proxy.to_string())
+            .await
+            .expect("connect to the proxy listener")
+    }
+
     /// A URL on the admin listener.
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin)

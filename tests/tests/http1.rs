@@ -246,13 +246,7 @@ async fn a_stalled_backend_loses_the_exchange_within_the_route_timeout() {
 
     // An upload the backend never reads: 504 once writes stall that long.
     let total = 64 * 1024 * 1024;
-    let stream = tokio::net::TcpStream::connect(
-        gw.url("/")
-            .trim_start_matches("http://")
-            .trim_end_matches('/'),
-    )
-    .await
-    .unwrap();
+    let stream = gw.connect().await;
     let (mut rd, mut wr) = stream.into_split();
     let writer = tokio::spawn(async move {
         let head = format!("POST /stall HTTP/1.1\r\nHost: t\r\nContent-Length: {total}\r\n\r\n");
@@ -290,13 +284,7 @@ async fn a_stalled_backend_loses_the_exchange_within_the_route_timeout() {
 
     // An answer the backend stops sending: the client's connection is
     // closed once the body has stalled that long.
-    let mut s = tokio::net::TcpStream::connect(
-        gw.url("/")
-            .trim_start_matches("http://")
-            .trim_end_matches('/'),
-    )
-    .await
-    .unwrap();
+    let mut s = gw.connect().await;
     s.write_all(b"GET /stall HTTP/1.1\r\nHost: t\r\n\r\n")
         .await
         .unwrap();
@@ -410,13 +398,7 @@ async fn backend_lengths_are_passed_on_canonical_or_refused() {
 #[tokio::test]
 async fn a_trickling_head_is_cut_after_the_head_timeout() {
     let (_up, _s, gw) = setup(|_| (ok_response("x"), false)).await;
-    let stream = tokio::net::TcpStream::connect(
-        gw.url("/")
-            .trim_start_matches("http://")
-            .trim_end_matches('/'),
-    )
-    .await
-    .unwrap();
+    let stream = gw.connect().await;
     let (mut rd, mut wr) = stream.into_split();
     let started = std::time::Instant::now();
     let trickle = tokio::spawn(async move {

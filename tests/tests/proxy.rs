@@ -523,13 +523,7 @@ async fn an_h2_client_that_stops_reading_releases_the_backend() {
           "backend": { "targets": [{ "url": format!("http://{addr}") }] } }
     ]});
     let gw = Komainu::start(&doc.to_string());
-    let stream = tokio::net::TcpStream::connect(
-        gw.url("/")
-            .trim_start_matches("http://")
-            .trim_end_matches('/'),
-    )
-    .await
-    .unwrap();
+    let stream = gw.connect().await;
     let (mut sender, conn) =
         hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
             .handshake::<_, http_body_util::Empty<Bytes>>(hyper_util::rt::TokioIo::new(stream))
