@@ -144,6 +144,15 @@ async fn nothing_in_the_dumps_calls(at: &Target, ids: &[&str], dumps: &[String])
     assert!(tried > 100, "only {tried} attempts");
 }
 
+/// The configuration document as exported, as text (what an attacker holds).
+async fn export_text(admin: &Admin) -> String {
+    let body = admin
+        .call(Method::GET, "/api/export", Value::Null)
+        .await
+        .body;
+    String::from_utf8(body.to_vec()).expect("an export is UTF-8 JSON")
+}
+
 async fn populate(admin: &Admin, up: &Upstream) -> (String, String) {
     admin
         .call(Method::POST, "/api/routes", json!({ "id": "svc", "paths": ["/svc/{*rest}"], "backend": { "targets": [{ "url": up.url() }] } }))
@@ -228,14 +237,7 @@ async fn an_export_and_a_file_store_give_no_usable_credential() {
     real_secrets_work(&gw.url("/svc/x"), "given", &rotated).await;
     real_secrets_work(&gw.url("/svc/x"), "given", "a-given-secret-0123").await;
 
-    let export = String::from_utf8(
-        admin
-            .call(Method::GET, "/api/export", Value::Null)
-            .await
-            .body
-            .to_vec(),
-    )
-    .unwrap();
+    let export = export_text(&admin).await;
     let file = std::fs::read_to_string(gw.data_path()).unwrap();
     for dump in [&export, &file] {
         for secret in [&generated, &rotated] {
@@ -341,14 +343,7 @@ async fn an_export_of_the_worker_gives_no_usable_credential() {
     let (generated, rotated) = populate(&admin, &up).await;
     real_secrets_work(&worker.url("/svc/x"), "gen", &generated).await;
     real_secrets_work(&worker.url("/svc/x"), "given", &rotated).await;
-    let export = String::from_utf8(
-        admin
-            .call(Method::GET, "/api/export", Value::Null)
-            .await
-            .body
-            .to_vec(),
-    )
-    .unwrap();
+    let export = export_text(&admin).await;
     assert!(!export.contains(&generated) && !export.contains("hmac-sha256:"));
     let at = Target {
         proxy: worker.url("/svc/x"),
