@@ -112,7 +112,7 @@ def pin(pid, cpu):
     subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(pid)], stdout=subprocess.DEVNULL, check=True)
 
 
-def komainu(tmp, name, store, proxy_port, admin_port, backend_port, env_extra=None):
+def komainu(tmp, name, store, proxy_port, admin_port, backend_port, env_extra=None, args_extra=(), exporters=()):
     doc = {
         "format": 1,
         "routes": [
@@ -123,6 +123,7 @@ def komainu(tmp, name, store, proxy_port, admin_port, backend_port, env_extra=No
         ],
         "apikeys": [{"clientId": "bench", "clientSecret": SECRET, "routes": ["keyed"],
                      "quotas": {"perSecond": 10**12, "perDay": 10**15, "perMonth": 10**16}}],
+        "exporters": list(exporters),
     }
     if store is None:
         path = os.path.join(tmp, f"{name}.json")
@@ -132,7 +133,7 @@ def komainu(tmp, name, store, proxy_port, admin_port, backend_port, env_extra=No
     env = dict(os.environ, KOMAINU_LOG="error")
     cmd = ["taskset", "-c", PROXY_CPU, KOMAINU, "serve", "--store", store,
            "--proxy-addr", f"127.0.0.1:{proxy_port}", "--admin-addr", f"127.0.0.1:{admin_port}",
-           "--admin-key", ADMIN, "--claim-secret", "bench-claim-secret"]
+           "--admin-key", ADMIN, "--claim-secret", "bench-claim-secret", *args_extra]
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(proxy_port)
     wait_port(admin_port)
@@ -187,15 +188,23 @@ def main():
         nginx_pid = nginx_worker(proxy)
         pin(nginx_pid, PROXY_CPU)
 
+        # Without request events (metrics, audit and alerts only) ...
         kp, ka = free_port(), free_port()
-        k_mem = komainu(tmp, "memory", None, kp, ka, backend_port)
+        k_mem = komainu(tmp, "memory", None, kp, ka, backend_port, args_extra=["--no-request-events"])
         procs.append(k_mem)
+        # ... and with every request an event, written by a file exporter.
+        ep, ea = free_port(), free_port()
+        events_file = os.path.join(tmp, "events.jsonl")
+        k_ev = komainu(tmp, "events", None, ep, ea, backend_port,
+                       exporters=[{"id": "bench-file", "kind": "file", "path": events_file, "batchSize": 1000}])
+        procs.append(k_ev)
         key_headers = ["-H", "Komainu-Client-Id: bench", "-H", f"Komainu-Client-Secret: {SECRET}"]
         cases = [
             ("direct", None, f"http://127.0.0.1:{backend_port}/x", []),
             ("nginx", nginx_pid, f"http://127.0.0.1:{nginx_port}/x", []),
             ("komainu-public", k_mem.pid, f"http://127.0.0.1:{kp}/public/x", []),
             ("komainu-key", k_mem.pid, f"http://127.0.0.1:{kp}/keyed/x", key_headers),
+            ("komainu-key-events", k_ev.pid, f"http://127.0.0.1:{ep}/keyed/x", key_headers),
         ]
         if not args.no_redis:
             rport = free_port()
@@ -298,6 +307,15 @@ def main():
                   f"{span(row['pairedRatioToNginx']):>18}"
                   f"{row['p50MsMedian']:9.3f}{row['p99MsMedian']:9.3f}{cpu_text}{f['p50Us']:14.0f}"
                   f"{f['p99Us']:12.0f} ({f['p99UsMin']}-{f['p99UsMax']})")
+        ev, base = results["komainu-key-events"], results["komainu-key"]
+        ev_rps = [a / b for a, b in zip(ev["rps"], base["rps"])]
+        ev_cpu = [a / b for a, b in zip(ev["cpuUsPerReq"], base["cpuUsPerReq"])]
+        summary["eventsCost"] = {"pairedRps": statistics.median(ev_rps), "pairedCpu": statistics.median(ev_cpu)}
+        exported = sum(1 for _ in open(events_file)) if os.path.exists(events_file) else 0
+        summary["eventsCost"]["linesExported"] = exported
+        print(f"\nevents (file exporter, every request) vs none, key + 3 quotas, paired medians: "
+              f"req/s x{statistics.median(ev_rps):.3f}, cpu/req x{statistics.median(ev_cpu):.3f}; {exported} JSON lines exported")
+        rss["komainu-events"] = peak_rss_kib(k_ev.pid)
         print(f"\npeak RSS (KiB): {rss}")
         print(f"fixed-rate phase: {rate} req/s, {args.fixed_rounds} interleaved rounds of {args.fixed_seconds} s per case "
               f"(open loop, latency from due time; medians)")

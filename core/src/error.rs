@@ -22,6 +22,17 @@ pub enum Blame {
     Gateway,
 }
 
+impl Blame {
+    /// The name in events (`client`, `backend`, `gateway`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Blame::Client => "client",
+            Blame::Backend => "backend",
+            Blame::Gateway => "gateway",
+        }
+    }
+}
+
 /// An error answered to the client instead of a proxied response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
@@ -101,20 +112,40 @@ impl GatewayError {
         }
     }
 
+    /// Every JSON `error` code, in the order of [`GatewayError::code_index`].
+    pub const CODES: [&'static str; 11] = [
+        "route_not_found",
+        "bad_request",
+        "headers_too_large",
+        "missing_credentials",
+        "invalid_credentials",
+        "forbidden",
+        "quota_exceeded",
+        "bad_gateway",
+        "no_healthy_target",
+        "gateway_timeout",
+        "store_unavailable",
+    ];
+
     /// The JSON `error` code (stable, part of the contract).
     pub fn code(&self) -> &'static str {
+        Self::CODES[self.code_index()]
+    }
+
+    /// The position of [`GatewayError::code`] in [`GatewayError::CODES`].
+    pub fn code_index(&self) -> usize {
         match self {
-            Self::RouteNotFound { .. } => "route_not_found",
-            Self::BadRequest(_) => "bad_request",
-            Self::HeadersTooLarge { .. } => "headers_too_large",
-            Self::MissingCredentials => "missing_credentials",
-            Self::InvalidCredentials(_) => "invalid_credentials",
-            Self::Forbidden { .. } => "forbidden",
-            Self::QuotaExceeded { .. } => "quota_exceeded",
-            Self::BadGateway(_) => "bad_gateway",
-            Self::NoHealthyTarget(_) => "no_healthy_target",
-            Self::GatewayTimeout { .. } => "gateway_timeout",
-            Self::StoreUnavailable(_) => "store_unavailable",
+            Self::RouteNotFound { .. } => 0,
+            Self::BadRequest(_) => 1,
+            Self::HeadersTooLarge { .. } => 2,
+            Self::MissingCredentials => 3,
+            Self::InvalidCredentials(_) => 4,
+            Self::Forbidden { .. } => 5,
+            Self::QuotaExceeded { .. } => 6,
+            Self::BadGateway(_) => 7,
+            Self::NoHealthyTarget(_) => 8,
+            Self::GatewayTimeout { .. } => 9,
+            Self::StoreUnavailable(_) => 10,
         }
     }
 

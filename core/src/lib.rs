@@ -25,6 +25,9 @@
 //! - [`gateway`]: the compiled [`gateway::Gateway`] and its request pipeline,
 //!   phase by phase: route → authenticate → authorize → quota → forward →
 //!   respond;
+//! - [`events`]: request, audit and alert events in one envelope
+//!   (CloudEvents), and the sink adapters implement;
+//! - [`stats`]: per-route counters and latency histograms (the metrics);
 //! - [`error`]: every error answer, with its status, JSON code and blame;
 //! - [`time`]: UTC calendar arithmetic on Unix milliseconds.
 
@@ -38,6 +41,7 @@ pub mod path;
 pub mod quota;
 pub mod routing;
 pub mod secret;
+pub mod stats;
 pub mod store;
 pub mod text;
 pub mod time;

@@ -246,6 +246,19 @@ impl QuotaState {
         self.admitted
     }
 
+    /// Each limited window: the window, its limit, the calls left and when
+    /// it resets (Unix ms).
+    pub fn windows(&self) -> impl Iterator<Item = (Window, u64, u64, u64)> + '_ {
+        self.plan.bumps().iter().zip(self.counts).map(|(b, count)| {
+            (
+                b.window,
+                b.limit,
+                b.limit.saturating_sub(count),
+                b.resets_at_ms,
+            )
+        })
+    }
+
     /// Calls left in `window`, if it is limited.
     pub fn remaining(&self, window: Window) -> Option<u64> {
         self.plan

@@ -5,6 +5,9 @@
 use std::cell::RefCell;
 use std::net::IpAddr;
 
+/// Lower-case hexadecimal digits.
+pub const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+
 /// Runs `f` with an empty scratch buffer kept by the thread, so that text
 /// built for one header costs no allocation (a nested call gets a fresh
 /// buffer).

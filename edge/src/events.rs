@@ -1,14 +1,16 @@
-//! The Worker's event sink: JSON lines in the Worker's log (`wrangler tail`).
+//! The Worker's event sink: CloudEvents JSON lines in the Worker's log
+//! (`wrangler tail`, Workers Logs).
 
 use komainu_core::events::{Event, EventSink};
 
-/// Writes every event as one JSON line with `console.log`.
+/// The `source` of the Worker's events.
+pub const SOURCE: &str = "/komainu/worker";
+
+/// Writes every event as one CloudEvents JSON line with `console.log`.
 pub struct ConsoleEventSink;
 
 impl EventSink for ConsoleEventSink {
-    fn emit(&self, event: &Event) {
-        if let Ok(line) = serde_json::to_string(event) {
-            worker::console_log!("{line}");
-        }
+    fn emit(&self, event: Event) {
+        worker::console_log!("{}", event.to_cloudevent(SOURCE));
     }
 }

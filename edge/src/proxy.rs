@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use http::StatusCode;
-use komainu_core::gateway::{ClientInfo, Outcome, RequestId};
+use komainu_core::error::Blame;
+use komainu_core::gateway::{ClientInfo, Exchange, Outcome, RequestHead, RequestId, Timings};
 use komainu_core::GatewayError;
 use worker::{Delay, Env, Fetch, Request, Response, Result};
 
 use crate::counters::DoCounterStore;
+use crate::events::ConsoleEventSink;
 use crate::settings::Settings;
 use crate::{head, live, now_ms, random_bytes};
 
@@ -39,14 +41,47 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
         random[..16].try_into().unwrap_or_default(),
     ));
     let counters = DoCounterStore { env };
+    let method = parts.method.clone();
+    let host = parts.host().to_owned();
+    let path = match komainu_core::path::normalize(parts.path_and_query()) {
+        Ok(pq) => pq.split('?').next().unwrap_or("/").to_owned(),
+        Err(_) => parts.uri.path().to_owned(),
+    };
     let (ctx, outcome) = gateway
         .handle_request(&counters, &mut parts, &client, now, request_id)
         .await;
     if let Some(why) = &ctx.quota_unchecked {
         worker::console_warn!("quotas not checked (policy open): {why}");
     }
+    // The log phase, once the answer's head is known (the Worker streams
+    // the body on after this function returns: its size is not known here).
+    let log = |status: u16, error: Option<&GatewayError>, backend_ms: Option<u64>| {
+        let elapsed_us = now_ms().saturating_sub(now) * 1000;
+        let exchange = Exchange {
+            method: &method,
+            host: &host,
+            path: &path,
+            status,
+            error,
+            client_ip: client.addr,
+            bytes_in: 0,
+            bytes_out: 0,
+            attempts: u32::from(
+                backend_ms.is_some() || error.is_some_and(|e| e.blame() == Blame::Backend),
+            ),
+            timings: Timings {
+                total_us: elapsed_us,
+                head_us: elapsed_us,
+                backend_us: backend_ms.map(|ms| ms * 1000),
+            },
+        };
+        gateway.log(&ctx, &exchange, &ConsoleEventSink);
+    };
     let forward = match outcome {
-        Outcome::Respond(response) => return head::core_response(response),
+        Outcome::Respond(response) => {
+            log(response.status().as_u16(), ctx.refusal.as_ref(), None);
+            return head::core_response(response);
+        }
         Outcome::Forward(forward) => forward,
     };
     let target = parts
@@ -56,6 +91,7 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
         .unwrap_or_default();
     let upstream = head::upstream_request(&parts, req.inner().body())?;
     let fetch = Fetch::Request(upstream);
+    let sent_at = now_ms();
     let sent = pin!(fetch.send());
     let timeout = pin!(Delay::from(Duration::from_millis(forward.timeout_ms)));
     let error = match select(sent, timeout).await {
@@ -63,6 +99,14 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
             let mut headers = head::header_map(response.headers());
             gateway.handle_response(&ctx, &mut headers);
             let status = response.status_code();
+            let backend_ms = now_ms().saturating_sub(sent_at);
+            let proxy_ms = sent_at.saturating_sub(now);
+            gateway.latency_headers(proxy_ms * 1000, backend_ms * 1000, |name, value| {
+                if let Ok(v) = http::HeaderValue::from_bytes(value) {
+                    headers.insert(name, v);
+                }
+            });
+            log(status, None, Some(backend_ms));
             let raw = web_sys::Response::from(response);
             return head::streamed_response(status, &headers, raw.body());
         }
@@ -73,7 +117,9 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
             timeout_ms: forward.timeout_ms,
         },
     };
-    head::core_response(gateway.error_response(&ctx, &error))
+    let response = gateway.error_response(&ctx, &error);
+    log(response.status().as_u16(), Some(&error), None);
+    head::core_response(response)
 }
 
 fn json_error(status: StatusCode, code: &str, message: &str) -> Result<Response> {

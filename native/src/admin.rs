@@ -8,30 +8,131 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use komainu_core::admin::{self, AdminContext, AdminError, AdminRequest};
 
+use crate::events::stream::{self, EventStream};
 use crate::random;
 use crate::state::{now_ms, State};
 
 /// How much of an oversized body is read and dropped before answering 413.
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
+/// Admin response bodies: whole, or an event stream.
+pub type AdminBody = Either<Full<Bytes>, EventStream>;
+
 /// Handles one admin request.
 pub async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
-    _peer: SocketAddr,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (parts, mut body) = req.into_parts();
+    peer: SocketAddr,
+) -> Result<Response<AdminBody>, Infallible> {
+    let path = req.uri().path();
+    let metrics = path == "/metrics";
+    let stream = path.trim_end_matches('/') == "/api/events/stream";
     // No body is read for a caller without valid credentials.
-    if !admin::is_public(parts.uri.path()) {
-        if let Err(error) = admin::authenticate_admin(&state.admin_keys, &parts.headers, now_ms()) {
-            return Ok(error_response(&error));
+    let open = admin::is_public(path) || (metrics && state.metrics_open);
+    if !open {
+        if let Err(error) = admin::authenticate_admin(&state.admin_keys, req.headers(), now_ms()) {
+            return Ok(error_response(&error).map(Either::Left));
         }
     }
+    if metrics {
+        let accept = req
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        return Ok(serve_metrics(&state, req.method(), accept).map(Either::Left));
+    }
+    if stream {
+        return Ok(serve_stream(&state, &req));
+    }
+    Ok(handle_api(state, req, peer).await.map(Either::Left))
+}
+
+/// `GET /metrics`.
+fn serve_metrics(
+    state: &Arc<State>,
+    method: &http::Method,
+    accept: Option<&str>,
+) -> Response<Full<Bytes>> {
+    if method != http::Method::GET && method != http::Method::HEAD {
+        let mut response = error_response(&AdminError::method_not_allowed(
+            "GET, HEAD",
+            "/metrics answers GET",
+        ));
+        response.headers_mut().insert(
+            http::header::ALLOW,
+            http::HeaderValue::from_static("GET, HEAD"),
+        );
+        return response;
+    }
+    match crate::metrics::render(state, accept) {
+        Ok((text, content_type)) => {
+            let mut response = Response::new(Full::new(Bytes::from(text)));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(content_type),
+            );
+            response
+        }
+        Err(_) => {
+            let mut response = Response::new(Full::new(Bytes::from_static(
+                b"metrics could not be rendered\n",
+            )));
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        }
+    }
+}
+
+/// `GET /api/events/stream`: Server-Sent Events.
+fn serve_stream(state: &Arc<State>, req: &Request<Incoming>) -> Response<AdminBody> {
+    if req.method() != http::Method::GET {
+        let mut response = error_response(&AdminError::method_not_allowed(
+            "GET",
+            "/api/events/stream answers GET",
+        ));
+        response
+            .headers_mut()
+            .insert(http::header::ALLOW, http::HeaderValue::from_static("GET"));
+        return response.map(Either::Left);
+    }
+    let query = match admin::events::parse_query(req.uri().query()) {
+        Ok(query) => query,
+        Err(error) => return error_response(&error).map(Either::Left),
+    };
+    let last_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let body = stream::open(&state.events.hub, query, last_id, state.closing.clone());
+    let mut response = Response::new(Either::Right(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    // Tells buffering reverse proxies (nginx) to pass events at once.
+    headers.insert("x-accel-buffering", http::HeaderValue::from_static("no"));
+    response
+}
+
+/// The JSON admin API.
+async fn handle_api(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    _peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let (parts, mut body) = req.into_parts();
     let limited = Limited::new(&mut body, state.admin_max_body)
         .collect()
         .await;
@@ -53,7 +154,7 @@ pub async fn handle(
             } else {
                 AdminError::bad_request("", format!("the request body could not be read: {e}"))
             };
-            return Ok(error_response(&error));
+            return error_response(&error);
         }
     };
     let random = match random::secret_bytes() {
@@ -62,7 +163,7 @@ pub async fn handle(
             tracing::error!(error = %e, "no randomness for the admin API");
             let mut response = Response::new(Full::new(Bytes::new()));
             *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            return Ok(response);
+            return response;
         }
     };
     let _write_guard = if parts.method == http::Method::GET || parts.method == http::Method::HEAD {
@@ -94,7 +195,7 @@ pub async fn handle(
         // Live before the response leaves: the next proxied request obeys it.
         state.install(gateway);
     }
-    Ok(reply.response.map(|b| Full::new(Bytes::from(b))))
+    reply.response.map(|b| Full::new(Bytes::from(b)))
 }
 
 /// An admin error as a JSON response.

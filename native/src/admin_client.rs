@@ -125,7 +125,7 @@ pub async fn call(
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(body))
         .map_err(|e| format!("\"{base}\" is not a valid admin URL: {e}"))?;
-    let client = admin_client(tls::client_config(None)?);
+    let client = http_client(tls::client_config(None)?);
     let response = client.request(request).await.map_err(|e| {
         let cause = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
         format!("cannot reach the admin API at {base}: {cause}. Is komainu serve running, and is this its admin address (--admin-addr)?")
@@ -157,13 +157,14 @@ pub async fn call(
     })
 }
 
-/// A client for admin APIs: http or https (public web roots).
-fn admin_client(
-    tls: std::sync::Arc<rustls::ClientConfig>,
-) -> hyper_util::client::legacy::Client<
+/// An HTTP client for http and https URLs (public web roots, and `tls`'s).
+pub type HttpClient = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     Full<Bytes>,
-> {
+>;
+
+/// A client for admin APIs and webhooks: http or https.
+pub fn http_client(tls: std::sync::Arc<rustls::ClientConfig>) -> HttpClient {
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(std::time::Duration::from_secs(10)));

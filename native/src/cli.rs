@@ -164,6 +164,28 @@ pub struct ServeArgs {
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "KOMAINU_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
+
+    /// Serve `GET /metrics` on the admin listener without credentials (for
+    /// a Prometheus scraper on a private network). Off by default: the
+    /// admin key is needed.
+    #[arg(long, env = "KOMAINU_METRICS_OPEN")]
+    pub metrics_open: bool,
+
+    /// Recent events kept in memory for `GET /api/events` and for stream
+    /// readers resuming with `Last-Event-ID`.
+    #[arg(long, env = "KOMAINU_EVENTS_BUFFER", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub events_buffer: u64,
+
+    /// Build no request events (`io.komainu.request.v1`): for deployments
+    /// that want only metrics, audit events and alerts. Metrics and alerts
+    /// are kept either way.
+    #[arg(long, env = "KOMAINU_NO_REQUEST_EVENTS")]
+    pub no_request_events: bool,
+
+    /// This instance's name: the `source` of its events
+    /// (`/komainu/{name}`) [default: the host name]
+    #[arg(long, env = "KOMAINU_INSTANCE_NAME")]
+    pub instance_name: Option<String>,
 }
 
 impl ServeArgs {

@@ -29,6 +29,7 @@ pub mod events;
 pub mod fuzzing;
 pub mod h1;
 pub mod http_server;
+pub mod metrics;
 pub mod proxy;
 pub mod random;
 pub mod reload;

@@ -4,18 +4,21 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::Method;
 use http::Version;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
-use komainu_core::gateway::{ClientInfo, Outcome, RequestContext};
+use komainu_core::gateway::{ClientInfo, Exchange, Outcome, RequestContext, RequestHead, Timings};
 use komainu_core::{Gateway, GatewayError};
 
-use crate::h1::{self, Pool, Relayed};
+use crate::h1::{self, Pool, Relayed, Sent};
 use crate::random;
 use crate::state::{now_ms, State};
 use crate::upstream::UpstreamError;
@@ -23,15 +26,156 @@ use crate::upstream::UpstreamError;
 /// Response bodies: the backend's, streamed, or one the gateway wrote.
 pub type ProxyBody = Either<Relayed, Full<Bytes>>;
 
-/// Handles one proxied request, forwarding through `upstream` (the worker's pool).
+/// Handles one proxied request, forwarding through `upstream` (the worker's
+/// pool). The log phase runs when the answer's body ends (or is dropped).
 pub async fn handle(
     state: Arc<State>,
     upstream: Pool,
     req: Request<Incoming>,
     peer: SocketAddr,
-) -> Result<Response<ProxyBody>, Infallible> {
+) -> Result<Response<LoggedBody>, Infallible> {
+    let arrived = Instant::now();
     let gateway = state.gateway.load_full();
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    let host = parts.host().to_owned();
+    let path = match komainu_core::path::normalize(parts.path_and_query()) {
+        Ok(pq) => pq.split('?').next().unwrap_or("/").to_owned(),
+        Err(_) => parts.uri.path().to_owned(),
+    };
+    let mut sent = Sent::default();
+    let (ctx, response, error, backend_us) = forward(
+        &state,
+        &gateway,
+        &upstream,
+        parts,
+        body,
+        peer,
+        (&mut sent, arrived),
+    )
+    .await;
+    let status = response.status().as_u16();
+    let (head, body) = response.into_parts();
+    let pending = Pending {
+        state,
+        gateway,
+        ctx,
+        method,
+        host,
+        path,
+        status,
+        error,
+        client_ip: peer.ip(),
+        sent,
+        backend_us,
+        head_us: micros(arrived.elapsed()),
+        arrived,
+        bytes_out: 0,
+    };
+    Ok(Response::from_parts(
+        head,
+        LoggedBody {
+            inner: body,
+            pending: Some(pending),
+        },
+    ))
+}
+
+/// A response body that runs the log phase when it ends or is dropped.
+pub struct LoggedBody {
+    inner: ProxyBody,
+    pending: Option<Pending>,
+}
+
+/// What the log phase will need, kept until the body ends.
+struct Pending {
+    state: Arc<State>,
+    gateway: Arc<Gateway>,
+    ctx: RequestContext,
+    method: Method,
+    host: String,
+    path: String,
+    status: u16,
+    error: Option<GatewayError>,
+    client_ip: std::net::IpAddr,
+    sent: Sent,
+    backend_us: Option<u64>,
+    head_us: u64,
+    arrived: Instant,
+    bytes_out: u64,
+}
+
+impl hyper::body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = <ProxyBody as hyper::body::Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let (Some(data), Some(p)) = (frame.data_ref(), self.pending.as_mut()) {
+                p.bytes_out += data.len() as u64;
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(p) = self.pending.take() {
+            let total_us = micros(p.arrived.elapsed());
+            let exchange = Exchange {
+                method: &p.method,
+                host: &p.host,
+                path: &p.path,
+                status: p.status,
+                error: p.error.as_ref(),
+                client_ip: Some(p.client_ip),
+                bytes_in: p.sent.bytes_in,
+                bytes_out: p.bytes_out,
+                attempts: p.sent.attempts,
+                timings: Timings {
+                    total_us,
+                    head_us: p.head_us,
+                    backend_us: p.backend_us,
+                },
+            };
+            p.gateway.log(&p.ctx, &exchange, &p.state.events);
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The request phases, then the backend: the context, the answer, the
+/// error the gateway answered with (if any) and the backend's time.
+async fn forward(
+    state: &State,
+    gateway: &Gateway,
+    upstream: &Pool,
+    mut parts: http::request::Parts,
+    body: Incoming,
+    peer: SocketAddr,
+    (sent, arrived): (&mut Sent, Instant),
+) -> (
+    RequestContext,
+    Response<ProxyBody>,
+    Option<GatewayError>,
+    Option<u64>,
+) {
     // Komainu itself listens in clear; behind a TLS-terminating router, that
     // router's word on the scheme is taken when configured to.
     let tls = state.behind_proxy
@@ -54,7 +198,10 @@ pub async fn handle(
         .await;
     warn_if_uncounted(&ctx);
     let forward = match outcome {
-        Outcome::Respond(response) => return Ok(gateway_response(response)),
+        Outcome::Respond(response) => {
+            let error = ctx.refusal.clone();
+            return (ctx, gateway_response(response), error, None);
+        }
         Outcome::Forward(forward) => forward,
     };
     let target = parts
@@ -64,13 +211,26 @@ pub async fn handle(
         .unwrap_or_default();
     parts.version = Version::HTTP_11;
     let timeout = Duration::from_millis(forward.timeout_ms);
-    let sent = h1::bridge_send(&upstream, Request::from_parts(parts, body), timeout);
-    let result = tokio::time::timeout(timeout, sent).await;
+    let started = Instant::now();
+    let exchange = h1::bridge_send(upstream, Request::from_parts(parts, body), timeout, sent);
+    let result = tokio::time::timeout(timeout, exchange).await;
     let error = match result {
         Ok(Ok(response)) => {
+            let backend_us = micros(started.elapsed());
             let (mut head, body) = response.into_parts();
             gateway.handle_response(&ctx, &mut head.headers);
-            return Ok(Response::from_parts(head, Either::Left(body)));
+            let proxy_us = micros(arrived.elapsed()).saturating_sub(backend_us);
+            gateway.latency_headers(proxy_us, backend_us, |name, value| {
+                if let Ok(v) = http::HeaderValue::from_bytes(value) {
+                    head.headers.insert(name, v);
+                }
+            });
+            return (
+                ctx,
+                Response::from_parts(head, Either::Left(body)),
+                None,
+                Some(backend_us),
+            );
         }
         Ok(Err(UpstreamError::Connect(why))) => {
             GatewayError::BadGateway(format!("cannot connect to {target}: {why}"))
@@ -82,7 +242,8 @@ pub async fn handle(
             timeout_ms: forward.timeout_ms,
         },
     };
-    Ok(backend_error(&gateway, &ctx, &error))
+    let response = backend_error(gateway, &ctx, &error);
+    (ctx, response, Some(error), None)
 }
 
 fn gateway_response(response: Response<String>) -> Response<ProxyBody> {

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use komainu_core::events::{AuditEvent, Event, EventSink as _};
+use komainu_core::events::{AuditEvent, Event, EventData, EventSink as _};
 use komainu_core::store::{ConfigStore, StoreError};
-use komainu_core::time::format_rfc3339;
 use komainu_core::Gateway;
 use tokio::sync::watch;
 
+use crate::random;
 use crate::state::{now_ms, State};
 use crate::store::{ConfigStoreKind, RedisConfigStore, CHANGES_CHANNEL};
 
@@ -70,20 +70,24 @@ async fn restore(state: &State, store: &RedisConfigStore) -> Result<u64, String>
                     revision = doc.revision,
                     "the shared store had lost the configuration: restored it from this instance's live configuration (quota counters start again from zero)"
                 );
-                state.events.emit(&Event::Admin(AuditEvent {
-                    at: format_rfc3339(now_ms()),
-                    actor: "komainu".into(),
-                    action: "config.restore".into(),
-                    target: None,
-                    revision: doc.revision,
-                    before: None,
-                    after: Some(serde_json::json!({
-                        "reason": "the store was empty while this instance served the revision",
-                        "routes": doc.routes.len(),
-                        "apikeys": doc.apikeys.len(),
-                        "groups": doc.groups.len(),
-                    })),
-                }));
+                state.events.emit(Event::new(
+                    random::request_id().bits(),
+                    now_ms(),
+                    EventData::Audit(AuditEvent {
+                        actor: "komainu".into(),
+                        action: "config.restore".into(),
+                        target: None,
+                        revision: doc.revision,
+                        before: None,
+                        after: Some(serde_json::json!({
+                            "reason": "the store was empty while this instance served the revision",
+                            "routes": doc.routes.len(),
+                            "apikeys": doc.apikeys.len(),
+                            "groups": doc.groups.len(),
+                            "exporters": doc.exporters.len(),
+                        })),
+                    }),
+                ));
                 return Ok(doc.revision);
             }
             Err(StoreError::Conflict { .. }) => continue,

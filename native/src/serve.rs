@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::cli::ServeArgs;
-use crate::events::LogEventSink;
+use crate::events::{self, exporters::Exporters, Events};
 use crate::state::State;
 use crate::store::{self, ConfigStoreKind};
 use crate::{demo, deployment_key, http_server, random, reload, tls, workers};
@@ -46,6 +46,13 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         "configuration loaded"
     );
 
+    let backend_tls = tls::client_config(args.backend_ca.as_deref())?;
+    let (events, event_rx) = Events::new(
+        events::source(args.instance_name.as_deref()),
+        usize::try_from(args.events_buffer).unwrap_or(usize::MAX),
+        Exporters::new(backend_tls.clone()),
+        !args.no_request_events,
+    );
     let state = Arc::new(State {
         gateway: ArcSwap::from_pointee(prepared.gateway),
         config: store,
@@ -54,13 +61,19 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             .map_err(|e| format!("invalid admin keys in the store: {e}"))?,
         claim_secret: prepared.claim_secret,
         sealing,
-        events: LogEventSink,
+        events,
+        metrics_open: args.metrics_open,
+        closing: shutdown_rx.clone(),
         admin_max_body: args.admin_max_body,
         behind_proxy: args.behind_proxy,
-        backend_tls: tls::client_config(args.backend_ca.as_deref())?,
+        backend_tls,
         admin_writes: tokio::sync::Mutex::new(()),
     });
     let follower = tokio::spawn(reload::follow(state.clone(), shutdown_rx.clone()));
+    let dispatcher = tokio::spawn(events::dispatch(state.events.hub.clone(), event_rx, {
+        let state = Arc::downgrade(&state);
+        move || state.upgrade().map(|s| s.gateway.load_full())
+    }));
     let demo_secret = demo.map(|(_, secret)| secret);
     let grace = Duration::from_secs(args.shutdown_grace);
     let mut proxy_workers = Vec::with_capacity(worker_count);
@@ -99,6 +112,8 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let _ = admin_task.await;
     let _ = follower.await;
     drop(state);
+    // Every sender is gone with the state: the dispatcher drains and ends.
+    let _ = tokio::time::timeout(Duration::from_secs(5), dispatcher).await;
     tracing::info!("stopped");
     Ok(())
 }

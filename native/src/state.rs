@@ -8,7 +8,10 @@ use komainu_core::auth::KeyIndex;
 use komainu_core::secret::SealingKey;
 use komainu_core::Gateway;
 
-use crate::events::LogEventSink;
+use komainu_core::events::alert::Severity;
+use komainu_core::events::{AlertEvent, Event, EventData, EventSink};
+
+use crate::events::Events;
 use crate::store::{ConfigStoreKind, CounterStoreKind};
 
 /// The shared state of a running gateway.
@@ -26,7 +29,11 @@ pub struct State {
     /// The deployment key sealing secrets at rest, if any.
     pub sealing: Option<SealingKey>,
     /// Where events go.
-    pub events: LogEventSink,
+    pub events: Events,
+    /// `GET /metrics` answers without credentials (`--metrics-open`).
+    pub metrics_open: bool,
+    /// Turns true when the gateway shuts down (ends event streams).
+    pub closing: tokio::sync::watch::Receiver<bool>,
     /// Largest admin request body.
     pub admin_max_body: usize,
     /// Whether the incoming `X-Forwarded-Proto` is trusted (`--behind-proxy`).
@@ -40,16 +47,49 @@ pub struct State {
 
 impl State {
     /// Swaps in a newly compiled gateway, unless a newer one is already live
-    /// (two admin changes finishing out of order).
-    pub fn install(&self, gateway: Gateway) {
+    /// (two admin changes finishing out of order). The new revision takes
+    /// over the counters, and its arrival is an alert (`revision_applied`).
+    pub fn install(&self, mut gateway: Gateway) {
+        let current = self.gateway.load_full();
+        if current.revision() >= gateway.revision() {
+            return;
+        }
+        gateway.carry_stats_from(&current);
         let new = Arc::new(gateway);
-        self.gateway.rcu(|current| {
+        let previous = self.gateway.rcu(|current| {
             if current.revision() >= new.revision() {
                 current.clone()
             } else {
                 new.clone()
             }
         });
+        if previous.revision() < new.revision() {
+            // Exporters follow at once: an exporter just created answers
+            // its status and test endpoints.
+            self.events.hub.exporters.follow(&new);
+            let doc = new.document();
+            let mut alert = AlertEvent::new(
+                "revision_applied",
+                Severity::Info,
+                format!(
+                    "configuration revision {} is live on this instance",
+                    new.revision()
+                ),
+            );
+            alert.details = serde_json::json!({
+                "revision": new.revision(),
+                "previousRevision": previous.revision(),
+                "routes": doc.routes.len(),
+                "apikeys": doc.apikeys.len(),
+                "groups": doc.groups.len(),
+                "exporters": doc.exporters.len(),
+            });
+            self.events.emit(Event::new(
+                crate::random::request_id().bits(),
+                now_ms(),
+                EventData::Alert(alert),
+            ));
+        }
     }
 }
 

@@ -79,7 +79,12 @@ pub fn template(path: &str) -> String {
             format!("/api/apikeys/{{clientId}}/{tail}")
         }
         ["api", "apikeys", _] => "/api/apikeys/{clientId}".into(),
-        ["api", collection @ ("routes" | "groups"), _] => format!("/api/{collection}/{{id}}"),
+        ["api", "exporters", _, tail @ ("status" | "test")] => {
+            format!("/api/exporters/{{id}}/{tail}")
+        }
+        ["api", collection @ ("routes" | "groups" | "exporters"), _] => {
+            format!("/api/{collection}/{{id}}")
+        }
         _ => path.to_owned(),
     }
 }

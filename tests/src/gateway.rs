@@ -199,7 +199,12 @@ impl Komainu {
         format!("http://{}{path}", self.admin)
     }
 
-    /// The store file.
+    /// The gateway's working directory (temporary, removed with it).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// The file store's path.
     pub fn data_path(&self) -> PathBuf {
         self.dir.join("data.json")
     }

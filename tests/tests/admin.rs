@@ -522,6 +522,11 @@ async fn the_openapi_document_matches_the_real_responses() {
         ("groups", "id", json!({ "id": "g1", "name": "G" })),
         ("routes", "id", route("r1", &up)),
         ("apikeys", "clientId", json!({ "clientId": "k1" })),
+        (
+            "exporters",
+            "id",
+            json!({ "id": "x1", "kind": "file", "path": gw.dir().join("events.jsonl") }),
+        ),
     ] {
         let base = format!("/api/{collection}");
         let one = format!("{base}/{}", entity[id_field].as_str().unwrap());
@@ -577,6 +582,25 @@ async fn the_openapi_document_matches_the_real_responses() {
     admin
         .call(Method::POST, "/api/apikeys/missing/rotate", Value::Null)
         .await;
+    for (method, path) in [
+        (Method::GET, "/api/exporters/x1/status"),
+        (Method::GET, "/api/exporters/missing/status"),
+        (Method::POST, "/api/exporters/x1/test"),
+        (Method::POST, "/api/exporters/missing/test"),
+        (Method::GET, "/api/events?limit=5"),
+        (Method::GET, "/api/events?limit=0"),           // 400
+        (Method::GET, "/api/events/stream?colour=red"), // 400 (200 streams: see events.rs)
+    ] {
+        admin.call(method, path, Value::Null).await;
+    }
+    admin
+        .with_auth(None)
+        .call(Method::GET, "/api/events", Value::Null)
+        .await; // 401
+    admin
+        .with_auth(None)
+        .call(Method::GET, "/api/events/stream", Value::Null)
+        .await; // 401
     let export = admin.call(Method::GET, "/api/export", Value::Null).await;
     admin
         .raw(Method::POST, "/api/import", export.body.clone())
@@ -598,6 +622,7 @@ async fn the_openapi_document_matches_the_real_responses() {
         "/api/routes/r1",
         "/api/groups/g1",
         "/api/groups/missing",
+        "/api/exporters/x1",
     ] {
         admin.call(Method::DELETE, path, Value::Null).await;
     }
@@ -633,7 +658,7 @@ async fn the_openapi_document_matches_the_real_responses() {
         }
     }
     assert_eq!(
-        documented, 24,
+        documented, 34,
         "every endpoint of the contract is documented"
     );
     for (method, path, status) in &calls {

@@ -7,7 +7,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{merge_patch, ok, AdminError, AdminReply, Change, Op};
-use crate::events::EventSink;
+use crate::events::alert::Severity;
+use crate::events::{AlertEvent, Event, EventData, EventSink};
 use crate::model::{ApiKey, Document, Group, Route, ValidationErrors};
 use crate::quota::Plan;
 use crate::secret::generate_secret;
@@ -96,6 +97,30 @@ impl Entity for Group {
                 users.join(", ")
             )))
         }
+    }
+}
+
+impl Entity for crate::model::Exporter {
+    const KIND: &'static str = "exporter";
+    const COLLECTION: &'static str = "exporters";
+    const ID_FIELD: &'static str = "id";
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn all(doc: &Document) -> &Vec<Self> {
+        &doc.exporters
+    }
+    fn all_mut(doc: &mut Document) -> &mut Vec<Self> {
+        &mut doc.exporters
+    }
+
+    /// A replacement that does not send the signing secret again keeps it.
+    fn complete(&mut self, old: Option<&Self>, _random: [u8; 32]) -> Option<String> {
+        if self.secret.is_none() && self.secret_sealed.is_none() {
+            self.secret_sealed = old.and_then(|o| o.secret_sealed.clone());
+        }
+        None
     }
 }
 
@@ -432,6 +457,27 @@ pub(crate) async fn rotate<S: ConfigStore, C: CounterStore, E: EventSink>(
         })
         .await?;
     let (secret, previous_until) = &committed.result;
+    let mut alert = AlertEvent::new(
+        "secret_rotated",
+        Severity::Info,
+        match previous_until {
+            Some(until) => {
+                format!("API key \"{id}\" has a new secret; the previous one works until {until}")
+            }
+            None => format!("API key \"{id}\" has a new secret; the previous one no longer works"),
+        },
+    );
+    alert.key = Some(id.to_owned());
+    alert.details = serde_json::json!({
+        "previousSecretExpiresAt": previous_until,
+        "revision": committed.revision,
+        "actor": op.actor,
+    });
+    op.ctx.events.emit(Event::new(
+        super::event_random(&op.ctx.random).rotate_left(1),
+        now,
+        EventData::Alert(alert),
+    ));
     let mut reply = ok(
         StatusCode::OK,
         &serde_json::json!({

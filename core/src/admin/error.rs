@@ -42,6 +42,11 @@ impl AdminError {
         }
     }
 
+    /// 501: what this deployment does not offer.
+    pub fn not_offered(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_IMPLEMENTED, "not_offered", message)
+    }
+
     /// 401: no valid admin credentials.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)

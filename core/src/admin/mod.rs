@@ -15,6 +15,7 @@
 
 mod entities;
 mod error;
+pub mod events;
 #[cfg(test)]
 mod openapi_tests;
 mod patch;
@@ -27,11 +28,10 @@ pub use error::AdminError;
 pub use patch::merge_patch;
 
 use crate::auth::{credentials, KeyIndex};
-use crate::events::{AuditEvent, Event, EventSink};
+use crate::events::{AuditEvent, Event, EventData, EventSink};
 use crate::model::{AdminKey, ApiKey, Document, Quotas, ValidationErrors};
 use crate::secret::SealingKey;
 use crate::store::{ConfigStore, CounterStore, StoreError};
-use crate::time::format_rfc3339;
 use crate::Gateway;
 
 /// The OpenAPI 3 description of this API (served at `GET /api/openapi.json`).
@@ -181,6 +181,20 @@ async fn route<S: ConfigStore, C: CounterStore, E: EventSink>(
         (["routes", rest @ ..], _) => {
             entities::dispatch::<crate::model::Route, _, _, _>(&op, rest).await
         }
+        (["events"], &Method::GET) => events::list(&op),
+        (["events", "stream"], _) => Err(AdminError::not_offered(
+            "the live event stream is not offered by this deployment",
+        )),
+        (["events"], _) => Err(AdminError::method_not_allowed(
+            "GET",
+            "/api/events answers GET",
+        )),
+        (["exporters", id, action @ ("status" | "test")], _) => {
+            events::exporter(&op, id, action).await
+        }
+        (["exporters", rest @ ..], _) => {
+            entities::dispatch::<crate::model::Exporter, _, _, _>(&op, rest).await
+        }
         (["groups", rest @ ..], _) => {
             entities::dispatch::<crate::model::Group, _, _, _>(&op, rest).await
         }
@@ -327,15 +341,18 @@ impl<S: ConfigStore, C: CounterStore, E: EventSink> Op<'_, S, C, E> {
                 .map_err(refused)?;
             match self.ctx.config.save(&next, current.revision).await {
                 Ok(()) => {
-                    self.ctx.events.emit(&Event::Admin(AuditEvent {
-                        at: format_rfc3339(self.ctx.now_ms),
-                        actor: self.actor.to_owned(),
-                        action: change_made.action,
-                        target: change_made.target,
-                        revision: next.revision,
-                        before: change_made.before,
-                        after: change_made.after,
-                    }));
+                    self.ctx.events.emit(Event::new(
+                        event_random(&self.ctx.random),
+                        self.ctx.now_ms,
+                        EventData::Audit(AuditEvent {
+                            actor: self.actor.to_owned(),
+                            action: change_made.action,
+                            target: change_made.target,
+                            revision: next.revision,
+                            before: change_made.before,
+                            after: change_made.after,
+                        }),
+                    ));
                     return Ok(Committed {
                         result: change_made.result,
                         revision: next.revision,
@@ -365,6 +382,19 @@ impl<S: ConfigStore, C: CounterStore, E: EventSink> Op<'_, S, C, E> {
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v)
     }
+}
+
+/// An event id's 128 bits from the request's random bytes, one-way (the
+/// same bytes may become a generated secret).
+pub(crate) fn event_random(random: &[u8; 32]) -> u128 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"komainu event id\0")
+        .chain_update(random)
+        .finalize();
+    let mut bits = [0u8; 16];
+    bits.copy_from_slice(&digest[..16]);
+    u128::from_be_bytes(bits)
 }
 
 /// Field paths made relative to `focus` (`routes[3].paths[0]` → `paths[0]`),

@@ -9,7 +9,7 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{json, Value};
 
-use crate::model::{ApiKey, Document, Group, Route};
+use crate::model::{ApiKey, Document, Exporter, Group, Route};
 
 /// The served document with every generated part put in place.
 fn generated() -> Value {
@@ -31,6 +31,7 @@ fn generated() -> Value {
         (Route::schema_name(), "id"),
         (ApiKey::schema_name(), "clientId"),
         (Group::schema_name(), "id"),
+        (Exporter::schema_name(), "id"),
     ] {
         let mut schema = schemas[name.as_ref()].clone();
         if let Some(required) = schema["required"].as_array_mut() {
@@ -42,7 +43,7 @@ fn generated() -> Value {
         schemas.insert(format!("{name}Replace"), schema);
     }
     // PATCH: a JSON merge patch of the entity, every field optional.
-    for name in ["Route", "ApiKey", "Group"] {
+    for name in ["Route", "ApiKey", "Group", "Exporter"] {
         let mut schema = schemas[name].clone();
         if let Some(map) = schema.as_object_mut() {
             map.remove("required");
@@ -67,6 +68,7 @@ fn generated() -> Value {
         ("/api/routes/{id}", "Route"),
         ("/api/apikeys/{clientId}", "ApiKey"),
         ("/api/groups/{id}", "Group"),
+        ("/api/exporters/{id}", "Exporter"),
     ] {
         doc["paths"][path]["put"]["requestBody"]["content"]["application/json"]["schema"] =
             json!({ "$ref": format!("#/components/schemas/{name}Replace") });

@@ -4,7 +4,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::events::{Event, EventSink};
+use crate::events::{AuditEvent, Event, EventData, EventSink};
 use crate::model::{AdminKey, QuotaFailure};
 use crate::secret::{SealingKey, SecretHash, Verifier};
 use crate::store::{MemoryConfigStore, MemoryCounterStore};
@@ -14,8 +14,8 @@ use crate::testing::block_on;
 struct Recorder(std::sync::Mutex<Vec<Event>>);
 
 impl EventSink for Recorder {
-    fn emit(&self, event: &Event) {
-        self.0.lock().unwrap().push(event.clone());
+    fn emit(&self, event: Event) {
+        self.0.lock().unwrap().push(event);
     }
 }
 
@@ -169,13 +169,18 @@ fn route_crud_bumps_the_revision_and_compiles() {
     );
     assert_eq!(h.stored().unwrap().revision, 3);
     let events = h.events.0.lock().unwrap();
-    let actions: Vec<&str> = events
+    let audits: Vec<&AuditEvent> = events
         .iter()
-        .map(|Event::Admin(a)| a.action.as_str())
+        .filter_map(|e| match &e.data {
+            EventData::Audit(a) => Some(a),
+            _ => None,
+        })
         .collect();
+    let actions: Vec<&str> = audits.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(actions, ["route.create", "route.patch", "route.delete"]);
-    let Event::Admin(first) = &events[0];
-    assert_eq!(first.actor, "ops");
+    assert_eq!(audits[0].actor, "ops");
+    assert_eq!(events[0].type_name(), "io.komainu.audit.route.create.v1");
+    assert_ne!(events[0].id, events[1].id);
 }
 
 #[test]

@@ -72,6 +72,13 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
                     "apikeys",
                     &mut renames,
                 );
+                upsert(
+                    &mut doc.exporters,
+                    &incoming.exporters,
+                    |e| &e.id,
+                    "exporters",
+                    &mut renames,
+                );
                 if let Some(patch) = &settings_patch {
                     let mut settings = serde_json::to_value(&doc.settings)
                         .map_err(|e| AdminError::bad_request("settings", e.to_string()))?;
@@ -88,6 +95,7 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
                 doc.groups = incoming.groups.clone();
                 doc.routes = incoming.routes.clone();
                 doc.apikeys = incoming.apikeys.clone();
+                doc.exporters = incoming.exporters.clone();
                 doc.settings = incoming.settings.clone();
             }
             Ok(Change {
@@ -105,6 +113,7 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
                     "routes": doc.routes.len(),
                     "apikeys": doc.apikeys.len(),
                     "groups": doc.groups.len(),
+                    "exporters": doc.exporters.len(),
                 })),
                 result: (doc.routes.len(), doc.apikeys.len(), doc.groups.len()),
             })

@@ -43,6 +43,17 @@ impl Credentials<'_> {
             Credentials::Jwt(_) => true,
         }
     }
+
+    /// The client id the credentials claim, unverified (a JWT's is read
+    /// without checking its signature): for events about refused calls.
+    /// At most 128 characters are kept.
+    pub fn claimed_client_id(&self) -> Option<String> {
+        let id = match self {
+            Credentials::Secret { client_id, .. } => client_id.to_string(),
+            Credentials::Jwt(token) => super::jwt::parse(token).ok()?.client_id,
+        };
+        Some(id.chars().take(128).collect())
+    }
 }
 
 /// Finds the credentials of a request: `Ok(None)` when there are none.

@@ -62,6 +62,8 @@ impl KeySecret {
 pub struct CompiledKey {
     /// The client id (shared with request contexts without copying).
     pub client_id: Arc<str>,
+    /// The key's name (shared with request contexts, for events).
+    pub name: Arc<str>,
     /// `None`: a key without a readable secret, which never authenticates.
     secret: Option<KeySecret>,
     /// The previous secret and when it stops working (rotation grace).
@@ -193,6 +195,7 @@ impl KeyIndex {
                 .collect();
             let key = CompiledKey {
                 client_id: Arc::from(id),
+                name: Arc::from(k.name.as_str()),
                 previous,
                 // A validated document always has a readable secret or
                 // public keys; a key with neither can never authenticate.

@@ -3,16 +3,20 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::trace::TraceContext;
 use crate::quota::QuotaState;
 
 /// A request id: a random UUID (version 4), from randomness the adapter supplies.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct RequestId([u8; 36]);
+pub struct RequestId {
+    text: [u8; 36],
+    bits: u128,
+}
 
 impl RequestId {
     /// Formats 128 random bits as a version-4 UUID.
     pub fn from_random(random: u128) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
+        const HEX: &[u8; 16] = crate::text::HEX_LOWER;
         let bits = (random & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
         let mut out = [b'-'; 36];
         let mut nibble = 0;
@@ -23,12 +27,17 @@ impl RequestId {
             *slot = HEX[((bits >> (124 - 4 * nibble)) & 0xf) as usize];
             nibble += 1;
         }
-        Self(out)
+        Self { text: out, bits }
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or("00000000-0000-4000-8000-000000000000")
+        std::str::from_utf8(&self.text).unwrap_or("00000000-0000-4000-8000-000000000000")
+    }
+
+    /// The id's 128 bits (a new trace takes them as its trace id).
+    pub fn bits(&self) -> u128 {
+        self.bits
     }
 }
 
@@ -61,15 +70,27 @@ pub struct RequestContext {
     pub request_id: RequestId,
     /// When the request arrived (Unix ms, from the adapter).
     pub received_ms: u64,
+    /// The W3C trace this request belongs to (continued from the client's
+    /// `traceparent`, or started here).
+    pub trace: TraceContext,
+    /// The matched route's index in the revision that decided.
+    pub route: Option<usize>,
     /// The matched route's id.
     pub route_id: Option<Arc<str>>,
     /// The authenticated client id.
     pub client_id: Option<Arc<str>>,
+    /// The authenticated key's name.
+    pub key_name: Option<Arc<str>>,
+    /// The client id claimed by credentials that were refused (unverified).
+    pub claimed_client_id: Option<String>,
     /// The quota state after counting this call.
     pub quota: Option<QuotaState>,
     /// Why the call was admitted without its quotas being counted (the
     /// counter store failed and the route's policy is `open`).
     pub quota_unchecked: Option<String>,
+    /// The error [`crate::Gateway::handle_request`] answered with, when it
+    /// refused the request (for the log phase).
+    pub refusal: Option<crate::GatewayError>,
 }
 
 impl RequestContext {
@@ -78,10 +99,15 @@ impl RequestContext {
         Self {
             request_id,
             received_ms,
+            trace: TraceContext::continue_or_start(None, request_id.bits()),
+            route: None,
             route_id: None,
             client_id: None,
+            key_name: None,
+            claimed_client_id: None,
             quota: None,
             quota_unchecked: None,
+            refusal: None,
         }
     }
 }

@@ -19,8 +19,10 @@
 mod claim;
 mod context;
 mod head;
+mod log;
 mod phases;
 mod reply;
+mod trace;
 mod upstream;
 
 use std::collections::HashMap;
@@ -29,13 +31,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use claim::ClaimSigner;
 pub use context::{ClientInfo, Forward, Outcome, RequestContext, RequestId};
 pub use head::{HeaderLookup, RequestHead};
+pub use log::{Exchange, Timings};
 pub use reply::response_headers;
+pub use trace::TraceContext;
 pub use upstream::{connection_names, is_hop_by_hop, is_idempotent, Forwarding};
 
 use crate::auth::KeyIndex;
-use crate::model::{Document, QuotaFailure, Route, Settings, ValidationErrors};
+use crate::model::{
+    Document, Exporter, FieldError, QuotaFailure, Route, Settings, ValidationErrors,
+};
 use crate::routing::{RouteTable, TargetUrl};
+use crate::secret::stored::open_sealed_bytes;
 use crate::secret::SealingKey;
+use crate::stats::{RouteStats, Stats};
 
 /// A configuration revision compiled for the request path.
 pub struct Gateway {
@@ -45,6 +53,15 @@ pub struct Gateway {
     keys: KeyIndex,
     claim: ClaimSigner,
     max_header_bytes: usize,
+    /// Counters of requests no route took, and the exporters' ones.
+    stats: std::sync::Arc<Stats>,
+    /// Add the latency headers to proxied responses.
+    latency_headers: bool,
+    /// Quota alerts: the share of a window (percent) that raises
+    /// "almost spent".
+    quota_alert_percent: u8,
+    /// The enabled exporters, their secrets opened.
+    exporters: Vec<CompiledExporter>,
     /// The document compiled (secrets in their stored forms): what an
     /// instance writes back to a shared store that lost it.
     source: std::sync::Arc<Document>,
@@ -53,6 +70,9 @@ pub struct Gateway {
 /// A route ready for the request path.
 pub(crate) struct CompiledRoute {
     id: std::sync::Arc<str>,
+    name: std::sync::Arc<str>,
+    /// The route's counters (carried from revision to revision).
+    stats: std::sync::Arc<RouteStats>,
     public: bool,
     /// Sorted group indexes.
     groups: Vec<usize>,
@@ -83,6 +103,8 @@ impl CompiledRoute {
         groups.sort_unstable();
         Self {
             id: std::sync::Arc::from(route.id.as_str()),
+            name: std::sync::Arc::from(route.name.as_str()),
+            stats: std::sync::Arc::default(),
             public: route.public,
             groups,
             total_weight: targets.iter().map(|(_, w)| u64::from(*w)).sum(),
@@ -151,6 +173,10 @@ impl Gateway {
             keys: KeyIndex::build(&doc.apikeys, &route_index, &group_index, sealing)?,
             claim: ClaimSigner::new(claim_secret, &doc.settings),
             max_header_bytes: doc.settings.max_request_header_bytes,
+            stats: std::sync::Arc::default(),
+            quota_alert_percent: doc.settings.alerts.quota_almost_spent_percent,
+            latency_headers: doc.settings.latency_headers,
+            exporters: compile_exporters(&doc.exporters, sealing)?,
             source: std::sync::Arc::new(doc.clone()),
         })
     }
@@ -168,6 +194,102 @@ impl Gateway {
     /// The compiled API keys.
     pub fn keys(&self) -> &KeyIndex {
         &self.keys
+    }
+
+    /// Takes over the counters of `previous` (the revision this one
+    /// replaces): metrics are cumulative across configuration changes.
+    /// Adapters call it once per change, before swapping the new revision in.
+    pub fn carry_stats_from(&mut self, previous: &Gateway) {
+        self.stats = previous.stats.clone();
+        for route in &mut self.routes {
+            route.stats = self.stats.route(&route.id, || {
+                previous
+                    .routes
+                    .iter()
+                    .find(|r| r.id == route.id)
+                    .map(|r| r.stats.clone())
+            });
+        }
+    }
+
+    /// The enabled exporters, ready to run.
+    pub fn exporters(&self) -> &[CompiledExporter] {
+        &self.exporters
+    }
+
+    /// Calls `visit` with each route's id and counters, in order.
+    pub fn for_each_route_stats<'a>(&'a self, mut visit: impl FnMut(&'a str, &'a RouteStats)) {
+        for route in &self.routes {
+            visit(&route.id, &route.stats);
+        }
+    }
+
+    /// The counters: every route's, and those of requests no route took.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}
+
+/// An exporter ready to run: its configuration and its signing secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CompiledExporter {
+    /// As configured.
+    pub config: Exporter,
+    /// The webhook signing secret, opened.
+    pub secret: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for CompiledExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledExporter")
+            .field("id", &self.config.id)
+            .field("kind", &self.config.kind)
+            .field("signed", &self.secret.is_some())
+            .finish()
+    }
+}
+
+/// Opens the enabled exporters' secrets. A secret still in clear means
+/// there is no deployment key to seal it with: refused, since it could
+/// not be kept.
+fn compile_exporters(
+    exporters: &[Exporter],
+    sealing: Option<&SealingKey>,
+) -> Result<Vec<CompiledExporter>, ValidationErrors> {
+    let mut errors = Vec::new();
+    let mut compiled = Vec::new();
+    for (i, e) in exporters.iter().enumerate() {
+        let secret = match (&e.secret, &e.secret_sealed) {
+            (Some(_), _) => {
+                errors.push(FieldError {
+                    field: format!("exporters[{i}].secret"),
+                    message: "signing deliveries needs a deployment key to keep the secret sealed: start with --secret-key / KOMAINU_SECRET_KEY, or leave the secret out".into(),
+                });
+                continue;
+            }
+            (None, Some(sealed)) => match open_sealed_bytes(sealing, &e.seal_context(), sealed) {
+                Ok(secret) => Some(secret),
+                Err(why) => {
+                    errors.push(FieldError {
+                        field: format!("exporters[{i}].secretSealed"),
+                        message: why.to_string(),
+                    });
+                    continue;
+                }
+            },
+            (None, None) => None,
+        };
+        if e.enabled {
+            compiled.push(CompiledExporter {
+                config: e.clone(),
+                secret,
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(compiled)
+    } else {
+        Err(ValidationErrors(errors))
     }
 }
 

@@ -15,6 +15,7 @@ use http::request::Parts;
 
 use super::context::{ClientInfo, Forward, Outcome, RequestContext, RequestId};
 use super::head::{HeaderLookup, RequestHead};
+use super::trace::TraceContext;
 use super::upstream::{rewrite_request, Forwarding};
 use super::Gateway;
 use crate::auth::credentials;
@@ -49,27 +50,27 @@ impl Gateway {
     ) -> (RequestContext, Outcome) {
         if let Err(error) = normalize_uri(parts) {
             let ctx = RequestContext::new(request_id, now_ms);
-            let response = self.error_response(&ctx, &error);
-            return (ctx, Outcome::Respond(response));
+            return self.refuse(ctx, error);
         }
         let (ctx, decision) = self.decide(counters, &*parts, now_ms, request_id).await;
         let forwarding = match decision {
             Ok(forwarding) => forwarding,
-            Err(error) => {
-                let response = self.error_response(&ctx, &error);
-                return (ctx, Outcome::Respond(response));
-            }
+            Err(error) => return self.refuse(ctx, error),
         };
         match rewrite_request(parts, &forwarding, client, &ctx) {
             Ok(()) => {
                 let timeout_ms = forwarding.timeout_ms;
                 (ctx, Outcome::Forward(Forward { timeout_ms }))
             }
-            Err(error) => {
-                let response = self.error_response(&ctx, &error);
-                (ctx, Outcome::Respond(response))
-            }
+            Err(error) => self.refuse(ctx, error),
         }
+    }
+
+    /// The answer to a refused request; the error stays in the context.
+    fn refuse(&self, mut ctx: RequestContext, error: GatewayError) -> (RequestContext, Outcome) {
+        let response = self.error_response(&ctx, &error);
+        ctx.refusal = Some(error);
+        (ctx, Outcome::Respond(response))
     }
 
     /// Runs the request phases on any [`RequestHead`] whose path is
@@ -96,12 +97,25 @@ impl Gateway {
         head: &H,
         ctx: &mut RequestContext,
     ) -> Result<Forwarding<'_>, GatewayError> {
+        ctx.trace =
+            TraceContext::continue_or_start(head.first("traceparent"), ctx.request_id.bits());
         self.check_head(head)?;
         let route = self.route(head)?;
+        ctx.route = Some(route);
         ctx.route_id = Some(self.routes[route].id.clone());
-        let caller = self.authenticate(route, head, ctx.received_ms)?;
+        let caller = match self.authenticate(route, head, ctx.received_ms) {
+            Ok(caller) => caller,
+            Err(error) => {
+                ctx.claimed_client_id = credentials::extract(head)
+                    .ok()
+                    .flatten()
+                    .and_then(|c| c.claimed_client_id());
+                return Err(error);
+            }
+        };
         if let Some(caller) = &caller {
             ctx.client_id = Some(caller.key.client_id.clone());
+            ctx.key_name = Some(caller.key.name.clone());
             self.authorize(caller.key, route)?;
             self.quota(counters, caller.key, route, ctx).await?;
         }

@@ -17,6 +17,31 @@ impl Gateway {
         add_context_headers(ctx, headers);
     }
 
+    /// When `settings.latencyHeaders` is on: `Komainu-Upstream-Latency`
+    /// (the backend's time to its response head) and
+    /// `Komainu-Proxy-Latency` (the gateway's own time until then), in
+    /// whole milliseconds, for a proxied response. Adapters call it while
+    /// writing the response head.
+    pub fn latency_headers(
+        &self,
+        proxy_us: u64,
+        upstream_us: u64,
+        mut emit: impl FnMut(&'static str, &[u8]),
+    ) {
+        if !self.latency_headers {
+            return;
+        }
+        let mut digits = [0u8; 20];
+        emit(
+            "komainu-upstream-latency",
+            crate::text::decimal(upstream_us / 1000, &mut digits),
+        );
+        emit(
+            "komainu-proxy-latency",
+            crate::text::decimal(proxy_us / 1000, &mut digits),
+        );
+    }
+
     /// The JSON answer for an error, with the request id, `WWW-Authenticate`
     /// on 401, `Retry-After` on 429 and the quota headers when known.
     pub fn error_response(&self, ctx: &RequestContext, error: &GatewayError) -> Response<String> {

@@ -31,13 +31,14 @@ const HOP_BY_HOP: [&str; 8] = [
 
 /// Headers the gateway sets itself on the way to the backend: a client's
 /// own values are never passed on.
-const SET_BY_GATEWAY: [&str; 6] = [
+const SET_BY_GATEWAY: [&str; 7] = [
     "host",
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
     "komainu-request-id",
     "komainu-claim",
+    "traceparent",
 ];
 
 /// Whether `name` is a hop-by-hop header (any case). Headers named by
@@ -106,7 +107,8 @@ impl Forwarding<'_> {
     /// The headers the gateway adds to the forwarded request, in order:
     /// `Host` (the target's), `X-Forwarded-For` (the client's address
     /// appended), `X-Forwarded-Proto`, `X-Forwarded-Host` (the host asked
-    /// for), `Komainu-Request-Id`, `Komainu-Claim`.
+    /// for), `Komainu-Request-Id`, `Komainu-Claim`, `traceparent` (the
+    /// client's trace continued, or a new one).
     pub fn added_headers(
         &self,
         head: &impl RequestHead,
@@ -135,6 +137,7 @@ impl Forwarding<'_> {
         }
         emit("komainu-request-id", ctx.request_id.as_str().as_bytes());
         emit("komainu-claim", self.claim.as_bytes());
+        emit("traceparent", &ctx.trace.header_value());
     }
 }
 
@@ -168,7 +171,7 @@ pub(crate) fn rewrite_request(
     ctx: &RequestContext,
 ) -> Result<(), GatewayError> {
     let target = forwarding.target;
-    let mut added: Vec<(&'static str, HeaderValue)> = Vec::with_capacity(6);
+    let mut added: Vec<(&'static str, HeaderValue)> = Vec::with_capacity(7);
     forwarding.added_headers(&*parts, client, ctx, |name, value| {
         if let Ok(v) = HeaderValue::from_bytes(value) {
             added.push((name, v));

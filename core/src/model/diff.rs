@@ -35,7 +35,7 @@ pub struct EntityChange {
     pub fields: Vec<String>,
 }
 
-/// Every entity that differs, routes first, then keys, groups, settings.
+/// Every entity that differs, routes first, then keys, groups, exporters, settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Diff(pub Vec<EntityChange>);
 
@@ -60,6 +60,12 @@ impl Diff {
             "group",
             &by_id(&source.groups, "id"),
             &by_id(&target.groups, "id"),
+            &mut changes,
+        );
+        compare(
+            "exporter",
+            &by_id(&source.exporters, "id"),
+            &by_id(&target.exporters, "id"),
             &mut changes,
         );
         let settings = |d: &Document| serde_json::to_value(&d.settings).unwrap_or(Value::Null);

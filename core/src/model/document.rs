@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::validate::{check_document, ValidationErrors};
-use super::{ApiKey, Group, Route, Settings};
+use super::{ApiKey, Exporter, Group, Route, Settings};
 use crate::secret::stored::seal_in_place;
 use crate::secret::SealingKey;
 
@@ -31,6 +31,9 @@ pub struct Document {
     /// Groups.
     #[serde(default)]
     pub groups: Vec<Group>,
+    /// Where events are exported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exporters: Vec<Exporter>,
     /// Gateway-wide settings.
     #[serde(default)]
     pub settings: Settings,
@@ -102,6 +105,7 @@ impl Default for Document {
             routes: Vec::new(),
             apikeys: Vec::new(),
             groups: Vec::new(),
+            exporters: Vec::new(),
             settings: Settings::default(),
             local: None,
         }
@@ -152,6 +156,14 @@ impl Document {
                 key,
             );
         }
+        if let Some(key) = key {
+            for e in &mut self.exporters {
+                if let Some(secret) = e.secret.take() {
+                    e.secret_sealed = Some(key.seal_bytes(&e.seal_context(), secret.as_bytes()));
+                    changed = true;
+                }
+            }
+        }
         for k in self.local.iter_mut().flat_map(|l| l.admin_keys.iter_mut()) {
             changed |= seal_in_place(
                 &k.client_id,
@@ -162,6 +174,18 @@ impl Document {
             );
         }
         changed
+    }
+
+    /// The keys whose previous secret (rotation grace) stops working
+    /// within `within_ms` of `now_ms`: client id and when (Unix ms).
+    pub fn rotations_ending(&self, now_ms: u64, within_ms: u64) -> Vec<(&str, u64)> {
+        self.apikeys
+            .iter()
+            .filter_map(|k| {
+                let at = crate::time::parse_rfc3339(k.rotation.previous_expires_at.as_deref()?)?;
+                (at > now_ms && at - now_ms <= within_ms).then_some((k.client_id.as_str(), at))
+            })
+            .collect()
     }
 
     /// The document as exported: no store-private state, no clear secret,

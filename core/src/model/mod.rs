@@ -1,4 +1,4 @@
-//! The configuration model: routes, API keys, groups and settings, and the
+//! The configuration model: routes, API keys, groups, exporters and settings, and the
 //! whole configuration as one versioned [`Document`] (the export/import
 //! document of the contract, and the on-disk format of the `file:` store).
 //!
@@ -11,6 +11,7 @@
 mod apikey;
 mod diff;
 mod document;
+mod exporter;
 mod group;
 mod route;
 mod settings;
@@ -19,9 +20,10 @@ mod validate;
 pub use apikey::{ApiKey, Quotas, Rotation};
 pub use diff::{Diff, EntityChange, Op};
 pub use document::{AdminKey, Document, LocalState, FORMAT};
+pub use exporter::{Exporter, ExporterKind};
 pub use group::Group;
 pub use route::{Backend, Route, Target};
-pub use settings::{QuotaFailure, Settings};
+pub use settings::{AlertSettings, QuotaFailure, Settings};
 pub use validate::{
     check_secret, FieldError, ValidationErrors, MAX_SECRET_CHARS, MIN_SECRET_CHARS,
 };

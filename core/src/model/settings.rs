@@ -21,6 +21,36 @@ pub struct Settings {
     /// (a route may override it).
     #[serde(default)]
     pub quota_failure: QuotaFailure,
+    /// Add `Komainu-Proxy-Latency` and `Komainu-Upstream-Latency` (ms) to
+    /// proxied responses.
+    #[serde(default)]
+    pub latency_headers: bool,
+    /// When alert events are raised.
+    #[serde(default)]
+    pub alerts: AlertSettings,
+}
+
+/// When alert events are raised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AlertSettings {
+    /// The share of a quota window (percent, 1–99) whose use raises
+    /// `quota_almost_spent`, once per window and key; 0 turns it off.
+    #[serde(default = "default_quota_alert_percent")]
+    pub quota_almost_spent_percent: u8,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            quota_almost_spent_percent: default_quota_alert_percent(),
+        }
+    }
+}
+
+fn default_quota_alert_percent() -> u8 {
+    80
 }
 
 /// The policy when quotas cannot be checked (counter store unavailable).
@@ -54,6 +84,8 @@ impl Default for Settings {
             claim_issuer: default_claim_issuer(),
             max_request_header_bytes: default_max_header_bytes(),
             quota_failure: QuotaFailure::default(),
+            latency_headers: false,
+            alerts: AlertSettings::default(),
         }
     }
 }

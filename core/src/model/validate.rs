@@ -142,6 +142,23 @@ pub(crate) fn check_document(doc: &Document) -> Result<(), ValidationErrors> {
         }
         check_apikey(&mut c, &at, key, &groups);
     }
+    let mut exporter_ids = HashSet::new();
+    for (i, exporter) in doc.exporters.iter().enumerate() {
+        let at = format!("exporters[{i}]");
+        if !exporter_ids.insert(exporter.id.as_str()) {
+            c.fail(
+                format!("{at}.id"),
+                format!("duplicate exporter id \"{}\"", exporter.id),
+            );
+        }
+        super::exporter::check_exporter(&mut c, &at, exporter);
+    }
+    if doc.settings.alerts.quota_almost_spent_percent > 99 {
+        c.fail(
+            "settings.alerts.quotaAlmostSpentPercent",
+            "must be between 1 and 99 (0 turns the alert off)",
+        );
+    }
     if doc.settings.claim_ttl_seconds == 0 || doc.settings.claim_ttl_seconds > 86_400 {
         c.fail("settings.claimTtlSeconds", "must be between 1 and 86400");
     }
@@ -387,6 +404,6 @@ fn check_host(host: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn id_message(id: &str) -> String {
+pub(crate) fn id_message(id: &str) -> String {
     format!("\"{id}\" is not a valid id: use 1 to {MAX_ID_LEN} of A-Z a-z 0-9 . _ ~ @ + -")
 }

@@ -264,8 +264,19 @@ pub fn open_sealed(
     client_id: &str,
     text: &str,
 ) -> Result<SecretHash, SealError> {
+    let plain = open_sealed_bytes(key, client_id, text)?;
+    SecretHash::from_bytes(&plain).ok_or(SealError::Tampered)
+}
+
+/// Opens any sealed value bound to `context` with the deployment key, if
+/// this deployment has one.
+pub fn open_sealed_bytes(
+    key: Option<&SealingKey>,
+    context: &str,
+    text: &str,
+) -> Result<Vec<u8>, SealError> {
     match key {
-        Some(key) => key.open(client_id, text),
+        Some(key) => key.open_bytes(context, text),
         None => Err(SealError::NoKey {
             found: split_sealed(text)?.0.to_owned(),
         }),

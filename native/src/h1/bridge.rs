@@ -37,6 +37,7 @@ pub async fn send(
     pool: &Pool,
     req: Request<Incoming>,
     body_idle: Duration,
+    tally: &mut Sent,
 ) -> Result<Response<Relayed>, UpstreamError> {
     let (parts, mut body) = req.into_parts();
     let target = TargetUrl {
@@ -96,6 +97,7 @@ pub async fn send(
         } else {
             pool.checkout(&target)
         };
+        tally.attempts += 1;
         let mut conn = match idle {
             Some(conn) => conn,
             None => pool.connect(&target).await?,
@@ -109,7 +111,7 @@ pub async fn send(
             return Err(UpstreamError::Exchange(root_cause(&e)));
         }
         if !replayable {
-            send_body(&mut conn, &mut body, framing == Framing::Chunked).await?;
+            send_body(&mut conn, &mut body, framing == Framing::Chunked, tally).await?;
         }
         match read_response_head(&mut conn, None).await {
             Ok(()) => break conn,
@@ -127,11 +129,21 @@ pub async fn send(
     Ok(response.map(|()| Relayed::new(conn, &framing, pool, target, body_idle)))
 }
 
+/// What sending a request took: connections tried, body bytes sent.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sent {
+    /// Connections tried.
+    pub attempts: u32,
+    /// Request body bytes sent.
+    pub bytes_in: u64,
+}
+
 /// Streams a request body to the backend, in chunks when `chunked`.
 async fn send_body(
     conn: &mut Conn,
     body: &mut Incoming,
     chunked: bool,
+    tally: &mut Sent,
 ) -> Result<(), UpstreamError> {
     fn broken(e: &(dyn std::error::Error + 'static)) -> UpstreamError {
         UpstreamError::Exchange(root_cause(e))
@@ -144,6 +156,7 @@ async fn send_body(
         if data.is_empty() {
             continue;
         }
+        tally.bytes_in += data.len() as u64;
         if chunked {
             let mut size = format!("{:x}\r\n", data.len()).into_bytes();
             size.extend_from_slice(&data);

@@ -7,12 +7,12 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::Method;
 use komainu_core::gateway::{
-    connection_names, is_hop_by_hop, is_idempotent, response_headers, ClientInfo, Forwarding,
-    HeaderLookup, RequestContext, RequestHead,
+    connection_names, is_hop_by_hop, is_idempotent, response_headers, ClientInfo, Exchange,
+    Forwarding, HeaderLookup, RequestContext, RequestHead, Timings,
 };
 use komainu_core::{Gateway, GatewayError};
 use tokio::io::AsyncWriteExt;
@@ -55,9 +55,99 @@ pub enum Next {
     Close,
 }
 
-/// Serves the request whose head is complete in `client.buf`.
+/// What the log phase needs to know of an exchange, filled as it goes.
+#[derive(Default)]
+struct Tally {
+    /// The status sent to the client.
+    status: u16,
+    /// The error the gateway answered with.
+    error: Option<GatewayError>,
+    bytes_in: u64,
+    bytes_out: u64,
+    attempts: u32,
+    backend_us: Option<u64>,
+    /// When the answer's head left, from the arrival.
+    head_us: Option<u64>,
+}
+
+/// The decided request, as the log phase reads it.
+struct Decided {
+    ctx: RequestContext,
+    method: Method,
+    host: String,
+    path: String,
+}
+
+/// Serves the request whose head is complete in `client.buf`, then runs
+/// the log phase (its event and counters).
 pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
     let gateway = state.gateway.load_full();
+    let arrived = Instant::now();
+    let mut tally = Tally::default();
+    let mut decided = None;
+    let next = serve(
+        client,
+        state,
+        pool,
+        &gateway,
+        arrived,
+        &mut tally,
+        &mut decided,
+    )
+    .await;
+    if let Some(d) = decided {
+        let total_us = micros(arrived.elapsed());
+        let exchange = Exchange {
+            method: &d.method,
+            host: &d.host,
+            path: &d.path,
+            status: tally.status,
+            error: tally.error.as_ref(),
+            client_ip: Some(client.peer.ip()),
+            bytes_in: tally.bytes_in,
+            bytes_out: tally.bytes_out,
+            attempts: tally.attempts,
+            timings: Timings {
+                total_us,
+                head_us: tally.head_us.unwrap_or(total_us),
+                backend_us: tally.backend_us,
+            },
+        };
+        gateway.log(&d.ctx, &exchange, &state.events);
+    }
+    next
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Answers with a gateway error, noting it for the log phase.
+async fn refuse(
+    io: &mut TcpStream,
+    out: &mut Vec<u8>,
+    gateway: &Gateway,
+    ctx: &RequestContext,
+    error: GatewayError,
+    keep_alive: bool,
+    tally: &mut Tally,
+) -> Next {
+    let next = respond(io, out, gateway, ctx, &error, keep_alive).await;
+    tally.status = error.status().as_u16();
+    tally.error = Some(error);
+    next
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    client: &mut Client,
+    state: &State,
+    pool: &Pool,
+    gateway: &Gateway,
+    arrived: Instant,
+    tally: &mut Tally,
+    decided: &mut Option<Decided>,
+) -> Next {
     let Client {
         io,
         buf,
@@ -74,7 +164,7 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
                 bad => GatewayError::BadRequest(bad.to_string()),
             };
             let ctx = RequestContext::new(random::request_id(), now_ms());
-            return respond(io, out, &gateway, &ctx, &error, false).await;
+            return respond(io, out, gateway, &ctx, &error, false).await;
         }
     };
     let tls = state.behind_proxy
@@ -89,6 +179,14 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
         .decide(&state.counters, &req, now_ms(), random::request_id())
         .await;
     warn_if_uncounted(&ctx);
+    let ctx = &decided
+        .insert(Decided {
+            ctx,
+            method: req.method().clone(),
+            host: req.host().to_owned(),
+            path: req.path().to_owned(),
+        })
+        .ctx;
     let framing = req.framing;
     let client_close = req.close;
     let http11 = req.http11;
@@ -100,7 +198,7 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
         Err(error) => {
             buf.consume(head_len);
             let keep = !client_close && skip_buffered_body(buf, framing);
-            return respond(io, out, &gateway, &ctx, &error, keep).await;
+            return refuse(io, out, gateway, ctx, error, keep, tally).await;
         }
     };
     // An upgrade the route does not allow goes on as a plain request (its
@@ -117,7 +215,7 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
         upgrade.as_deref(),
         &forwarding,
         &client_info,
-        &ctx,
+        ctx,
     );
     buf.consume(head_len);
 
@@ -127,18 +225,12 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
         Ok(n) => {
             out.extend_from_slice(&buf.filled()[..n]);
             buf.consume(n);
+            tally.bytes_in += n as u64;
         }
         Err(e) => {
             out.clear();
-            return respond(
-                io,
-                out,
-                &gateway,
-                &ctx,
-                &GatewayError::BadRequest(e.to_string()),
-                false,
-            )
-            .await;
+            let error = GatewayError::BadRequest(e.to_string());
+            return refuse(io, out, gateway, ctx, error, false, tally).await;
         }
     }
     if expects_continue
@@ -163,18 +255,23 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
         &forwarding,
         &mut body,
         backend_timer.as_mut(),
+        tally,
     )
     .await;
     let conn = match sent {
         Ok(conn) => conn,
         Err(Failure::Gateway(error)) => {
-            warn_backend_failure(&ctx, &error);
+            warn_backend_failure(ctx, &error);
             out.clear();
             // The request was read to its end: the connection can go on.
             let keep = !client_close && body.done();
-            return respond(io, out, &gateway, &ctx, &error, keep).await;
+            return refuse(io, out, gateway, ctx, error, keep, tally).await;
         }
-        Err(Failure::Client) => return Next::Close,
+        Err(Failure::Client) => {
+            // The client went away: nothing was answered.
+            tally.status = 499;
+            return Next::Close;
+        }
     };
     let asked = Asked {
         http11,
@@ -189,11 +286,12 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
         conn,
         pool,
         target,
-        &gateway,
-        &ctx,
+        gateway,
+        ctx,
         asked,
         backend_timeout,
         backend_timer.as_mut(),
+        (arrived, tally),
     )
     .await
 }
@@ -296,11 +394,14 @@ async fn send(
     forwarding: &Forwarding<'_>,
     body: &mut Body,
     mut timer: Pin<&mut Sleep>,
+    tally: &mut Tally,
 ) -> Result<Conn, Failure> {
     let target = forwarding.target;
     let replayable = body.done();
     let mut fresh_only = false;
+    let started = Instant::now();
     loop {
+        tally.attempts += 1;
         let idle = if fresh_only {
             None
         } else {
@@ -325,7 +426,9 @@ async fn send(
             None => return Err(Failure::Gateway(timed_out(forwarding))),
         }
         if !body.done() {
-            stream_request_body(client, buf, &mut conn, body, forwarding, timer.as_mut()).await?;
+            tally.bytes_in +=
+                stream_request_body(client, buf, &mut conn, body, forwarding, timer.as_mut())
+                    .await?;
         }
         match deadline(
             timer.as_mut(),
@@ -334,7 +437,10 @@ async fn send(
         )
         .await
         {
-            Some(Ok(())) => return Ok(conn),
+            Some(Ok(())) => {
+                tally.backend_us = Some(micros(started.elapsed()));
+                return Ok(conn);
+            }
             Some(Err(HeadFailure::Closed)) if retry_allowed && conn.buf.is_empty() => {
                 fresh_only = true;
             }
@@ -367,7 +473,8 @@ async fn stream_request_body(
     body: &mut Body,
     forwarding: &Forwarding<'_>,
     mut timer: Pin<&mut Sleep>,
-) -> Result<(), Failure> {
+) -> Result<u64, Failure> {
+    let mut sent = 0;
     while !body.done() {
         let read = deadline(
             timer.as_mut(),
@@ -394,8 +501,9 @@ async fn stream_request_body(
             None => return Err(Failure::Gateway(timed_out(forwarding))),
         }
         buf.consume(n);
+        sent += n as u64;
     }
-    Ok(())
+    Ok(sent)
 }
 
 /// Largest piece of a body read at once from a client.
@@ -416,6 +524,7 @@ async fn relay_response(
     asked: Asked,
     backend_idle: Duration,
     mut timer: Pin<&mut Sleep>,
+    (arrived, tally): (Instant, &mut Tally),
 ) -> Next {
     let Asked {
         http11,
@@ -440,10 +549,11 @@ async fn relay_response(
             ));
             warn_backend_failure(ctx, &error);
             out.clear();
-            return respond(client, out, gateway, ctx, &error, false).await;
+            return refuse(client, out, gateway, ctx, error, false, tally).await;
         }
     };
     let status = response.code.unwrap_or(502);
+    tally.status = status;
     // Only a requested upgrade gets this far with a 101.
     let switching = status == 101 && upgrade;
     let ResponseFraming {
@@ -457,7 +567,7 @@ async fn relay_response(
             let error = GatewayError::BadGateway(format!("{} {why}", target.authority));
             warn_backend_failure(ctx, &error);
             out.clear();
-            return respond(client, out, gateway, ctx, &error, false).await;
+            return refuse(client, out, gateway, ctx, error, false, tally).await;
         }
     };
     // An HTTP/1.0 client cannot read chunks: it gets the data, then the close.
@@ -473,13 +583,18 @@ async fn relay_response(
     out.extend_from_slice(b"\r\n");
     let mut added: [&str; 8] = [""; 8];
     let mut added_count = 0;
-    response_headers(ctx, |name, value| {
+    let mut add = |name: &'static str, value: &[u8]| {
         if added_count < added.len() {
             added[added_count] = name;
             added_count += 1;
         }
         write::header(out, name, value);
-    });
+    };
+    response_headers(ctx, &mut add);
+    let head_us = micros(arrived.elapsed());
+    if let Some(backend_us) = tally.backend_us {
+        gateway.latency_headers(head_us.saturating_sub(backend_us), backend_us, &mut add);
+    }
     let added = &added[..added_count];
     let named = ConnectionNames::of(response.headers);
     write::kept_lines(out, &raw[..head_len], response.headers, |h| {
@@ -514,6 +629,7 @@ async fn relay_response(
     }
     out.extend_from_slice(b"\r\n");
     conn.buf.consume(head_len);
+    tally.head_us = Some(micros(arrived.elapsed()));
 
     // Body: what came with the head goes out with the head.
     let mut body = Body::new(framing);
@@ -526,7 +642,10 @@ async fn relay_response(
                 .inspect(|&n| out.extend_from_slice(&input[..n]))
         };
         match scanned {
-            Ok(n) => conn.buf.consume(n),
+            Ok(n) => {
+                conn.buf.consume(n);
+                tally.bytes_out += n as u64;
+            }
             Err(_) => return Next::Close,
         }
         if !out.is_empty() {

@@ -25,7 +25,7 @@ mod response;
 mod server;
 mod write;
 
-pub use bridge::{send as bridge_send, Relayed};
+pub use bridge::{send as bridge_send, Relayed, Sent};
 pub use pool::Pool;
 pub use server::serve;
 

@@ -154,7 +154,8 @@ fn manager_config() -> redis::aio::ConnectionManagerConfig {
 }
 
 /// `redis://:password@host` → `redis://:***@host`.
-fn redact(url: &str) -> String {
+/// A Redis URL without its password, for logs and errors.
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
         _ => url.to_owned(),

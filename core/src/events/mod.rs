@@ -1,0 +1,326 @@
+//! Events: what the gateway reports, in one envelope (CloudEvents 1.0), and
+//! the sink adapters implement.
+//!
+//! Three families, each a CloudEvents `type`:
+//!
+//! - `io.komainu.request.v1`: every request, built once by the log phase
+//!   ([`crate::Gateway::log`]) from the request's context and the numbers the
+//!   adapter hands in;
+//! - `io.komainu.audit.<action>.v1`: every accepted admin change
+//!   (`route.create`, `apikey.rotate`, `config.import`…);
+//! - `io.komainu.alert.<name>.v1`: something an operator should hear about
+//!   ([`alert`] lists them).
+//!
+//! No event carries a secret, a credential header, a query string or a
+//! body. A sink takes events synchronously and must not block: adapters
+//! queue them for their exporters, and drop (and count) when a queue is full.
+
+pub mod alert;
+pub mod filter;
+mod request;
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+
+pub use alert::AlertEvent;
+pub use filter::{EventQuery, TypeFilter};
+pub use request::{Durations, Identity, RequestEvent};
+
+use crate::time::format_rfc3339;
+
+/// The CloudEvents `type` of request events.
+pub const REQUEST_TYPE: &str = "io.komainu.request.v1";
+
+/// One event: an id, a time and what happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Unique id (a UUID; a request event's is the request id).
+    pub id: String,
+    /// When it happened (Unix milliseconds).
+    pub time_ms: u64,
+    /// What happened.
+    pub data: EventData,
+}
+
+/// What an event is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventData {
+    /// A request went through the gateway.
+    Request(Box<RequestEvent>),
+    /// An accepted admin change.
+    Audit(AuditEvent),
+    /// An alert.
+    Alert(AlertEvent),
+    /// A test event sent on demand through one exporter
+    /// (`io.komainu.test.v1`).
+    Test(TestEvent),
+}
+
+/// What a test event carries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestEvent {
+    /// The exporter tested.
+    pub exporter: String,
+    /// Who asked.
+    pub actor: String,
+    /// A sentence for whoever receives it.
+    pub message: String,
+}
+
+/// One accepted change made through the admin API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    /// Who: the admin key's client id (`komainu` for the gateway itself).
+    pub actor: String,
+    /// What: `route.create`, `apikey.rotate`, `config.import`…
+    pub action: String,
+    /// The entity's id, when the change is about one entity.
+    pub target: Option<String>,
+    /// The configuration revision the change produced.
+    pub revision: u64,
+    /// The entity before the change (secrets removed).
+    pub before: Option<serde_json::Value>,
+    /// The entity after the change (secrets removed).
+    pub after: Option<serde_json::Value>,
+}
+
+impl Event {
+    /// An event with an id made from 128 random bits.
+    pub fn new(random: u128, time_ms: u64, data: EventData) -> Self {
+        Self {
+            id: crate::gateway::RequestId::from_random(random)
+                .as_str()
+                .to_owned(),
+            time_ms,
+            data,
+        }
+    }
+
+    /// The family: `request`, `audit` or `alert`.
+    pub fn family(&self) -> &'static str {
+        match self.data {
+            EventData::Request(_) => "request",
+            EventData::Audit(_) => "audit",
+            EventData::Alert(_) => "alert",
+            EventData::Test(_) => "test",
+        }
+    }
+
+    /// The CloudEvents `type`.
+    pub fn type_name(&self) -> Cow<'static, str> {
+        match &self.data {
+            EventData::Request(_) => Cow::Borrowed(REQUEST_TYPE),
+            EventData::Audit(a) => Cow::Owned(format!("io.komainu.audit.{}.v1", a.action)),
+            EventData::Alert(a) => Cow::Owned(format!("io.komainu.alert.{}.v1", a.name)),
+            EventData::Test(_) => Cow::Borrowed("io.komainu.test.v1"),
+        }
+    }
+
+    /// The CloudEvents `subject`: the route of a request, the entity an
+    /// admin change is about, what an alert is about.
+    pub fn subject(&self) -> Option<&str> {
+        match &self.data {
+            EventData::Request(r) => r.route_id.as_deref(),
+            EventData::Audit(a) => a.target.as_deref(),
+            EventData::Alert(a) => a.subject(),
+            EventData::Test(t) => Some(&t.exporter),
+        }
+    }
+
+    /// The route the event concerns, if any (for filters).
+    pub fn route(&self) -> Option<&str> {
+        match &self.data {
+            EventData::Request(r) => r.route_id.as_deref(),
+            EventData::Audit(a) if a.action.starts_with("route.") => a.target.as_deref(),
+            EventData::Audit(_) => None,
+            EventData::Alert(a) => a.route.as_deref(),
+            EventData::Test(_) => None,
+        }
+    }
+
+    /// The API key the event concerns, if any (for filters).
+    pub fn key(&self) -> Option<&str> {
+        match &self.data {
+            EventData::Request(r) => match &r.identity {
+                Some(Identity::Key { client_id, .. }) => Some(client_id),
+                Some(Identity::Refused { client_id }) => Some(client_id),
+                _ => None,
+            },
+            EventData::Audit(a) if a.action.starts_with("apikey.") => a.target.as_deref(),
+            EventData::Audit(_) => None,
+            EventData::Alert(a) => a.key.as_deref(),
+            EventData::Test(_) => None,
+        }
+    }
+
+    /// The event as one CloudEvents 1.0 JSON object (structured mode).
+    /// `source` names the emitter: the instance, or the Worker.
+    pub fn to_cloudevent(&self, source: &str) -> String {
+        #[derive(Serialize)]
+        struct Envelope<'a> {
+            specversion: &'static str,
+            id: &'a str,
+            source: &'a str,
+            #[serde(rename = "type")]
+            kind: Cow<'static, str>,
+            time: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            subject: Option<&'a str>,
+            datacontenttype: &'static str,
+            data: Data<'a>,
+        }
+        #[derive(Serialize)]
+        #[serde(untagged)]
+        enum Data<'a> {
+            Request(&'a RequestEvent),
+            Audit(&'a AuditEvent),
+            Alert(&'a AlertEvent),
+            Test(&'a TestEvent),
+        }
+        let envelope = Envelope {
+            specversion: "1.0",
+            id: &self.id,
+            source,
+            kind: self.type_name(),
+            time: format_rfc3339_ms(self.time_ms),
+            subject: self.subject(),
+            datacontenttype: "application/json",
+            data: match &self.data {
+                EventData::Request(r) => Data::Request(r),
+                EventData::Audit(a) => Data::Audit(a),
+                EventData::Alert(a) => Data::Alert(a),
+                EventData::Test(t) => Data::Test(t),
+            },
+        };
+        serde_json::to_string(&envelope).unwrap_or_default()
+    }
+}
+
+/// RFC 3339 with milliseconds (`2026-12-03T10:00:00.123Z`).
+fn format_rfc3339_ms(ms: u64) -> String {
+    let mut text = format_rfc3339(ms);
+    if text.ends_with('Z') {
+        text.pop();
+        text.push_str(&format!(".{:03}Z", ms % 1000));
+    }
+    text
+}
+
+/// Where events go. Implementations must return quickly (queue, never wait).
+///
+/// Beyond taking events, a sink may keep recent ones and run exporters; the
+/// admin API reads them through the other methods, whose defaults say the
+/// deployment does not offer them.
+pub trait EventSink {
+    /// Takes one event.
+    fn emit(&self, event: Event);
+
+    /// Whether request events are wanted (the log phase builds none
+    /// otherwise; counters and alerts are kept either way).
+    fn wants_request_events(&self) -> bool {
+        true
+    }
+
+    /// The most recent events `query` asks for, oldest first, as
+    /// CloudEvents JSON objects.
+    fn recent(&self, _query: &EventQuery) -> Result<Vec<String>, NotOffered> {
+        Err(NotOffered("recent events are not kept by this deployment"))
+    }
+
+    /// The health of the exporter `id` (configured and enabled) on this instance.
+    fn exporter_status(&self, _id: &str) -> Result<Option<ExporterStatus>, NotOffered> {
+        Err(NotOffered("exporters do not run on this deployment"))
+    }
+
+    /// Queues `event` on the exporter `id` alone, past its type filters:
+    /// whether it was queued (false: the exporter is not running here).
+    fn test_exporter(&self, _id: &str, _event: Event) -> Result<bool, NotOffered> {
+        Err(NotOffered("exporters do not run on this deployment"))
+    }
+}
+
+/// What a deployment does not offer, and why (the admin API answers 501).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotOffered(pub &'static str);
+
+/// An exporter's health on one instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExporterStatus {
+    /// Events waiting (including a batch being delivered).
+    pub queued: u64,
+    /// Events delivered.
+    pub sent: u64,
+    /// Events dropped: the queue was full, or delivery failed past the
+    /// retry limit.
+    pub dropped: u64,
+    /// A delivery is failing and being retried.
+    pub retrying: bool,
+    /// Failed delivery attempts.
+    pub failures: u64,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it happened (RFC 3339).
+    pub last_error_at: Option<String>,
+    /// When events were last delivered (RFC 3339).
+    pub last_sent_at: Option<String>,
+}
+
+/// A sink that drops every event.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn emit(&self, _event: Event) {}
+}
+
+impl<T: EventSink + ?Sized> EventSink for &T {
+    fn emit(&self, event: Event) {
+        (**self).emit(event);
+    }
+    fn wants_request_events(&self) -> bool {
+        (**self).wants_request_events()
+    }
+    fn recent(&self, query: &EventQuery) -> Result<Vec<String>, NotOffered> {
+        (**self).recent(query)
+    }
+    fn exporter_status(&self, id: &str) -> Result<Option<ExporterStatus>, NotOffered> {
+        (**self).exporter_status(id)
+    }
+    fn test_exporter(&self, id: &str, event: Event) -> Result<bool, NotOffered> {
+        (**self).test_exporter(id, event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_audit_event_is_a_cloudevent() {
+        let event = Event::new(
+            7,
+            1_764_756_000_123,
+            EventData::Audit(AuditEvent {
+                actor: "ops".into(),
+                action: "route.create".into(),
+                target: Some("orders".into()),
+                revision: 4,
+                before: None,
+                after: Some(serde_json::json!({"id": "orders"})),
+            }),
+        );
+        let v: serde_json::Value = serde_json::from_str(&event.to_cloudevent("komainu/a")).unwrap();
+        assert_eq!(v["specversion"], "1.0");
+        assert_eq!(v["type"], "io.komainu.audit.route.create.v1");
+        assert_eq!(v["source"], "komainu/a");
+        assert_eq!(v["subject"], "orders");
+        assert_eq!(v["time"], "2025-12-03T10:00:00.123Z");
+        assert_eq!(v["id"], event.id);
+        assert_eq!(v["data"]["actor"], "ops");
+        assert_eq!(v["data"]["revision"], 4);
+    }
+}

@@ -1,0 +1,220 @@
+//! The log phase: the one place a request's event is built, its counters
+//! moved and its alerts raised, once the answer has left.
+//!
+//! The adapter hands in what only it knows (the status sent, bytes, the
+//! attempts, the timings it measured) as an [`Exchange`]; everything else
+//! comes from the request's context. Adapters never assemble events.
+
+use std::net::IpAddr;
+
+use http::Method;
+
+use super::context::RequestContext;
+use super::Gateway;
+use crate::error::Blame;
+use crate::events::alert::Severity;
+use crate::events::{AlertEvent, Durations, Event, EventData, EventSink, Identity, RequestEvent};
+use crate::quota::Window;
+use crate::stats::{method_index, status_class_index};
+use crate::GatewayError;
+
+/// What the adapter measured, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// From the request's arrival to the last byte of the answer.
+    pub total_us: u64,
+    /// From the request's arrival to the answer's head leaving.
+    pub head_us: u64,
+    /// The backend's time: from sending the request to its response head
+    /// (none when nothing was forwarded).
+    pub backend_us: Option<u64>,
+}
+
+/// What happened to a request, as only the adapter knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    /// The request method.
+    pub method: &'a Method,
+    /// The host asked for.
+    pub host: &'a str,
+    /// The path, without the query.
+    pub path: &'a str,
+    /// The status sent to the client.
+    pub status: u16,
+    /// The error the gateway answered with, if it did.
+    pub error: Option<&'a GatewayError>,
+    /// The client's address.
+    pub client_ip: Option<IpAddr>,
+    /// Body bytes received from the client.
+    pub bytes_in: u64,
+    /// Body bytes sent to the client.
+    pub bytes_out: u64,
+    /// Connections tried to reach the backend.
+    pub attempts: u32,
+    /// Timings.
+    pub timings: Timings,
+}
+
+impl Gateway {
+    /// **log**: counts the request, raises its alerts and emits its event
+    /// into `sink`. Called once per request, after the answer, with the
+    /// context the request phases filled (of this revision).
+    pub fn log(&self, ctx: &RequestContext, exchange: &Exchange<'_>, sink: &impl EventSink) {
+        let stats = match ctx.route.and_then(|i| self.routes.get(i)) {
+            Some(route) => &*route.stats,
+            None => &self.stats.unrouted,
+        };
+        let outcome = match exchange.error.map(GatewayError::blame) {
+            None => 0,
+            Some(Blame::Client) => 1,
+            Some(Blame::Backend) => 2,
+            Some(Blame::Gateway) => 3,
+        };
+        let t = exchange.timings;
+        let overhead_us = t.head_us.saturating_sub(t.backend_us.unwrap_or(0));
+        stats.count(
+            method_index(exchange.method),
+            status_class_index(exchange.status),
+            outcome,
+            exchange.error.map(GatewayError::code_index),
+        );
+        stats.total.observe(t.total_us);
+        stats.overhead.observe(overhead_us);
+        if let Some(backend) = t.backend_us {
+            stats.backend.observe(backend);
+        }
+        stats.add_bytes(exchange.bytes_in, exchange.bytes_out);
+
+        if exchange.error.is_none() {
+            self.quota_alerts(ctx, sink);
+        }
+        if !sink.wants_request_events() {
+            return;
+        }
+        let identity = match (&ctx.client_id, &ctx.key_name) {
+            (Some(client_id), Some(name)) => Some(Identity::Key {
+                client_id: client_id.clone(),
+                name: name.clone(),
+            }),
+            _ => match &ctx.claimed_client_id {
+                Some(claimed) => Some(Identity::Refused {
+                    client_id: claimed.clone(),
+                }),
+                None => ctx
+                    .route
+                    .and_then(|i| self.routes.get(i))
+                    .filter(|r| r.public)
+                    .map(|_| Identity::Public),
+            },
+        };
+        let route_name = ctx
+            .route
+            .and_then(|i| self.routes.get(i))
+            .map(|r| r.name.clone());
+        sink.emit(Event {
+            id: ctx.request_id.as_str().to_owned(),
+            time_ms: ctx.received_ms,
+            data: EventData::Request(Box::new(RequestEvent {
+                request_id: ctx.request_id,
+                route_id: ctx.route_id.clone(),
+                route_name,
+                identity,
+                method: exchange.method.clone(),
+                host: exchange.host.to_owned(),
+                path: exchange.path.to_owned(),
+                status: exchange.status,
+                error: exchange.error.map(GatewayError::code),
+                blame: exchange.error.map(|e| e.blame().name()),
+                client_ip: exchange.client_ip,
+                bytes_in: exchange.bytes_in,
+                bytes_out: exchange.bytes_out,
+                attempts: exchange.attempts,
+                durations: Durations {
+                    total_us: t.total_us,
+                    backend_us: t.backend_us,
+                    overhead_us,
+                },
+                quotas: ctx.quota,
+                quota_unchecked: ctx.quota_unchecked.is_some(),
+                trace: ctx.trace,
+            })),
+        });
+    }
+
+    /// `quota_almost_spent` and `quota_spent` for the daily and monthly
+    /// windows (a per-second window is throttling, not news). Counters are
+    /// exact, so exactly one call per window sees each threshold: no state
+    /// is needed to raise each alert once.
+    fn quota_alerts(&self, ctx: &RequestContext, sink: &impl EventSink) {
+        let (Some(quota), Some(client_id)) = (&ctx.quota, &ctx.client_id) else {
+            return;
+        };
+        if !quota.admitted() {
+            return;
+        }
+        for (window, limit, remaining, resets_at) in quota.windows() {
+            if window == Window::Second {
+                continue;
+            }
+            let used = limit - remaining;
+            let almost = almost_spent_at(limit, self.quota_alert_percent);
+            let (name, message) = if used == limit {
+                (
+                    "quota_spent",
+                    format!(
+                        "API key \"{client_id}\" has used all {limit} calls of its {} quota",
+                        window.adjective()
+                    ),
+                )
+            } else if Some(used) == almost {
+                (
+                    "quota_almost_spent",
+                    format!(
+                        "API key \"{client_id}\" has used {used} of the {limit} calls of its {} quota",
+                        window.adjective()
+                    ),
+                )
+            } else {
+                continue;
+            };
+            let mut alert = AlertEvent::new(name, Severity::Warning, message);
+            alert.key = Some(client_id.to_string());
+            alert.route = ctx.route_id.as_deref().map(str::to_owned);
+            alert.details = serde_json::json!({
+                "window": window.name(),
+                "limit": limit,
+                "used": used,
+                "resetsAt": crate::time::format_rfc3339(resets_at),
+                "requestId": ctx.request_id.as_str(),
+            });
+            let random = ctx.request_id.bits().rotate_left(64) ^ (window.index() as u128 + 1);
+            sink.emit(Event::new(random, ctx.received_ms, EventData::Alert(alert)));
+        }
+    }
+}
+
+/// The count that raises `quota_almost_spent` for a window of `limit`
+/// calls: `percent` of it, rounded up; none when off (0) or when it would
+/// be the limit itself (`quota_spent` says it then).
+fn almost_spent_at(limit: u64, percent: u8) -> Option<u64> {
+    if percent == 0 {
+        return None;
+    }
+    let at = (limit * u64::from(percent)).div_ceil(100).max(1);
+    (at < limit).then_some(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::almost_spent_at;
+
+    #[test]
+    fn the_almost_spent_threshold_rounds_up_and_stays_below_the_limit() {
+        assert_eq!(almost_spent_at(10, 80), Some(8));
+        assert_eq!(almost_spent_at(3, 80), None);
+        assert_eq!(almost_spent_at(5, 80), Some(4));
+        assert_eq!(almost_spent_at(1000, 1), Some(10));
+        assert_eq!(almost_spent_at(1, 50), None);
+        assert_eq!(almost_spent_at(100, 0), None);
+    }
+}

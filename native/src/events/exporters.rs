@@ -1,0 +1,511 @@
+//! Exporters at run time: one task and one bounded queue each, following
+//! the configuration (started, restarted with a changed configuration,
+//! stopped when removed or disabled) without touching the others.
+//!
+//! A queue drops its oldest events when full. A failing delivery is
+//! retried with exponential backoff and full jitter until the exporter's
+//! `retryLimitMs`, then its events are dropped; either way the drop is
+//! counted and the proxy never waits.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use komainu_core::events::{ExporterStatus, TypeFilter};
+use komainu_core::gateway::CompiledExporter;
+use komainu_core::model::ExporterKind;
+use komainu_core::time::format_rfc3339;
+use komainu_core::Gateway;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::{lock, Stored};
+use crate::admin_client::{http_client, HttpClient};
+use crate::state::now_ms;
+
+/// The exporters running on this instance.
+pub struct Exporters {
+    running: Mutex<HashMap<String, Running>>,
+    /// The revision whose exporters run.
+    revision: AtomicU64,
+    client: HttpClient,
+}
+
+impl Exporters {
+    /// No exporter yet; webhooks will use `tls` for https.
+    pub fn new(tls: Arc<rustls::ClientConfig>) -> Self {
+        Self {
+            running: Mutex::new(HashMap::new()),
+            revision: AtomicU64::new(u64::MAX),
+            client: http_client(tls),
+        }
+    }
+
+    /// Starts, restarts and stops exporters to match `gateway`'s.
+    pub fn follow(&self, gateway: &Gateway) {
+        if self.revision.swap(gateway.revision(), Relaxed) == gateway.revision() {
+            return;
+        }
+        let wanted = gateway.exporters();
+        let mut running = lock(&self.running);
+        running.retain(|id, r| {
+            let keep = wanted
+                .iter()
+                .any(|w| &w.config.id == id && *w == r.compiled);
+            if !keep {
+                r.task.abort();
+            }
+            keep
+        });
+        for exporter in wanted {
+            if !running.contains_key(&exporter.config.id) {
+                let r = Running::start(exporter.clone(), self.client.clone());
+                running.insert(exporter.config.id.clone(), r);
+            }
+        }
+    }
+
+    /// Queues `stored` on every exporter that wants its type.
+    pub fn offer(&self, stored: &Arc<Stored>) {
+        let running = lock(&self.running);
+        for r in running.values() {
+            if r.filter.accepts(&stored.kind) {
+                r.queue.push(stored.clone());
+            }
+        }
+    }
+
+    /// Queues `stored` on exporter `id` alone, past its filters.
+    pub fn offer_to(&self, id: &str, stored: Arc<Stored>) -> bool {
+        match lock(&self.running).get(id) {
+            Some(r) => {
+                r.queue.push(stored);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether exporter `id` runs here.
+    pub fn is_running(&self, id: &str) -> bool {
+        lock(&self.running).contains_key(id)
+    }
+
+    /// Exporter `id`'s health, if it runs here.
+    pub fn status(&self, id: &str) -> Option<ExporterStatus> {
+        lock(&self.running).get(id).map(|r| r.queue.status())
+    }
+
+    /// Every running exporter's id, kind and counters (for metrics).
+    pub fn statuses(&self) -> Vec<(String, &'static str, ExporterStatus)> {
+        let mut all: Vec<_> = lock(&self.running)
+            .iter()
+            .map(|(id, r)| (id.clone(), r.compiled.config.kind.name(), r.queue.status()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Stops every exporter.
+    pub fn stop_all(&self) {
+        for (_, r) in lock(&self.running).drain() {
+            r.task.abort();
+        }
+    }
+}
+
+/// One running exporter.
+struct Running {
+    compiled: CompiledExporter,
+    filter: TypeFilter,
+    queue: Arc<Queue>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    fn start(compiled: CompiledExporter, client: HttpClient) -> Self {
+        let config = &compiled.config;
+        let queue = Arc::new(Queue::new(config.max_queue as usize));
+        let destination = match config.kind {
+            ExporterKind::File => Destination::File(FileOut {
+                path: config.path.clone().unwrap_or_else(|| "-".into()),
+                file: None,
+            }),
+            ExporterKind::Webhook => Destination::Webhook(Box::new(WebhookOut {
+                url: config.url.clone().unwrap_or_default(),
+                secret: compiled.secret.clone(),
+                client,
+            })),
+            ExporterKind::RedisStream => Destination::Redis(RedisOut {
+                url: config.url.clone().unwrap_or_default(),
+                stream: config.stream_key().to_owned(),
+                max_len: config.max_len,
+                conn: None,
+            }),
+        };
+        let plan = Plan {
+            batch: config.batch_size.max(1) as usize,
+            flush: Duration::from_millis(config.flush_interval_ms),
+            retry_limit: Duration::from_millis(config.retry_limit_ms),
+            timeout: Duration::from_millis(config.timeout_ms),
+        };
+        let task = tokio::spawn(run(queue.clone(), destination, plan));
+        Self {
+            filter: TypeFilter::new(&config.include, &config.exclude),
+            compiled,
+            queue,
+            task,
+        }
+    }
+}
+
+/// How an exporter batches and retries.
+#[derive(Clone, Copy)]
+struct Plan {
+    batch: usize,
+    flush: Duration,
+    retry_limit: Duration,
+    timeout: Duration,
+}
+
+/// A bounded queue that drops its oldest events when full.
+struct Queue {
+    items: Mutex<VecDeque<Arc<Stored>>>,
+    max: usize,
+    ready: Notify,
+    /// Events taken for the delivery in progress.
+    in_flight: AtomicU64,
+    sent: AtomicU64,
+    dropped: AtomicU64,
+    failures: AtomicU64,
+    retrying: AtomicBool,
+    last: Mutex<Last>,
+}
+
+#[derive(Default)]
+struct Last {
+    error: Option<String>,
+    error_at: Option<u64>,
+    sent_at: Option<u64>,
+}
+
+impl Queue {
+    fn new(max: usize) -> Self {
+        Self {
+            items: Mutex::new(VecDeque::new()),
+            max: max.max(1),
+            ready: Notify::new(),
+            in_flight: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            retrying: AtomicBool::new(false),
+            last: Mutex::new(Last::default()),
+        }
+    }
+
+    fn push(&self, stored: Arc<Stored>) {
+        let mut items = lock(&self.items);
+        if items.len() >= self.max {
+            items.pop_front();
+            self.dropped.fetch_add(1, Relaxed);
+        }
+        items.push_back(stored);
+        drop(items);
+        self.ready.notify_one();
+    }
+
+    fn len(&self) -> usize {
+        lock(&self.items).len()
+    }
+
+    fn take(&self, n: usize) -> Vec<Arc<Stored>> {
+        let mut items = lock(&self.items);
+        let n = n.min(items.len());
+        items.drain(..n).collect()
+    }
+
+    fn status(&self) -> ExporterStatus {
+        let last = lock(&self.last);
+        ExporterStatus {
+            queued: self.len() as u64 + self.in_flight.load(Relaxed),
+            sent: self.sent.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            retrying: self.retrying.load(Relaxed),
+            failures: self.failures.load(Relaxed),
+            last_error: last.error.clone(),
+            last_error_at: last.error_at.map(format_rfc3339),
+            last_sent_at: last.sent_at.map(format_rfc3339),
+        }
+    }
+}
+
+/// The exporter's loop: wait for events, gather a batch (full, or the
+/// flush interval passed), deliver it with retries, again.
+async fn run(queue: Arc<Queue>, mut destination: Destination, plan: Plan) {
+    loop {
+        while queue.len() == 0 {
+            queue.ready.notified().await;
+        }
+        let deadline = tokio::time::Instant::now() + plan.flush;
+        while queue.len() < plan.batch {
+            tokio::select! {
+                () = queue.ready.notified() => {}
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let batch = queue.take(plan.batch);
+        if batch.is_empty() {
+            continue;
+        }
+        queue.in_flight.store(batch.len() as u64, Relaxed);
+        deliver(&queue, &mut destination, &batch, plan).await;
+        queue.in_flight.store(0, Relaxed);
+    }
+}
+
+/// Delivers one batch, retrying with backoff until the retry limit.
+async fn deliver(queue: &Queue, destination: &mut Destination, batch: &[Arc<Stored>], plan: Plan) {
+    let started = Instant::now();
+    let mut attempt: u32 = 0;
+    loop {
+        let result = match tokio::time::timeout(plan.timeout, destination.send(batch)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {} ms", plan.timeout.as_millis())),
+        };
+        match result {
+            Ok(()) => {
+                queue.sent.fetch_add(batch.len() as u64, Relaxed);
+                queue.retrying.store(false, Relaxed);
+                lock(&queue.last).sent_at = Some(now_ms());
+                return;
+            }
+            Err(why) => {
+                queue.failures.fetch_add(1, Relaxed);
+                {
+                    let mut last = lock(&queue.last);
+                    last.error = Some(why);
+                    last.error_at = Some(now_ms());
+                }
+                let wait = backoff(attempt);
+                if started.elapsed() + wait > plan.retry_limit {
+                    queue.dropped.fetch_add(batch.len() as u64, Relaxed);
+                    queue.retrying.store(false, Relaxed);
+                    return;
+                }
+                queue.retrying.store(true, Relaxed);
+                tokio::time::sleep(wait).await;
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: a random wait up to 100 ms × 2ⁿ,
+/// capped at 30 s.
+fn backoff(attempt: u32) -> Duration {
+    let cap_ms = 100u64.saturating_mul(1 << attempt.min(9)).min(30_000);
+    Duration::from_millis(fastrand::u64(cap_ms / 2..=cap_ms))
+}
+
+/// Where a batch goes.
+enum Destination {
+    File(FileOut),
+    Webhook(Box<WebhookOut>),
+    Redis(RedisOut),
+}
+
+impl Destination {
+    async fn send(&mut self, batch: &[Arc<Stored>]) -> Result<(), String> {
+        match self {
+            Destination::File(f) => f.send(batch).await,
+            Destination::Webhook(w) => w.send(batch).await,
+            Destination::Redis(r) => r.send(batch).await,
+        }
+    }
+}
+
+/// JSON lines appended to a file, or written to the standard output.
+struct FileOut {
+    path: String,
+    file: Option<tokio::fs::File>,
+}
+
+impl FileOut {
+    async fn send(&mut self, batch: &[Arc<Stored>]) -> Result<(), String> {
+        let mut text = Vec::with_capacity(batch.iter().map(|s| s.json.len() + 1).sum());
+        for s in batch {
+            text.extend_from_slice(s.json.as_bytes());
+            text.push(b'\n');
+        }
+        if self.path == "-" {
+            let mut out = tokio::io::stdout();
+            out.write_all(&text).await.map_err(|e| e.to_string())?;
+            return out.flush().await.map_err(|e| e.to_string());
+        }
+        if self.file.is_none() {
+            let file = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .await
+                .map_err(|e| format!("cannot open {}: {e}", self.path))?;
+            self.file = Some(file);
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Err("the file is not open".into());
+        };
+        let written = file.write_all(&text).await.and(file.flush().await);
+        if let Err(e) = written {
+            // Opened again on the next attempt (the file may have moved).
+            self.file = None;
+            return Err(format!("cannot write {}: {e}", self.path));
+        }
+        Ok(())
+    }
+}
+
+/// Batches POSTed as `application/cloudevents-batch+json`.
+struct WebhookOut {
+    url: String,
+    secret: Option<Vec<u8>>,
+    client: HttpClient,
+}
+
+/// The header carrying a delivery's signature: `t=<unix seconds>,v1=<hex
+/// HMAC-SHA256 of "<t>.<body>">`.
+pub const SIGNATURE_HEADER: &str = "komainu-signature";
+
+impl WebhookOut {
+    async fn send(&mut self, batch: &[Arc<Stored>]) -> Result<(), String> {
+        let mut body =
+            Vec::with_capacity(2 + batch.iter().map(|s| s.json.len() + 1).sum::<usize>());
+        body.push(b'[');
+        for (i, s) in batch.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(s.json.as_bytes());
+        }
+        body.push(b']');
+        let mut request = http::Request::post(&self.url)
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/cloudevents-batch+json",
+            )
+            .header(
+                http::header::USER_AGENT,
+                concat!("komainu/", env!("CARGO_PKG_VERSION")),
+            )
+            .header("komainu-event-count", batch.len());
+        if let Some(secret) = &self.secret {
+            request = request.header(SIGNATURE_HEADER, sign(secret, now_ms() / 1000, &body));
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| format!("cannot build the request: {e}"))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| format!("{}: {}", self.url, crate::upstream::root_cause(&e)))?;
+        let status = response.status();
+        // Read the (small) answer so the connection can be reused.
+        let _ = http_body_util::Limited::new(response.into_body(), 64 * 1024)
+            .collect()
+            .await;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("{} answered {status}", self.url))
+        }
+    }
+}
+
+/// The signature header value for `body` at `t` (Unix seconds).
+pub fn sign(secret: &[u8], t: u64, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(secret) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={t},v1={hex}")
+}
+
+/// `XADD stream MAXLEN ~ n * type … id … event …` per event.
+struct RedisOut {
+    url: String,
+    stream: String,
+    max_len: u64,
+    conn: Option<redis::aio::MultiplexedConnection>,
+}
+
+impl RedisOut {
+    async fn send(&mut self, batch: &[Arc<Stored>]) -> Result<(), String> {
+        if self.conn.is_none() {
+            let client = redis::Client::open(self.url.as_str())
+                .map_err(|e| format!("{}: {e}", crate::store::redact(&self.url)))?;
+            let conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| {
+                    format!("cannot connect to {}: {e}", crate::store::redact(&self.url))
+                })?;
+            self.conn = Some(conn);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err("not connected".into());
+        };
+        let mut pipe = redis::pipe();
+        for s in batch {
+            pipe.cmd("XADD")
+                .arg(&self.stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.max_len)
+                .arg("*")
+                .arg("type")
+                .arg(&s.kind)
+                .arg("id")
+                .arg(&s.event.id)
+                .arg("event")
+                .arg(&s.json)
+                .ignore();
+        }
+        let result: redis::RedisResult<()> = pipe.query_async(conn).await;
+        if let Err(e) = result {
+            self.conn = None;
+            return Err(format!("XADD to {}: {e}", self.stream));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_hmac_sha256_of_time_dot_body() {
+        // echo -n '1700000000.[]' | openssl dgst -sha256 -hmac 'whsec-0123456789abcdef'
+        let s = sign(b"whsec-0123456789abcdef", 1_700_000_000, b"[]");
+        assert!(s.starts_with("t=1700000000,v1="));
+        assert_eq!(s.len(), "t=1700000000,v1=".len() + 64);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(0) <= Duration::from_millis(100));
+        assert!(backoff(3) >= Duration::from_millis(400));
+        assert!(backoff(40) <= Duration::from_secs(30));
+    }
+}
