@@ -6,16 +6,21 @@ use komainu_core::admin::{
     self, admin_key_index, AdminContext, AdminError, AdminRequest, DEFAULT_MAX_BODY_BYTES,
 };
 use komainu_core::model::AdminKey;
-use worker::{Env, Request, Response, Result};
+use worker::{Context, Env, Request, Response, Result};
 
 use crate::config_object::DoConfigStore;
 use crate::counters::DoCounterStore;
-use crate::events::ConsoleEventSink;
+use crate::events::EdgeEvents;
 use crate::settings::Settings;
 use crate::{head, live, now_ms, proxy, random_secret_bytes};
 
 /// Handles one admin request (`{admin_path}/api/...`).
-pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+pub async fn handle(
+    mut req: Request,
+    env: &Env,
+    settings: &Settings,
+    wctx: &Context,
+) -> Result<Response> {
     let url = req.url()?;
     let path = url
         .path()
@@ -72,10 +77,12 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
         }
     }
     let now = now_ms();
+    let events = EdgeEvents::default();
+    let config = DoConfigStore { env };
     let ctx = AdminContext {
-        config: &DoConfigStore { env },
+        config: &config,
         counters: &DoCounterStore { env },
-        events: &ConsoleEventSink,
+        events: &events,
         admin_keys: &admin_keys,
         claim_secret: claim_secret.as_bytes(),
         sealing: sealing.as_ref(),
@@ -94,6 +101,15 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     let reply = admin::handle(&ctx, &request).await;
     if let Some(gateway) = reply.applied {
         live::install(gateway, now);
+    }
+    // The change's audit event (and alerts) join the shared event log
+    // before the answer: a client reading /api/events next sees them.
+    events.keep(&config).await;
+    // Webhooks get them after the answer, with the configuration now live.
+    if !events.is_empty() {
+        if let Some(gateway) = live::current() {
+            wctx.wait_until(async move { events.deliver(&gateway).await });
+        }
     }
     head::core_response(reply.response)
 }

@@ -7,12 +7,13 @@
 #![allow(missing_docs)]
 
 use komainu_core::secret::{is_sealed, CLAIM_SECRET_CONTEXT};
-use komainu_core::store::{ConfigStore, StoreError};
+use komainu_core::store::{ConfigStore, StoreError, EVENT_LOG_KEEP};
 use komainu_core::Document;
 use serde_json::Value;
 use wasm_bindgen::JsValue;
 use worker::{
-    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
+    durable_object, DurableObject, Env, ListOptions, Method, Request, RequestInit, Response,
+    Result, State,
 };
 
 use crate::live::{CONFIG_KEY, KV_BINDING, REVISION_KEY};
@@ -100,12 +101,72 @@ impl DurableObject for ConfigObject {
                     .await?;
                 Response::ok("saved")
             }
+            (Method::Post, "/events") => {
+                let entries: Vec<String> = serde_json::from_str(&req.text().await?)
+                    .map_err(|e| worker::Error::RustError(format!("event entries: {e}")))?;
+                self.append_events(&entries).await?;
+                Response::ok("appended")
+            }
+            (Method::Get, "/events") => {
+                let limit: usize = req
+                    .url()?
+                    .query_pairs()
+                    .find(|(k, _)| k == "limit")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(EVENT_LOG_KEEP)
+                    .clamp(1, EVENT_LOG_KEEP);
+                let list = self
+                    .state
+                    .storage()
+                    .list_with_options(ListOptions::new().prefix("ev:").reverse(true).limit(limit))
+                    .await?;
+                let mut entries: Vec<String> = list
+                    .values()
+                    .into_iter()
+                    .filter_map(|v| v.ok().and_then(|v| v.as_string()))
+                    .collect();
+                entries.reverse();
+                Response::from_json(&entries)
+            }
             _ => Response::error("not found", 404),
         }
     }
 }
 
 impl ConfigObject {
+    /// Appends entries as `ev:<sequence>` keys and deletes those beyond
+    /// the most recent [`EVENT_LOG_KEEP`].
+    async fn append_events(&self, entries: &[String]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let storage = self.state.storage();
+        let next: u64 = storage.get("evNext").await?.unwrap_or(0);
+        let values = js_sys::Object::new();
+        for (i, entry) in entries.iter().enumerate() {
+            js_sys::Reflect::set(
+                &values,
+                &JsValue::from_str(&format!("ev:{:020}", next + i as u64)),
+                &JsValue::from_str(entry),
+            )?;
+        }
+        let end = next + entries.len() as u64;
+        js_sys::Reflect::set(
+            &values,
+            &JsValue::from_str("evNext"),
+            &JsValue::from_f64(end as f64),
+        )?;
+        storage.put_multiple_raw(values).await?;
+        let keep = EVENT_LOG_KEEP as u64;
+        let stale: Vec<String> = (next.saturating_sub(keep)..end.saturating_sub(keep))
+            .map(|seq| format!("ev:{seq:020}"))
+            .collect();
+        if !stale.is_empty() {
+            storage.delete_multiple(stale).await?;
+        }
+        Ok(())
+    }
+
     async fn read(&self) -> Result<Option<String>> {
         let storage = self.state.storage();
         let Some(chunks) = storage.get::<usize>("chunks").await? else {
@@ -234,6 +295,32 @@ impl ConfigStore for DoConfigStore<'_> {
                 })
             }
             other => Err(unavailable(format!("answered {other}"))),
+        }
+    }
+
+    async fn append_events(&self, entries: &[String]) -> std::result::Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let body = serde_json::to_string(entries).map_err(unavailable)?;
+        let response = self
+            .call(Method::Post, "/events", Some(body))
+            .await
+            .map_err(unavailable)?;
+        match response.status_code() {
+            200 => Ok(()),
+            other => Err(unavailable(format!("answered {other} to the event log"))),
+        }
+    }
+
+    async fn recent_events(&self, limit: usize) -> std::result::Result<Vec<String>, StoreError> {
+        let mut response = self
+            .call(Method::Get, &format!("/events?limit={limit}"), None)
+            .await
+            .map_err(unavailable)?;
+        match response.status_code() {
+            200 => response.json().await.map_err(unavailable),
+            other => Err(unavailable(format!("answered {other} to the event log"))),
         }
     }
 }

@@ -39,16 +39,16 @@ use worker::{event, Context, Env, Request, Response, Result};
 /// The Worker's entry point: admin API under the admin path, the proxy
 /// everywhere else.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let settings = settings::Settings::from_env(&env);
     let path = req.path();
     let is_admin = path
         .strip_prefix(settings.admin_path.as_str())
         .is_some_and(|rest| rest == "/api" || rest.starts_with("/api/"));
     if is_admin {
-        admin::handle(req, &env, &settings).await
+        admin::handle(req, &env, &settings, &ctx).await
     } else {
-        proxy::handle(req, &env, &settings).await
+        proxy::handle(req, &env, &settings, &ctx).await
     }
 }
 

@@ -38,6 +38,11 @@ pub fn revision() -> u64 {
     LIVE.with(|l| l.borrow().as_ref().map_or(0, |l| l.gateway.revision()))
 }
 
+/// The gateway this isolate serves, if it has compiled one.
+pub fn current() -> Option<Rc<Gateway>> {
+    LIVE.with(|l| l.borrow().as_ref().map(|l| l.gateway.clone()))
+}
+
 /// Serves `gateway` from now on, unless a newer one is already live.
 pub fn install(gateway: Gateway, now_ms: u64) {
     LIVE.with(|l| {

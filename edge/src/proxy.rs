@@ -9,15 +9,43 @@ use http::StatusCode;
 use komainu_core::error::Blame;
 use komainu_core::gateway::{ClientInfo, Exchange, Outcome, RequestHead, RequestId, Timings};
 use komainu_core::GatewayError;
-use worker::{Delay, Env, Fetch, Request, Response, Result};
+use worker::{Context, Delay, Env, Fetch, Request, Response, Result};
 
+use crate::config_object::DoConfigStore;
 use crate::counters::DoCounterStore;
-use crate::events::ConsoleEventSink;
+use crate::events::EdgeEvents;
 use crate::settings::Settings;
 use crate::{head, live, now_ms, random_bytes};
 
-/// Handles one proxied request.
-pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+/// Handles one proxied request; its alerts join the shared event log after
+/// the answer (`waitUntil`).
+pub async fn handle(
+    req: Request,
+    env: &Env,
+    settings: &Settings,
+    wctx: &Context,
+) -> Result<Response> {
+    let events = EdgeEvents::default();
+    let response = serve(req, env, settings, &events).await;
+    if !events.is_empty() {
+        let env = env.clone();
+        let gateway = live::current();
+        wctx.wait_until(async move {
+            events.keep(&DoConfigStore { env: &env }).await;
+            if let Some(gateway) = gateway {
+                events.deliver(&gateway).await;
+            }
+        });
+    }
+    response
+}
+
+async fn serve(
+    req: Request,
+    env: &Env,
+    settings: &Settings,
+    events: &EdgeEvents,
+) -> Result<Response> {
     let claim_secret = match settings.claim_secret(env).await {
         Ok(secret) => secret,
         Err(e) => return store_unavailable(&format!("the claim secret cannot be read: {e}")),
@@ -59,8 +87,8 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
         let elapsed_us = now_ms().saturating_sub(now) * 1000;
         let exchange = Exchange {
             method: &method,
-            host: &host,
-            path: &path,
+            host: host.clone(),
+            path: path.clone(),
             status,
             error,
             client_ip: client.addr,
@@ -75,7 +103,7 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
                 backend_us: backend_ms.map(|ms| ms * 1000),
             },
         };
-        gateway.log(&ctx, &exchange, &ConsoleEventSink);
+        gateway.log(&ctx, exchange, events);
     };
     let forward = match outcome {
         Outcome::Respond(response) => {

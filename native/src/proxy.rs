@@ -137,8 +137,8 @@ impl Drop for LoggedBody {
             let total_us = micros(p.arrived.elapsed());
             let exchange = Exchange {
                 method: &p.method,
-                host: &p.host,
-                path: &p.path,
+                host: p.host,
+                path: p.path,
                 status: p.status,
                 error: p.error.as_ref(),
                 client_ip: Some(p.client_ip),
@@ -151,7 +151,7 @@ impl Drop for LoggedBody {
                     backend_us: p.backend_us,
                 },
             };
-            p.gateway.log(&p.ctx, &exchange, &p.state.events);
+            p.gateway.log(&p.ctx, exchange, &p.state.events);
         }
     }
 }

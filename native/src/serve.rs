@@ -47,7 +47,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     );
 
     let backend_tls = tls::client_config(args.backend_ca.as_deref())?;
-    let (events, event_rx) = Events::new(
+    let (events, receivers) = Events::new(
         events::source(args.instance_name.as_deref()),
         usize::try_from(args.events_buffer).unwrap_or(usize::MAX),
         Exporters::new(backend_tls.clone()),
@@ -70,10 +70,15 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         admin_writes: tokio::sync::Mutex::new(()),
     });
     let follower = tokio::spawn(reload::follow(state.clone(), shutdown_rx.clone()));
-    let dispatcher = tokio::spawn(events::dispatch(state.events.hub.clone(), event_rx, {
-        let state = Arc::downgrade(&state);
-        move || state.upgrade().map(|s| s.gateway.load_full())
-    }));
+    let dispatcher = tokio::spawn(events::dispatch(
+        state.events.hub.clone(),
+        receivers.events,
+        {
+            let state = Arc::downgrade(&state);
+            move || state.upgrade().map(|s| s.gateway.load_full())
+        },
+    ));
+    tokio::spawn(events::archive(receivers.archive, Arc::downgrade(&state)));
     let demo_secret = demo.map(|(_, secret)| secret);
     let grace = Duration::from_secs(args.shutdown_grace);
     let mut proxy_workers = Vec::with_capacity(worker_count);

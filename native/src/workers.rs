@@ -13,6 +13,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
+use crate::events::{Events, FLUSH_EVERY};
 use crate::h1;
 use crate::state::State;
 
@@ -67,7 +68,23 @@ pub fn spawn(
                     Ok(l) => l,
                     Err(e) => return tracing::error!(error = %e, worker = index, "proxy listener unusable"),
                 };
-                h1::serve(listener, state, shutdown, grace).await;
+                // This thread's events go in batches, handed over at least
+                // every FLUSH_EVERY (and what is left, at the end).
+                Events::batch_on_this_thread();
+                let flusher = tokio::spawn({
+                    let state = state.clone();
+                    async move {
+                        let mut every = tokio::time::interval(FLUSH_EVERY);
+                        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        loop {
+                            every.tick().await;
+                            state.events.flush();
+                        }
+                    }
+                });
+                h1::serve(listener, state.clone(), shutdown, grace).await;
+                flusher.abort();
+                state.events.flush();
             });
         })
         .map_err(|e| format!("cannot start proxy worker {index}: {e}"))

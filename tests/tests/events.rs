@@ -231,6 +231,47 @@ async fn latency_headers_are_added_when_the_settings_say_so() {
 }
 
 #[tokio::test]
+async fn audit_events_and_alerts_outlive_a_restart_and_are_shared_on_redis() {
+    let up = Upstream::start().await;
+    let gw = Komainu::start(&document(&up, json!({})));
+    Admin::new(&gw.admin_base())
+        .call(
+            Method::PATCH,
+            "/api/routes/open",
+            json!({ "name": "Before the restart" }),
+        )
+        .await
+        .expect_status(StatusCode::OK);
+    wait_events(&Admin::new(&gw.admin_base()), "type=audit", 1).await;
+    // The log is written just after dispatch: give it a moment, then restart.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let gw = gw.restart();
+    let kept = wait_events(&Admin::new(&gw.admin_base()), "type=audit&route=open", 1).await;
+    assert_eq!(kept[0]["type"], "io.komainu.audit.route.patch.v1");
+    assert_eq!(kept[0]["data"]["after"]["name"], "Before the restart");
+
+    // Two instances on one Redis: a change made on one is read on the other.
+    let redis = RedisServer::start();
+    let a = Komainu::start_shared(&redis.url(), &[]);
+    let b = Komainu::start_shared(&redis.url(), &[]);
+    Admin::new(&a.admin_base())
+        .call(
+            Method::POST,
+            "/api/groups",
+            json!({ "id": "shared", "name": "Shared" }),
+        )
+        .await
+        .expect_status(StatusCode::CREATED);
+    let seen = wait_events(
+        &Admin::new(&b.admin_base()),
+        "type=io.komainu.audit.group.*",
+        1,
+    )
+    .await;
+    assert_eq!(seen[0]["subject"], "shared");
+}
+
+#[tokio::test]
 async fn http2_calls_are_logged_with_their_bytes() {
     let up = Upstream::start().await;
     let gw = Komainu::start(&document(&up, json!({})));

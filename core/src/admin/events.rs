@@ -4,28 +4,45 @@
 
 use http::{Method, StatusCode};
 
-use super::{json_response, AdminError, AdminReply, Op};
-use crate::events::{Event, EventData, EventQuery, EventSink, NotOffered, TestEvent};
+use super::{AdminError, AdminReply, Op};
+use crate::events::{Event, EventData, EventQuery, EventSink, LogEntry, NotOffered, TestEvent};
 use crate::model::Exporter;
-use crate::store::{ConfigStore, CounterStore};
+use crate::store::{ConfigStore, CounterStore, EVENT_LOG_KEEP};
 
-/// `GET /api/events?type=…&route=…&key=…&limit=…`.
-pub(crate) fn list<S, C, E: EventSink>(op: &Op<'_, S, C, E>) -> Result<AdminReply, AdminError> {
+/// `GET /api/events?type=…&route=…&key=…&limit=…`: the events this
+/// instance keeps in memory (every kind), merged with the audit events and
+/// alerts the store keeps for every instance; oldest first.
+pub(crate) async fn list<S: ConfigStore, C, E: EventSink>(
+    op: &Op<'_, S, C, E>,
+) -> Result<AdminReply, AdminError> {
     let query = parse_query(op.req.query)?;
-    let events = op.ctx.events.recent(&query).map_err(not_offered)?;
-    let mut body = String::with_capacity(16 + events.iter().map(|e| e.len() + 1).sum::<usize>());
-    body.push_str("{\"events\":[");
-    for (i, event) in events.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(event);
+    let local = op.ctx.events.recent(&query);
+    let kept = op.ctx.config.recent_events(EVENT_LOG_KEEP).await;
+    if let (Err(why), Err(e)) = (&local, &kept) {
+        return Err(AdminError::store_unavailable(format!(
+            "{}, and the store's event log cannot be read: {e}",
+            why.0
+        )));
     }
-    body.push_str("]}");
-    Ok(AdminReply {
-        response: json_response(StatusCode::OK, body),
-        applied: None,
-    })
+    let mut events: Vec<serde_json::Value> = Vec::new();
+    if let Ok(local) = local {
+        events.extend(local.iter().filter_map(|e| serde_json::from_str(e).ok()));
+    }
+    if let Ok(kept) = kept {
+        events.extend(
+            kept.iter()
+                .filter_map(|e| serde_json::from_str::<LogEntry>(e).ok())
+                .filter(|e| query.accepts_parts(e.kind(), e.route.as_deref(), e.key.as_deref()))
+                .map(|e| e.event),
+        );
+    }
+    // One list, by time (then as found), each event once, the most recent `limit`.
+    let mut seen = std::collections::HashSet::new();
+    events.retain(|e| seen.insert(e["id"].as_str().unwrap_or("").to_owned()));
+    events.sort_by(|a, b| a["time"].as_str().cmp(&b["time"].as_str()));
+    let skip = events.len().saturating_sub(query.limit);
+    let body = serde_json::json!({ "events": &events[skip..] });
+    Ok(super::ok(StatusCode::OK, &body))
 }
 
 /// The query of the event endpoints, or a 400 naming the parameter.
@@ -72,7 +89,7 @@ pub(crate) async fn exporter<S: ConfigStore, C: CounterStore, E: EventSink>(
                     message: format!("a test event for exporter \"{id}\", sent by {}", op.actor),
                 }),
             );
-            let event_id = event.id.clone();
+            let event_id = event.id.as_str().to_owned();
             let queued = op
                 .ctx
                 .events

@@ -181,7 +181,7 @@ async fn route<S: ConfigStore, C: CounterStore, E: EventSink>(
         (["routes", rest @ ..], _) => {
             entities::dispatch::<crate::model::Route, _, _, _>(&op, rest).await
         }
-        (["events"], &Method::GET) => events::list(&op),
+        (["events"], &Method::GET) => events::list(&op).await,
         (["events", "stream"], _) => Err(AdminError::not_offered(
             "the live event stream is not offered by this deployment",
         )),

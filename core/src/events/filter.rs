@@ -127,12 +127,14 @@ impl EventQuery {
 
     /// Whether `event` (of CloudEvents type `kind`) is asked for.
     pub fn accepts(&self, event: &Event, kind: &str) -> bool {
+        self.accepts_parts(kind, event.route(), event.key())
+    }
+
+    /// Whether an event of type `kind` about `route` and `key` is asked for.
+    pub fn accepts_parts(&self, kind: &str, route: Option<&str>, key: Option<&str>) -> bool {
         self.types.accepts(kind)
-            && self
-                .route
-                .as_deref()
-                .is_none_or(|r| event.route() == Some(r))
-            && self.key.as_deref().is_none_or(|k| event.key() == Some(k))
+            && self.route.as_deref().is_none_or(|r| route == Some(r))
+            && self.key.as_deref().is_none_or(|k| key == Some(k))
     }
 }
 

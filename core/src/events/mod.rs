@@ -18,6 +18,7 @@
 pub mod alert;
 pub mod filter;
 mod request;
+pub mod webhook;
 
 use std::borrow::Cow;
 
@@ -36,7 +37,7 @@ pub const REQUEST_TYPE: &str = "io.komainu.request.v1";
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// Unique id (a UUID; a request event's is the request id).
-    pub id: String,
+    pub id: crate::gateway::RequestId,
     /// When it happened (Unix milliseconds).
     pub time_ms: u64,
     /// What happened.
@@ -91,9 +92,7 @@ impl Event {
     /// An event with an id made from 128 random bits.
     pub fn new(random: u128, time_ms: u64, data: EventData) -> Self {
         Self {
-            id: crate::gateway::RequestId::from_random(random)
-                .as_str()
-                .to_owned(),
+            id: crate::gateway::RequestId::from_random(random),
             time_ms,
             data,
         }
@@ -166,7 +165,8 @@ impl Event {
             source: &'a str,
             #[serde(rename = "type")]
             kind: Cow<'static, str>,
-            time: String,
+            #[serde(serialize_with = "time_ms")]
+            time: u64,
             #[serde(skip_serializing_if = "Option::is_none")]
             subject: Option<&'a str>,
             datacontenttype: &'static str,
@@ -182,10 +182,10 @@ impl Event {
         }
         let envelope = Envelope {
             specversion: "1.0",
-            id: &self.id,
+            id: self.id.as_str(),
             source,
             kind: self.type_name(),
-            time: format_rfc3339_ms(self.time_ms),
+            time: self.time_ms,
             subject: self.subject(),
             datacontenttype: "application/json",
             data: match &self.data {
@@ -199,14 +199,77 @@ impl Event {
     }
 }
 
-/// RFC 3339 with milliseconds (`2026-12-03T10:00:00.123Z`).
-fn format_rfc3339_ms(ms: u64) -> String {
-    let mut text = format_rfc3339(ms);
-    if text.ends_with('Z') {
-        text.pop();
-        text.push_str(&format!(".{:03}Z", ms % 1000));
+/// An event as a store's event log keeps it: the CloudEvent, and what the
+/// event endpoints filter on (so that reading the log needs no knowledge of
+/// each event type's data).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct LogEntry {
+    /// The route the event concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// The API key the event concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The CloudEvent.
+    pub event: serde_json::Value,
+}
+
+impl LogEntry {
+    /// The entry of `event`, emitted by `source`, as JSON text.
+    pub fn of(event: &Event, source: &str) -> String {
+        Self::with_json(event, &event.to_cloudevent(source))
     }
-    text
+
+    /// The entry of `event` whose CloudEvent JSON is `cloudevent`.
+    pub fn with_json(event: &Event, cloudevent: &str) -> String {
+        let entry = Self {
+            route: event.route().map(str::to_owned),
+            key: event.key().map(str::to_owned),
+            event: serde_json::from_str(cloudevent).unwrap_or(serde_json::Value::Null),
+        };
+        serde_json::to_string(&entry).unwrap_or_default()
+    }
+
+    /// The event's CloudEvents type.
+    pub fn kind(&self) -> &str {
+        self.event["type"].as_str().unwrap_or("")
+    }
+
+    /// Whether a store keeps events like `event` (audit events and alerts:
+    /// the few that matter across instances and restarts).
+    pub fn is_kept(event: &Event) -> bool {
+        matches!(event.data, EventData::Audit(_) | EventData::Alert(_))
+    }
+}
+
+fn time_ms<S: serde::Serializer>(ms: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_rfc3339_ms(*ms))
+}
+
+/// RFC 3339 with milliseconds (`2026-12-03T10:00:00.123Z`). The date and
+/// time of the second are remembered: events come many per second.
+fn format_rfc3339_ms(ms: u64) -> String {
+    thread_local! {
+        static LAST: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        let second = ms / 1000;
+        if last.0 != second {
+            let mut prefix = format_rfc3339(second * 1000);
+            prefix.pop(); // the 'Z'
+            *last = (second, prefix);
+        }
+        let mut text = String::with_capacity(last.1.len() + 5);
+        text.push_str(&last.1);
+        let millis = (ms % 1000) as u16;
+        text.push('.');
+        text.push(char::from(b'0' + (millis / 100) as u8));
+        text.push(char::from(b'0' + (millis / 10 % 10) as u8));
+        text.push(char::from(b'0' + (millis % 10) as u8));
+        text.push('Z');
+        text
+    })
 }
 
 /// Where events go. Implementations must return quickly (queue, never wait).
@@ -319,7 +382,15 @@ mod tests {
         assert_eq!(v["source"], "komainu/a");
         assert_eq!(v["subject"], "orders");
         assert_eq!(v["time"], "2025-12-03T10:00:00.123Z");
-        assert_eq!(v["id"], event.id);
+        assert_eq!(v["id"], event.id.as_str());
+        assert_eq!(
+            format_rfc3339_ms(1_764_756_000_007),
+            "2025-12-03T10:00:00.007Z"
+        );
+        assert_eq!(
+            format_rfc3339_ms(1_764_756_001_999),
+            "2025-12-03T10:00:01.999Z"
+        );
         assert_eq!(v["data"]["actor"], "ops");
         assert_eq!(v["data"]["revision"], 4);
     }

@@ -21,12 +21,14 @@ pub struct RequestEvent {
     /// The request id (`Komainu-Request-Id`).
     #[serde(serialize_with = "request_id")]
     pub request_id: RequestId,
-    /// The matched route's id (none when no route matched).
+    /// The matched route's id (null when no route matched).
     pub route_id: Option<Arc<str>>,
     /// The matched route's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub route_name: Option<Arc<str>>,
-    /// Who called: an API key, or nobody on a public route; none when the
+    /// Who called: an API key, or nobody on a public route; absent when the
     /// call was refused before that was known.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
     /// The request method.
     #[serde(serialize_with = "method")]
@@ -38,8 +40,10 @@ pub struct RequestEvent {
     /// The status answered to the client.
     pub status: u16,
     /// The error code, when the gateway answered itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
     /// Who is to blame for an error (`client`, `backend`, `gateway`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub blame: Option<&'static str>,
     /// The client's address (the connection's peer).
     pub client_ip: Option<IpAddr>,
@@ -127,32 +131,42 @@ fn quotas<S: Serializer>(state: &Option<QuotaState>, s: S) -> Result<S::Ok, S::E
     };
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
-    struct Window {
+    struct Window<'a> {
         window: &'static str,
         limit: u64,
         remaining: u64,
-        resets_at: String,
+        resets_at: &'a str,
     }
-    let windows: Vec<Window> = state
-        .windows()
-        .map(|(w, limit, remaining, reset)| Window {
-            window: w.name(),
-            limit,
-            remaining,
-            resets_at: format_rfc3339(reset),
-        })
-        .collect();
-    let mut seq = s.serialize_seq(Some(windows.len()))?;
-    for w in &windows {
-        seq.serialize_element(w)?;
+    // A window's reset time is the same for every call in it: formatted once.
+    thread_local! {
+        static RESETS: std::cell::RefCell<[(u64, String); 3]> = Default::default();
     }
-    seq.end()
+    RESETS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let mut seq = s.serialize_seq(None)?;
+        for (w, limit, remaining, reset) in state.windows() {
+            let slot = &mut cache[w.index()];
+            if slot.0 != reset || slot.1.is_empty() {
+                *slot = (reset, format_rfc3339(reset));
+            }
+            seq.serialize_element(&Window {
+                window: w.name(),
+                limit,
+                remaining,
+                resets_at: &slot.1,
+            })?;
+        }
+        seq.end()
+    })
 }
 
 fn trace<S: Serializer>(t: &TraceContext, s: S) -> Result<S::Ok, S::Error> {
+    // The header value holds both ids in hex: no allocation.
+    let value = t.header_value();
+    let text = std::str::from_utf8(&value).unwrap_or("");
     let mut map = s.serialize_map(None)?;
-    map.serialize_entry("traceId", &t.trace_id_hex())?;
-    map.serialize_entry("spanId", &t.span_id_hex())?;
+    map.serialize_entry("traceId", text.get(3..35).unwrap_or(""))?;
+    map.serialize_entry("spanId", text.get(36..52).unwrap_or(""))?;
     if let Some(parent) = t.parent_id_hex() {
         map.serialize_entry("parentSpanId", &parent)?;
     }

@@ -31,14 +31,15 @@ pub struct Timings {
 }
 
 /// What happened to a request, as only the adapter knows it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Exchange<'a> {
     /// The request method.
     pub method: &'a Method,
-    /// The host asked for.
-    pub host: &'a str,
-    /// The path, without the query.
-    pub path: &'a str,
+    /// The host asked for (the event takes it; empty when the sink wants
+    /// no request events: see [`EventSink::wants_request_events`]).
+    pub host: String,
+    /// The path, without the query (taken likewise).
+    pub path: String,
     /// The status sent to the client.
     pub status: u16,
     /// The error the gateway answered with, if it did.
@@ -59,7 +60,7 @@ impl Gateway {
     /// **log**: counts the request, raises its alerts and emits its event
     /// into `sink`. Called once per request, after the answer, with the
     /// context the request phases filled (of this revision).
-    pub fn log(&self, ctx: &RequestContext, exchange: &Exchange<'_>, sink: &impl EventSink) {
+    pub fn log(&self, ctx: &RequestContext, exchange: Exchange<'_>, sink: &impl EventSink) {
         let stats = match ctx.route.and_then(|i| self.routes.get(i)) {
             Some(route) => &*route.stats,
             None => &self.stats.unrouted,
@@ -112,7 +113,7 @@ impl Gateway {
             .and_then(|i| self.routes.get(i))
             .map(|r| r.name.clone());
         sink.emit(Event {
-            id: ctx.request_id.as_str().to_owned(),
+            id: ctx.request_id,
             time_ms: ctx.received_ms,
             data: EventData::Request(Box::new(RequestEvent {
                 request_id: ctx.request_id,
@@ -120,8 +121,8 @@ impl Gateway {
                 route_name,
                 identity,
                 method: exchange.method.clone(),
-                host: exchange.host.to_owned(),
-                path: exchange.path.to_owned(),
+                host: exchange.host,
+                path: exchange.path,
                 status: exchange.status,
                 error: exchange.error.map(GatewayError::code),
                 blame: exchange.error.map(|e| e.blame().name()),

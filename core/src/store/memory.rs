@@ -1,11 +1,11 @@
 //! In-memory stores: the embedded default natively, and the reference the
 //! other stores are tested against.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{ConfigStore, CounterStore, StoreError};
+use super::{ConfigStore, CounterStore, StoreError, EVENT_LOG_KEEP};
 use crate::model::Document;
 use crate::quota::{Acquired, Bump, CounterSlots};
 
@@ -78,6 +78,7 @@ impl CounterStore for MemoryCounterStore {
 #[derive(Default)]
 pub struct MemoryConfigStore {
     doc: Mutex<Option<Document>>,
+    events: Mutex<VecDeque<String>>,
 }
 
 impl ConfigStore for MemoryConfigStore {
@@ -96,6 +97,20 @@ impl ConfigStore for MemoryConfigStore {
         }
         *stored = Some(doc.clone());
         Ok(())
+    }
+
+    async fn append_events(&self, entries: &[String]) -> Result<(), StoreError> {
+        let mut log = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        log.extend(entries.iter().cloned());
+        let excess = log.len().saturating_sub(EVENT_LOG_KEEP);
+        log.drain(..excess);
+        Ok(())
+    }
+
+    async fn recent_events(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let log = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let skip = log.len().saturating_sub(limit);
+        Ok(log.iter().skip(skip).cloned().collect())
     }
 }
 

@@ -52,7 +52,19 @@ pub trait ConfigStore {
         doc: &Document,
         expected_revision: u64,
     ) -> impl Future<Output = Result<(), StoreError>>;
+
+    /// Appends entries (see [`crate::events::LogEntry`], oldest first) to
+    /// the store's event log: audit events and alerts, shared by every
+    /// instance on the store and kept across restarts. Only the most recent
+    /// [`EVENT_LOG_KEEP`] are kept.
+    fn append_events(&self, entries: &[String]) -> impl Future<Output = Result<(), StoreError>>;
+
+    /// The most recent `limit` entries of the event log, oldest first.
+    fn recent_events(&self, limit: usize) -> impl Future<Output = Result<Vec<String>, StoreError>>;
 }
+
+/// How many audit events and alerts a configuration store keeps.
+pub const EVENT_LOG_KEEP: usize = 1000;
 
 /// Where quota counters live.
 #[cfg_attr(not(target_family = "wasm"), trait_variant::make(Send))]

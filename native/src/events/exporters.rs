@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use komainu_core::events::{ExporterStatus, TypeFilter};
+use komainu_core::events::{webhook, ExporterStatus, TypeFilter};
 use komainu_core::gateway::CompiledExporter;
 use komainu_core::model::ExporterKind;
 use komainu_core::time::format_rfc3339;
@@ -69,13 +69,12 @@ impl Exporters {
         }
     }
 
-    /// Queues `stored` on every exporter that wants its type.
-    pub fn offer(&self, stored: &Arc<Stored>) {
+    /// Queues each event on every exporter that wants its type.
+    pub fn offer(&self, stored: &[Arc<Stored>]) {
         let running = lock(&self.running);
         for r in running.values() {
-            if r.filter.accepts(&stored.kind) {
-                r.queue.push(stored.clone());
-            }
+            r.queue
+                .push_many(stored.iter().filter(|s| r.filter.accepts(&s.kind)).cloned());
         }
     }
 
@@ -83,7 +82,7 @@ impl Exporters {
     pub fn offer_to(&self, id: &str, stored: Arc<Stored>) -> bool {
         match lock(&self.running).get(id) {
             Some(r) => {
-                r.queue.push(stored);
+                r.queue.push_many(std::iter::once(stored));
                 true
             }
             None => false,
@@ -208,15 +207,25 @@ impl Queue {
         }
     }
 
-    fn push(&self, stored: Arc<Stored>) {
+    fn push_many(&self, stored: impl Iterator<Item = Arc<Stored>>) {
         let mut items = lock(&self.items);
-        if items.len() >= self.max {
-            items.pop_front();
-            self.dropped.fetch_add(1, Relaxed);
+        let before = items.len();
+        let mut dropped = 0;
+        for s in stored {
+            if items.len() >= self.max {
+                items.pop_front();
+                dropped += 1;
+            }
+            items.push_back(s);
         }
-        items.push_back(stored);
+        let added = items.len() != before || dropped > 0;
         drop(items);
-        self.ready.notify_one();
+        if dropped > 0 {
+            self.dropped.fetch_add(dropped, Relaxed);
+        }
+        if added {
+            self.ready.notify_one();
+        }
     }
 
     fn len(&self) -> usize {
@@ -376,34 +385,21 @@ struct WebhookOut {
     client: HttpClient,
 }
 
-/// The header carrying a delivery's signature: `t=<unix seconds>,v1=<hex
-/// HMAC-SHA256 of "<t>.<body>">`.
-pub const SIGNATURE_HEADER: &str = "komainu-signature";
-
 impl WebhookOut {
     async fn send(&mut self, batch: &[Arc<Stored>]) -> Result<(), String> {
-        let mut body =
-            Vec::with_capacity(2 + batch.iter().map(|s| s.json.len() + 1).sum::<usize>());
-        body.push(b'[');
-        for (i, s) in batch.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(s.json.as_bytes());
-        }
-        body.push(b']');
+        let body = webhook::batch_body(batch.iter().map(|s| s.json.as_str()));
         let mut request = http::Request::post(&self.url)
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/cloudevents-batch+json",
-            )
+            .header(http::header::CONTENT_TYPE, webhook::CONTENT_TYPE)
             .header(
                 http::header::USER_AGENT,
                 concat!("komainu/", env!("CARGO_PKG_VERSION")),
             )
-            .header("komainu-event-count", batch.len());
+            .header(webhook::COUNT_HEADER, batch.len());
         if let Some(secret) = &self.secret {
-            request = request.header(SIGNATURE_HEADER, sign(secret, now_ms() / 1000, &body));
+            request = request.header(
+                webhook::SIGNATURE_HEADER,
+                webhook::signature(secret, now_ms() / 1000, &body),
+            );
         }
         let request = request
             .body(Full::new(Bytes::from(body)))
@@ -424,21 +420,6 @@ impl WebhookOut {
             Err(format!("{} answered {status}", self.url))
         }
     }
-}
-
-/// The signature header value for `body` at `t` (Unix seconds).
-pub fn sign(secret: &[u8], t: u64, body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(secret) {
-        Ok(mac) => mac,
-        Err(_) => return String::new(),
-    };
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("t={t},v1={hex}")
 }
 
 /// `XADD stream MAXLEN ~ n * type … id … event …` per event.
@@ -476,7 +457,7 @@ impl RedisOut {
                 .arg("type")
                 .arg(&s.kind)
                 .arg("id")
-                .arg(&s.event.id)
+                .arg(s.event.id.as_str())
                 .arg("event")
                 .arg(&s.json)
                 .ignore();
@@ -493,14 +474,6 @@ impl RedisOut {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signatures_are_hmac_sha256_of_time_dot_body() {
-        // echo -n '1700000000.[]' | openssl dgst -sha256 -hmac 'whsec-0123456789abcdef'
-        let s = sign(b"whsec-0123456789abcdef", 1_700_000_000, b"[]");
-        assert!(s.starts_with("t=1700000000,v1="));
-        assert_eq!(s.len(), "t=1700000000,v1=".len() + 64);
-    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -20,14 +20,40 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use komainu_core::events::{Event, EventData, EventQuery, EventSink, ExporterStatus, NotOffered};
+use komainu_core::events::{
+    Event, EventData, EventQuery, EventSink, ExporterStatus, LogEntry, NotOffered,
+};
+use komainu_core::store::ConfigStore as _;
 use komainu_core::Gateway;
 use tokio::sync::{broadcast, mpsc};
 
 use exporters::Exporters;
 
-/// Events waiting between the emitters and the dispatcher.
-const CHANNEL: usize = 65_536;
+/// Batches waiting between the emitters and the dispatcher.
+const CHANNEL: usize = 1_024;
+
+/// Events a proxy worker gathers before handing them over (it also hands
+/// over what it has every [`FLUSH_EVERY`]).
+const BATCH: usize = 128;
+
+/// How long an event may wait in a proxy worker's batch.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(20);
+
+thread_local! {
+    /// A proxy worker's batch (`None` on other threads: they send at once).
+    static PENDING: std::cell::RefCell<Option<Vec<Event>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Entries waiting to be written to the store's event log.
+const ARCHIVE: usize = 4_096;
+
+/// What the event tasks read.
+pub struct Receivers {
+    /// Every event, in batches, for [`dispatch`].
+    pub events: mpsc::Receiver<Vec<Event>>,
+    /// Audit events and alerts as log entries, for [`archive`].
+    pub archive: mpsc::Receiver<String>,
+}
 
 /// Events a live stream reader may fall behind before it is dropped.
 const LIVE_LAG: usize = 4_096;
@@ -35,7 +61,7 @@ const LIVE_LAG: usize = 4_096;
 /// The event sink of a running gateway (what the request path and the
 /// admin API emit into).
 pub struct Events {
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Vec<Event>>,
     /// Request events are built and dispatched (`--no-request-events` off).
     requests: bool,
     /// Events lost because the channel was full.
@@ -45,16 +71,18 @@ pub struct Events {
 }
 
 impl Events {
-    /// A sink, and the receiving end its dispatcher ([`dispatch`]) reads.
+    /// A sink, and the receiving ends its tasks read: [`dispatch`] (every
+    /// event) and [`archive`] (the entries for the store's event log).
     /// `source` names this instance in every event; `keep` recent events
-    /// are kept in memory.
+    /// are kept in memory; `requests`: request events are built.
     pub fn new(
         source: String,
         keep: usize,
         exporters: Exporters,
         requests: bool,
-    ) -> (Self, mpsc::Receiver<Event>) {
+    ) -> (Self, Receivers) {
         let (tx, rx) = mpsc::channel(CHANNEL);
+        let (archive_tx, archive_rx) = mpsc::channel(ARCHIVE);
         let (live, _) = broadcast::channel(LIVE_LAG);
         let hub = Arc::new(Hub {
             source,
@@ -63,6 +91,8 @@ impl Events {
             live,
             exporters,
             emitted: Default::default(),
+            archive: archive_tx,
+            archive_dropped: AtomicU64::new(0),
         });
         let events = Self {
             tx,
@@ -70,19 +100,64 @@ impl Events {
             dropped: AtomicU64::new(0),
             hub,
         };
-        (events, rx)
+        (
+            events,
+            Receivers {
+                events: rx,
+                archive: archive_rx,
+            },
+        )
     }
 
     /// Events lost because the dispatcher could not keep up.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Relaxed)
     }
+
+    /// Makes the calling thread (a proxy worker) gather its events in
+    /// batches: one hand-over per [`BATCH`] events instead of one per
+    /// request. The thread must then call [`Events::flush`] every
+    /// [`FLUSH_EVERY`].
+    pub fn batch_on_this_thread() {
+        PENDING.with(|p| *p.borrow_mut() = Some(Vec::with_capacity(BATCH)));
+    }
+
+    /// Hands over what this thread gathered.
+    pub fn flush(&self) {
+        let batch = PENDING.with(|p| {
+            p.borrow_mut()
+                .as_mut()
+                .filter(|b| !b.is_empty())
+                .map(|b| std::mem::replace(b, Vec::with_capacity(BATCH)))
+        });
+        if let Some(batch) = batch {
+            self.send(batch);
+        }
+    }
+
+    fn send(&self, batch: Vec<Event>) {
+        let n = batch.len() as u64;
+        if self.tx.try_send(batch).is_err() {
+            self.dropped.fetch_add(n, Relaxed);
+        }
+    }
 }
 
 impl EventSink for Events {
     fn emit(&self, event: Event) {
-        if self.tx.try_send(event).is_err() {
-            self.dropped.fetch_add(1, Relaxed);
+        let mut event = Some(event);
+        let full = PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            let batch = p.as_mut()?;
+            batch.extend(event.take());
+            (batch.len() >= BATCH).then(|| std::mem::replace(batch, Vec::with_capacity(BATCH)))
+        });
+        if let Some(batch) = full {
+            self.send(batch);
+        }
+        // Not a proxy worker: at once.
+        if let Some(event) = event {
+            self.send(vec![event]);
         }
     }
 
@@ -102,8 +177,11 @@ impl EventSink for Events {
         if !self.hub.exporters.is_running(id) {
             return Ok(false);
         }
-        let stored = self.hub.store(event);
-        Ok(self.hub.exporters.offer_to(id, stored))
+        let stored = self.hub.store(vec![event]);
+        Ok(stored
+            .into_iter()
+            .next()
+            .is_some_and(|s| self.hub.exporters.offer_to(id, s)))
     }
 }
 
@@ -116,7 +194,7 @@ pub struct Stored {
     /// The event.
     pub event: Event,
     /// Its CloudEvents type.
-    pub kind: String,
+    pub kind: std::borrow::Cow<'static, str>,
     /// Its CloudEvents JSON.
     pub json: String,
 }
@@ -137,6 +215,10 @@ pub struct Hub {
     pub exporters: Exporters,
     /// Events dispatched, by family (request, audit, alert, test).
     emitted: [AtomicU64; 4],
+    /// Audit events and alerts on their way to the store's event log.
+    archive: mpsc::Sender<String>,
+    /// Entries the store's event log could not take in time.
+    archive_dropped: AtomicU64,
 }
 
 /// The event families, in the order of [`Hub::emitted`].
@@ -153,43 +235,69 @@ impl Hub {
         self.emitted[family].load(Relaxed)
     }
 
-    /// Serializes an event, keeps it and sends it to live readers.
-    fn store(&self, event: Event) -> Arc<Stored> {
-        let family = match event.data {
-            EventData::Request(_) => 0,
-            EventData::Audit(_) => 1,
-            EventData::Alert(_) => 2,
-            EventData::Test(_) => 3,
-        };
-        self.emitted[family].fetch_add(1, Relaxed);
-        let kind = event.type_name().into_owned();
-        let json = event.to_cloudevent(&self.source);
+    /// Serializes events, keeps them and sends them to live readers.
+    fn store(&self, events: Vec<Event>) -> Vec<Arc<Stored>> {
+        let made: Vec<(Event, std::borrow::Cow<'static, str>, String)> = events
+            .into_iter()
+            .map(|event| {
+                let family = match event.data {
+                    EventData::Request(_) => 0,
+                    EventData::Audit(_) => 1,
+                    EventData::Alert(_) => 2,
+                    EventData::Test(_) => 3,
+                };
+                self.emitted[family].fetch_add(1, Relaxed);
+                let kind = event.type_name();
+                let json = event.to_cloudevent(&self.source);
+                (event, kind, json)
+            })
+            .collect();
+        let live = self.live.receiver_count() > 0;
         let mut ring = lock(&self.ring);
-        ring.next_seq += 1;
-        let stored = Arc::new(Stored {
-            seq: ring.next_seq,
-            event,
-            kind,
-            json,
-        });
-        if ring.items.len() >= self.keep {
-            ring.items.pop_front();
+        let mut stored = Vec::with_capacity(made.len());
+        for (event, kind, json) in made {
+            ring.next_seq += 1;
+            let s = Arc::new(Stored {
+                seq: ring.next_seq,
+                event,
+                kind,
+                json,
+            });
+            if ring.items.len() >= self.keep {
+                ring.items.pop_front();
+            }
+            ring.items.push_back(s.clone());
+            if live {
+                // A reader gone meanwhile is not an error.
+                let _ = self.live.send(s.clone());
+            }
+            stored.push(s);
         }
-        ring.items.push_back(stored.clone());
-        // No reader is not an error.
-        let _ = self.live.send(stored.clone());
         drop(ring);
         stored
     }
 
-    /// Keeps, logs and exports one event.
-    fn dispatch(&self, event: Event) {
-        let is_request = matches!(event.data, EventData::Request(_));
-        let stored = self.store(event);
-        if !is_request {
-            log(&stored);
+    /// Keeps, logs, archives and exports events.
+    fn dispatch(&self, events: Vec<Event>) {
+        let stored = self.store(events);
+        for s in &stored {
+            match s.event.data {
+                EventData::Request(_) => {}
+                _ => log(s),
+            }
+            if LogEntry::is_kept(&s.event) {
+                let entry = LogEntry::with_json(&s.event, &s.json);
+                if self.archive.try_send(entry).is_err() {
+                    self.archive_dropped.fetch_add(1, Relaxed);
+                }
+            }
         }
         self.exporters.offer(&stored);
+    }
+
+    /// Audit events and alerts the store's event log could not take.
+    pub fn archive_dropped(&self) -> u64 {
+        self.archive_dropped.load(Relaxed)
     }
 
     /// The most recent events the query asks for, oldest first, as JSON.
@@ -222,7 +330,7 @@ impl Hub {
                 let after = ring
                     .items
                     .iter()
-                    .position(|s| s.event.id == id)
+                    .position(|s| s.event.id.as_str() == id)
                     .map_or(0, |i| i + 1);
                 ring.items.iter().skip(after).cloned().collect()
             }
@@ -237,16 +345,16 @@ impl Hub {
 /// every batch and every second).
 pub async fn dispatch(
     hub: Arc<Hub>,
-    mut rx: mpsc::Receiver<Event>,
+    mut rx: mpsc::Receiver<Vec<Event>>,
     gateway: impl Fn() -> Option<Arc<Gateway>> + Send + 'static,
 ) {
-    let mut batch = Vec::with_capacity(256);
+    let mut batches = Vec::with_capacity(64);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut watch = watch::Watch::default();
     loop {
         let ticked = tokio::select! {
-            n = rx.recv_many(&mut batch, 256) => {
+            n = rx.recv_many(&mut batches, 64) => {
                 if n == 0 {
                     break;
                 }
@@ -254,21 +362,38 @@ pub async fn dispatch(
             }
             _ = tick.tick() => true,
         };
+        let mut events: Vec<Event> = batches.drain(..).flatten().collect();
         if let Some(gateway) = gateway() {
             hub.exporters.follow(&gateway);
             if ticked {
-                batch.extend(watch.tick(&gateway));
+                events.extend(watch.tick(&gateway));
             }
         }
-        for event in batch.drain(..) {
-            let raised = watch.see(&event);
-            hub.dispatch(event);
-            if let Some(alert) = raised {
-                hub.dispatch(alert);
-            }
+        let raised: Vec<Event> = events.iter().filter_map(|e| watch.see(e)).collect();
+        events.extend(raised);
+        if !events.is_empty() {
+            hub.dispatch(events);
         }
     }
     hub.exporters.stop_all();
+}
+
+/// Runs until the dispatcher is gone: writes audit events and alerts to
+/// the configuration store's event log (shared by the instances on the
+/// store, kept across restarts), in batches, off the dispatcher's way.
+pub async fn archive(mut rx: mpsc::Receiver<String>, state: std::sync::Weak<crate::state::State>) {
+    let mut batch = Vec::with_capacity(64);
+    while rx.recv_many(&mut batch, 64).await > 0 {
+        let Some(state) = state.upgrade() else { return };
+        if let Err(e) = state.config.append_events(&batch).await {
+            tracing::warn!(
+                error = %e,
+                events = batch.len(),
+                "audit events and alerts could not be written to the store's event log"
+            );
+        }
+        batch.clear();
+    }
 }
 
 /// Audit events and alerts also go to the log, one JSON line each.

@@ -126,7 +126,7 @@ async fn send(tx: &mpsc::Sender<Bytes>, chunk: Bytes) -> bool {
 fn frame(stored: &Stored) -> Bytes {
     let mut out = String::with_capacity(stored.json.len() + stored.kind.len() + 64);
     out.push_str("id: ");
-    out.push_str(&stored.event.id);
+    out.push_str(stored.event.id.as_str());
     out.push_str("\nevent: ");
     out.push_str(&stored.kind);
     out.push_str("\ndata: ");

@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use http::Method;
+use komainu_core::events::EventSink as _;
 use komainu_core::gateway::{
     connection_names, is_hop_by_hop, is_idempotent, response_headers, ClientInfo, Exchange,
     Forwarding, HeaderLookup, RequestContext, RequestHead, Timings,
@@ -99,8 +100,8 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
         let total_us = micros(arrived.elapsed());
         let exchange = Exchange {
             method: &d.method,
-            host: &d.host,
-            path: &d.path,
+            host: d.host,
+            path: d.path,
             status: tally.status,
             error: tally.error.as_ref(),
             client_ip: Some(client.peer.ip()),
@@ -113,7 +114,7 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
                 backend_us: tally.backend_us,
             },
         };
-        gateway.log(&d.ctx, &exchange, &state.events);
+        gateway.log(&d.ctx, exchange, &state.events);
     }
     next
 }
@@ -179,12 +180,20 @@ async fn serve(
         .decide(&state.counters, &req, now_ms(), random::request_id())
         .await;
     warn_if_uncounted(&ctx);
+    // Copied for the request event only when there will be one.
+    let copy = |text: &str| {
+        if state.events.wants_request_events() {
+            text.to_owned()
+        } else {
+            String::new()
+        }
+    };
     let ctx = &decided
         .insert(Decided {
             ctx,
             method: req.method().clone(),
-            host: req.host().to_owned(),
-            path: req.path().to_owned(),
+            host: copy(req.host()),
+            path: copy(req.path()),
         })
         .ctx;
     let framing = req.framing;

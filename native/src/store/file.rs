@@ -2,11 +2,17 @@
 //! file written atomically (temporary file, fsync, rename, fsync of the
 //! directory). The file is read once, at the first load; this process is
 //! its only writer.
+//!
+//! The event log (audit events and alerts) is a second file beside it,
+//! `<file>.events`: JSON lines, appended, compacted to the most recent
+//! [`EVENT_LOG_KEEP`] when it holds twice as many.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use komainu_core::store::{ConfigStore, StoreError};
+use std::collections::VecDeque;
+
+use komainu_core::store::{ConfigStore, StoreError, EVENT_LOG_KEEP};
 use komainu_core::Document;
 
 /// A configuration document kept in one JSON file.
@@ -14,6 +20,8 @@ pub struct FileConfigStore {
     path: PathBuf,
     /// The document as last loaded or saved; the lock also serializes writers.
     current: tokio::sync::Mutex<Option<Document>>,
+    /// The event log as read at first use, and the lines its file holds.
+    events: tokio::sync::Mutex<Option<(VecDeque<String>, usize)>>,
 }
 
 impl FileConfigStore {
@@ -22,7 +30,41 @@ impl FileConfigStore {
         Self {
             path: path.into(),
             current: tokio::sync::Mutex::new(None),
+            events: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The event log's file.
+    pub fn events_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".events");
+        PathBuf::from(name)
+    }
+
+    /// The event log, read from its file at first use.
+    async fn events_loaded<'a>(
+        &self,
+        slot: &'a mut Option<(VecDeque<String>, usize)>,
+    ) -> Result<&'a mut (VecDeque<String>, usize), StoreError> {
+        if slot.is_none() {
+            let path = self.events_path();
+            let text = match tokio::fs::read_to_string(&path).await {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "cannot read {}: {e}",
+                        path.display()
+                    )))
+                }
+            };
+            let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+            let skip = lines.len().saturating_sub(EVENT_LOG_KEEP);
+            let kept = lines[skip..].iter().map(|l| (*l).to_owned()).collect();
+            *slot = Some((kept, lines.len()));
+        }
+        slot.as_mut()
+            .ok_or_else(|| StoreError::Unavailable("the event log is not loaded".into()))
     }
 
     /// The file's path.
@@ -73,6 +115,60 @@ impl ConfigStore for FileConfigStore {
             })?;
         *current = Some(doc.clone());
         Ok(())
+    }
+
+    async fn append_events(&self, entries: &[String]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut slot = self.events.lock().await;
+        let (log, in_file) = self.events_loaded(&mut slot).await?;
+        let path = self.events_path();
+        let failed = |e: std::io::Error| {
+            StoreError::Unavailable(format!("cannot write {}: {e}", path.display()))
+        };
+        let mut text = String::new();
+        for entry in entries {
+            // One entry per line: JSON text never holds a raw line feed.
+            text.push_str(&entry.replace('\n', " "));
+            text.push('\n');
+        }
+        if *in_file + entries.len() > 2 * EVENT_LOG_KEEP {
+            // Compaction: the most recent entries, written atomically.
+            let mut all: Vec<&str> = log.iter().map(String::as_str).collect();
+            all.extend(text.lines());
+            let skip = all.len().saturating_sub(EVENT_LOG_KEEP);
+            let mut kept = all[skip..].join("\n");
+            kept.push('\n');
+            let target = path.clone();
+            tokio::task::spawn_blocking(move || write_atomically(&target, kept.as_bytes()))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("the writer task failed: {e}")))?
+                .map_err(failed)?;
+            *in_file = EVENT_LOG_KEEP.min(log.len() + entries.len());
+        } else {
+            let mut options = tokio::fs::OpenOptions::new();
+            options.create(true).append(true);
+            #[cfg(unix)]
+            options.mode(0o600);
+            let mut file = options.open(&path).await.map_err(failed)?;
+            tokio::io::AsyncWriteExt::write_all(&mut file, text.as_bytes())
+                .await
+                .map_err(failed)?;
+            file.sync_data().await.map_err(failed)?;
+            *in_file += entries.len();
+        }
+        log.extend(entries.iter().cloned());
+        let excess = log.len().saturating_sub(EVENT_LOG_KEEP);
+        log.drain(..excess);
+        Ok(())
+    }
+
+    async fn recent_events(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut slot = self.events.lock().await;
+        let (log, _) = self.events_loaded(&mut slot).await?;
+        let skip = log.len().saturating_sub(limit);
+        Ok(log.iter().skip(skip).cloned().collect())
     }
 }
 

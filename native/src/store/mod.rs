@@ -103,6 +103,21 @@ impl ConfigStore for ConfigStoreKind {
             }
         }
     }
+    async fn append_events(&self, entries: &[String]) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(s) => s.append_events(entries).await,
+            Self::File(s) => STORE_STATS.time(CONFIG, s.append_events(entries)).await,
+            Self::Redis(s) => STORE_STATS.time(CONFIG, s.append_events(entries)).await,
+        }
+    }
+
+    async fn recent_events(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        match self {
+            Self::Memory(s) => s.recent_events(limit).await,
+            Self::File(s) => STORE_STATS.time(CONFIG, s.recent_events(limit)).await,
+            Self::Redis(s) => STORE_STATS.time(CONFIG, s.recent_events(limit)).await,
+        }
+    }
 }
 
 impl CounterStore for CounterStoreKind {

@@ -15,13 +15,15 @@
 use std::time::Duration;
 
 use komainu_core::quota::{Acquired, Bump};
-use komainu_core::store::{ConfigStore, CounterStore, StoreError};
+use komainu_core::store::{ConfigStore, CounterStore, StoreError, EVENT_LOG_KEEP};
 use komainu_core::Document;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 /// The hash holding the configuration.
 const CONFIG_KEY: &str = "komainu:config";
+/// The event log: a list of entries, the most recent last.
+const EVENTS_KEY: &str = "komainu:events";
 /// The channel announcing new revisions.
 pub const CHANGES_CHANNEL: &str = "komainu:config:changes";
 /// The prefix of counter keys.
@@ -240,6 +242,32 @@ impl ConfigStore for RedisConfigStore {
                 found,
             })
         }
+    }
+
+    async fn append_events(&self, entries: &[String]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let keep = isize::try_from(EVENT_LOG_KEEP).unwrap_or(isize::MAX);
+        self.conn
+            .run_config("append events", |mut c| {
+                let mut pipe = redis::pipe();
+                pipe.rpush(EVENTS_KEY, entries)
+                    .ignore()
+                    .ltrim(EVENTS_KEY, -keep, -1)
+                    .ignore();
+                async move { pipe.query_async::<()>(&mut c).await }
+            })
+            .await
+    }
+
+    async fn recent_events(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let from = -isize::try_from(limit.max(1)).unwrap_or(isize::MAX);
+        self.conn
+            .run_config("read events", |mut c| async move {
+                c.lrange(EVENTS_KEY, from, -1).await
+            })
+            .await
     }
 }
 
