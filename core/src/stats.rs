@@ -145,13 +145,34 @@ impl RouteStats {
     }
 }
 
+/// The counters of one API key (kept when `settings.metrics.perKey` is on).
+#[derive(Debug, Default)]
+pub struct KeyStats {
+    /// By status class and outcome.
+    requests: [[AtomicU64; OUTCOMES.len()]; STATUS_CLASSES.len()],
+}
+
+impl KeyStats {
+    /// Counts one request.
+    pub(crate) fn count(&self, class: usize, outcome: usize) {
+        self.requests[class][outcome].fetch_add(1, Relaxed);
+    }
+
+    /// Requests counted with these label indexes.
+    pub fn requests(&self, class: usize, outcome: usize) -> u64 {
+        self.requests[class][outcome].load(Relaxed)
+    }
+}
+
 /// Every route's counters, kept across configuration revisions (a route
 /// keeps its counters while its id stays), and those of requests no
-/// route took.
+/// route took; likewise every key's.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// By route id; looked up only when a revision is compiled.
     routes: Mutex<Vec<(Arc<str>, Arc<RouteStats>)>>,
+    /// By client id; likewise.
+    keys: Mutex<std::collections::HashMap<Arc<str>, Arc<KeyStats>>>,
     /// Requests answered before a route was found.
     pub unrouted: RouteStats,
 }
@@ -173,6 +194,21 @@ impl Stats {
         let stats = existing().unwrap_or_default();
         routes.push((id.clone(), stats.clone()));
         stats
+    }
+
+    /// The counters of key `id`: those kept, else `existing()`'s, else new.
+    pub(crate) fn key(
+        &self,
+        id: &Arc<str>,
+        existing: impl FnOnce() -> Option<Arc<KeyStats>>,
+    ) -> Arc<KeyStats> {
+        let mut keys = match self.keys.lock() {
+            Ok(keys) => keys,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        keys.entry(id.clone())
+            .or_insert_with(|| existing().unwrap_or_default())
+            .clone()
     }
 }
 

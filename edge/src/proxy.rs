@@ -86,7 +86,7 @@ async fn serve(
     let log = |status: u16, error: Option<&GatewayError>, backend_ms: Option<u64>| {
         let elapsed_us = now_ms().saturating_sub(now) * 1000;
         let exchange = Exchange {
-            method: &method,
+            method: Some(&method),
             host: host.clone(),
             path: path.clone(),
             status,

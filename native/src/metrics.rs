@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use komainu_core::stats::{
-    Histogram, RouteStats, LATENCY_BOUNDS_US, METHODS, OUTCOMES, STATUS_CLASSES,
+    Histogram, KeyStats, RouteStats, LATENCY_BOUNDS_US, METHODS, OUTCOMES, STATUS_CLASSES,
 };
 use komainu_core::GatewayError;
 use prometheus_client::collector::Collector;
@@ -142,6 +142,29 @@ impl Collector for Scrape {
             }
         }
 
+        {
+            let mut family = encoder.encode_descriptor(
+                "komainu_key_requests",
+                "Requests per API key, by status class and outcome (settings.metrics.perKey)",
+                None,
+                MetricType::Counter,
+            )?;
+            let mut keys: Vec<(&str, &KeyStats)> = Vec::new();
+            gateway.for_each_key_stats(|id, stats| keys.push((id, stats)));
+            keys.sort_by(|a, b| a.0.cmp(b.0));
+            for (key, stats) in keys {
+                for (c, class) in STATUS_CLASSES.iter().enumerate() {
+                    for (o, outcome) in OUTCOMES.iter().enumerate() {
+                        let n = stats.requests(c, o);
+                        if n > 0 {
+                            let labels =
+                                [("key", key), ("status_class", class), ("outcome", outcome)];
+                            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+                        }
+                    }
+                }
+            }
+        }
         events(&mut encoder, state)?;
         stores(&mut encoder)?;
 

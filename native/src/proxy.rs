@@ -136,7 +136,7 @@ impl Drop for LoggedBody {
         if let Some(p) = self.pending.take() {
             let total_us = micros(p.arrived.elapsed());
             let exchange = Exchange {
-                method: &p.method,
+                method: Some(&p.method),
                 host: p.host,
                 path: p.path,
                 status: p.status,

@@ -272,6 +272,120 @@ async fn audit_events_and_alerts_outlive_a_restart_and_are_shared_on_redis() {
 }
 
 #[tokio::test]
+async fn the_store_going_away_and_coming_back_are_alerts() {
+    let mut redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let gw = Komainu::start_shared(&redis.url(), &[]);
+    let admin = Admin::new(&gw.admin_base());
+    admin
+        .call(
+            Method::POST,
+            "/api/routes",
+            json!({ "id": "api", "paths": ["/api"], "backend": { "targets": [{ "url": up.url() }] } }),
+        )
+        .await
+        .expect_status(StatusCode::CREATED);
+    let secret = admin
+        .call(
+            Method::POST,
+            "/api/apikeys",
+            json!({ "clientId": "k", "routes": ["api"], "quotas": { "perDay": 1000 } }),
+        )
+        .await
+        .json()["clientSecret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let headers = [
+        ("komainu-client-id", "k"),
+        ("komainu-client-secret", secret.as_str()),
+    ];
+    let c = Client::default();
+    c.get(&gw.url("/api"), &headers)
+        .await
+        .expect_status(StatusCode::OK);
+
+    redis.kill();
+    // Admitted uncounted (the default policy is open); the failure is an alert.
+    c.get(&gw.url("/api"), &headers)
+        .await
+        .expect_status(StatusCode::OK);
+    let down = wait_events(&admin, "type=io.komainu.alert.store_unavailable.v1", 1).await;
+    assert_eq!(down[0]["data"]["severity"], "critical");
+    assert!(down[0]["data"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("store"));
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        c.get(&gw.url("/api"), &headers).await;
+        let up_again = events(&admin, "type=io.komainu.alert.store_recovered.v1").await;
+        if !up_again.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no store_recovered alert");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = admin.call(Method::GET, "/metrics", Value::Null).await;
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(
+        sample(
+            &text,
+            r#"komainu_store_operations_total{store="counters",result="error"}"#
+        ) >= 1.0,
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn calls_refused_before_their_head_was_read_are_events_too() {
+    let up = Upstream::start().await;
+    let gw = Komainu::start(&document(&up, json!({})));
+    let admin = Admin::new(&gw.admin_base());
+    for (raw, status) in [
+        (
+            b"GET /open HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            [&b"GET /open HTTP/1.1\r\nhost: x\r\nx-big: "[..], &vec![b'a'; 70 * 1024], b"\r\n\r\n"].concat(),
+            431,
+        ),
+    ] {
+        let mut s = gw.connect().await;
+        let _ = s.write_all(&raw).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+        assert!(
+            String::from_utf8_lossy(&answer).starts_with(&format!("HTTP/1.1 {status}")),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let found = wait_events(&admin, "type=request", 2).await;
+    let statuses: Vec<u64> = found
+        .iter()
+        .map(|e| e["data"]["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [400, 431]);
+    assert!(found
+        .iter()
+        .all(|e| e["data"]["method"].is_null() && e["data"]["blame"] == "client"));
+    let text =
+        String::from_utf8_lossy(&admin.call(Method::GET, "/metrics", Value::Null).await.body)
+            .into_owned();
+    assert_eq!(
+        sample(
+            &text,
+            r#"komainu_requests_total{route="(none)",method="other",status_class="4xx",outcome="refused"}"#
+        ),
+        2.0
+    );
+}
+
+#[tokio::test]
 async fn http2_calls_are_logged_with_their_bytes() {
     let up = Upstream::start().await;
     let gw = Komainu::start(&document(&up, json!({})));
@@ -924,6 +1038,51 @@ async fn metrics_parse_and_move_with_calls() {
             .into_owned();
     assert_eq!(sample(&changed, ok), sample(&after, ok));
     assert_eq!(sample(&changed, "komainu_config_revision"), 2.0);
+}
+
+#[tokio::test]
+async fn requests_are_counted_per_key_only_when_asked() {
+    let up = Upstream::start().await;
+    let c = Client::default();
+    let series = r#"komainu_key_requests_total{key="shop",status_class="2xx",outcome="forwarded"}"#;
+    for (per_key, expected) in [(false, 0.0), (true, 2.0)] {
+        let gw = Komainu::start(&document(
+            &up,
+            json!({ "settings": { "metrics": { "perKey": per_key } } }),
+        ));
+        let admin = Admin::new(&gw.admin_base());
+        for _ in 0..2 {
+            c.get(&gw.url("/orders"), &pair("shop"))
+                .await
+                .expect_status(StatusCode::OK);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let text = loop {
+            let r = admin.call(Method::GET, "/metrics", Value::Null).await;
+            let text = String::from_utf8_lossy(&r.body).into_owned();
+            if sample(&text, series) >= expected || Instant::now() > deadline {
+                break text;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        promtool_check(&text);
+        assert_eq!(sample(&text, series), expected, "perKey {per_key}");
+        assert_eq!(text.contains("key=\"shop\""), per_key);
+        // A refused key is not a series: ids come from the configuration only.
+        c.get(
+            &gw.url("/orders"),
+            &[
+                ("komainu-client-id", "intruder"),
+                ("komainu-client-secret", SECRET),
+            ],
+        )
+        .await
+        .expect_status(StatusCode::UNAUTHORIZED);
+        let after =
+            String::from_utf8_lossy(&admin.call(Method::GET, "/metrics", Value::Null).await.body)
+                .into_owned();
+        assert!(!after.contains("intruder"));
+    }
 }
 
 #[tokio::test]

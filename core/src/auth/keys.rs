@@ -64,6 +64,8 @@ pub struct CompiledKey {
     pub client_id: Arc<str>,
     /// The key's name (shared with request contexts, for events).
     pub name: Arc<str>,
+    /// The key's counters (per-key metrics, carried across revisions).
+    pub stats: Arc<crate::stats::KeyStats>,
     /// `None`: a key without a readable secret, which never authenticates.
     secret: Option<KeySecret>,
     /// The previous secret and when it stops working (rotation grace).
@@ -196,6 +198,7 @@ impl KeyIndex {
             let key = CompiledKey {
                 client_id: Arc::from(id),
                 name: Arc::from(k.name.as_str()),
+                stats: Arc::default(),
                 previous,
                 // A validated document always has a readable secret or
                 // public keys; a key with neither can never authenticate.
@@ -235,6 +238,16 @@ impl KeyIndex {
     }
 
     /// The key with this client id, if any.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut CompiledKey> {
+        self.keys.values_mut()
+    }
+
+    /// Every compiled key.
+    pub fn iter(&self) -> impl Iterator<Item = &CompiledKey> {
+        self.keys.values()
+    }
+
+    /// The key with this client id.
     pub fn get(&self, client_id: &str) -> Option<&CompiledKey> {
         self.keys.get(client_id)
     }

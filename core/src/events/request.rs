@@ -30,9 +30,9 @@ pub struct RequestEvent {
     /// call was refused before that was known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
-    /// The request method.
+    /// The request method (null when the head could not be read).
     #[serde(serialize_with = "method")]
-    pub method: Method,
+    pub method: Option<Method>,
     /// The host asked for.
     pub host: String,
     /// The path, without the query (which may carry credentials).
@@ -110,8 +110,11 @@ fn request_id<S: Serializer>(id: &RequestId, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(id.as_str())
 }
 
-fn method<S: Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(m.as_str())
+fn method<S: Serializer>(m: &Option<Method>, s: S) -> Result<S::Ok, S::Error> {
+    match m {
+        Some(m) => s.serialize_str(m.as_str()),
+        None => s.serialize_none(),
+    }
 }
 
 fn ms<S: Serializer>(us: &u64, s: S) -> Result<S::Ok, S::Error> {

@@ -83,6 +83,8 @@ pub struct RequestContext {
     pub key_name: Option<Arc<str>>,
     /// The client id claimed by credentials that were refused (unverified).
     pub claimed_client_id: Option<String>,
+    /// The caller's counters, when metrics are kept per key.
+    pub key_stats: Option<Arc<crate::stats::KeyStats>>,
     /// The quota state after counting this call.
     pub quota: Option<QuotaState>,
     /// Why the call was admitted without its quotas being counted (the
@@ -105,6 +107,7 @@ impl RequestContext {
             client_id: None,
             key_name: None,
             claimed_client_id: None,
+            key_stats: None,
             quota: None,
             quota_unchecked: None,
             refusal: None,

@@ -15,7 +15,7 @@ use crate::error::Blame;
 use crate::events::alert::Severity;
 use crate::events::{AlertEvent, Durations, Event, EventData, EventSink, Identity, RequestEvent};
 use crate::quota::Window;
-use crate::stats::{method_index, status_class_index};
+use crate::stats::{method_index, status_class_index, METHODS};
 use crate::GatewayError;
 
 /// What the adapter measured, in microseconds.
@@ -33,8 +33,8 @@ pub struct Timings {
 /// What happened to a request, as only the adapter knows it.
 #[derive(Debug, Clone)]
 pub struct Exchange<'a> {
-    /// The request method.
-    pub method: &'a Method,
+    /// The request method (none when the head could not be read).
+    pub method: Option<&'a Method>,
     /// The host asked for (the event takes it; empty when the sink wants
     /// no request events: see [`EventSink::wants_request_events`]).
     pub host: String,
@@ -73,12 +73,16 @@ impl Gateway {
         };
         let t = exchange.timings;
         let overhead_us = t.head_us.saturating_sub(t.backend_us.unwrap_or(0));
+        let class = status_class_index(exchange.status);
         stats.count(
-            method_index(exchange.method),
-            status_class_index(exchange.status),
+            exchange.method.map_or(METHODS.len() - 1, method_index),
+            class,
             outcome,
             exchange.error.map(GatewayError::code_index),
         );
+        if let Some(key) = &ctx.key_stats {
+            key.count(class, outcome);
+        }
         stats.total.observe(t.total_us);
         stats.overhead.observe(overhead_us);
         if let Some(backend) = t.backend_us {
@@ -120,7 +124,7 @@ impl Gateway {
                 route_id: ctx.route_id.clone(),
                 route_name,
                 identity,
-                method: exchange.method.clone(),
+                method: exchange.method.cloned(),
                 host: exchange.host,
                 path: exchange.path,
                 status: exchange.status,

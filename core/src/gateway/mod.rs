@@ -43,7 +43,7 @@ use crate::model::{
 use crate::routing::{RouteTable, TargetUrl};
 use crate::secret::stored::open_sealed_bytes;
 use crate::secret::SealingKey;
-use crate::stats::{RouteStats, Stats};
+use crate::stats::{KeyStats, RouteStats, Stats};
 
 /// A configuration revision compiled for the request path.
 pub struct Gateway {
@@ -57,6 +57,8 @@ pub struct Gateway {
     stats: std::sync::Arc<Stats>,
     /// Add the latency headers to proxied responses.
     latency_headers: bool,
+    /// Count requests per key (`settings.metrics.perKey`).
+    per_key_metrics: bool,
     /// Quota alerts: the share of a window (percent) that raises
     /// "almost spent".
     quota_alert_percent: u8,
@@ -176,6 +178,7 @@ impl Gateway {
             stats: std::sync::Arc::default(),
             quota_alert_percent: doc.settings.alerts.quota_almost_spent_percent,
             latency_headers: doc.settings.latency_headers,
+            per_key_metrics: doc.settings.metrics.per_key,
             exporters: compile_exporters(&doc.exporters, sealing)?,
             source: std::sync::Arc::new(doc.clone()),
         })
@@ -209,6 +212,22 @@ impl Gateway {
                     .find(|r| r.id == route.id)
                     .map(|r| r.stats.clone())
             });
+        }
+        for key in self.keys.iter_mut() {
+            key.stats = self.stats.key(&key.client_id, || {
+                previous.keys.get(&key.client_id).map(|k| k.stats.clone())
+            });
+        }
+    }
+
+    /// When `settings.metrics.perKey` is on: calls `visit` with each key's
+    /// client id and counters (in no particular order).
+    pub fn for_each_key_stats<'a>(&'a self, mut visit: impl FnMut(&'a str, &'a KeyStats)) {
+        if !self.per_key_metrics {
+            return;
+        }
+        for key in self.keys.iter() {
+            visit(&key.client_id, &key.stats);
         }
     }
 

@@ -116,6 +116,9 @@ impl Gateway {
         if let Some(caller) = &caller {
             ctx.client_id = Some(caller.key.client_id.clone());
             ctx.key_name = Some(caller.key.name.clone());
+            if self.per_key_metrics {
+                ctx.key_stats = Some(caller.key.stats.clone());
+            }
             self.authorize(caller.key, route)?;
             self.quota(counters, caller.key, route, ctx).await?;
         }

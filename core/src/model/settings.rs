@@ -28,6 +28,21 @@ pub struct Settings {
     /// When alert events are raised.
     #[serde(default)]
     pub alerts: AlertSettings,
+    /// What the metrics count.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+}
+
+/// What the metrics count.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Count requests per API key too (`komainu_key_requests_total`, one
+    /// series per key, status class and outcome): off by default, since
+    /// every key adds series.
+    #[serde(default)]
+    pub per_key: bool,
 }
 
 /// When alert events are raised.
@@ -86,6 +101,7 @@ impl Default for Settings {
             quota_failure: QuotaFailure::default(),
             latency_headers: false,
             alerts: AlertSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }

@@ -74,7 +74,8 @@ struct Tally {
 /// The decided request, as the log phase reads it.
 struct Decided {
     ctx: RequestContext,
-    method: Method,
+    /// None: the head could not be read.
+    method: Option<Method>,
     host: String,
     path: String,
 }
@@ -99,7 +100,7 @@ pub async fn exchange(client: &mut Client, state: &State, pool: &Pool) -> Next {
     if let Some(d) = decided {
         let total_us = micros(arrived.elapsed());
         let exchange = Exchange {
-            method: &d.method,
+            method: d.method.as_ref(),
             host: d.host,
             path: d.path,
             status: tally.status,
@@ -164,8 +165,15 @@ async fn serve(
                 HeadError::TooManyHeaders => GatewayError::HeadersTooLarge { limit: HEAD_LIMIT },
                 bad => GatewayError::BadRequest(bad.to_string()),
             };
-            let ctx = RequestContext::new(random::request_id(), now_ms());
-            return respond(io, out, gateway, &ctx, &error, false).await;
+            let ctx = &decided
+                .insert(Decided {
+                    ctx: RequestContext::new(random::request_id(), now_ms()),
+                    method: None,
+                    host: String::new(),
+                    path: String::new(),
+                })
+                .ctx;
+            return refuse(io, out, gateway, ctx, error, false, tally).await;
         }
     };
     let tls = state.behind_proxy
@@ -191,7 +199,7 @@ async fn serve(
     let ctx = &decided
         .insert(Decided {
             ctx,
-            method: req.method().clone(),
+            method: Some(req.method().clone()),
             host: copy(req.host()),
             path: copy(req.path()),
         })

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use komainu_core::gateway::RequestContext;
+use komainu_core::gateway::{Exchange, RequestContext, Timings};
 use komainu_core::GatewayError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -122,9 +122,10 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
             Wait::Head => {}
             Wait::Closed => break,
             Wait::TooLarge => {
+                let arrived = std::time::Instant::now();
                 let ctx = RequestContext::new(random::request_id(), now_ms());
                 let error = GatewayError::HeadersTooLarge { limit: HEAD_LIMIT };
-                let gateway = shared.state.gateway.load();
+                let gateway = shared.state.gateway.load_full();
                 respond(
                     &mut client.io,
                     &mut client.out,
@@ -134,6 +135,25 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
                     false,
                 )
                 .await;
+                // A call all the same: its event and its count.
+                let us = u64::try_from(arrived.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let exchange = Exchange {
+                    method: None,
+                    host: String::new(),
+                    path: String::new(),
+                    status: error.status().as_u16(),
+                    error: Some(&error),
+                    client_ip: Some(peer.ip()),
+                    bytes_in: 0,
+                    bytes_out: 0,
+                    attempts: 0,
+                    timings: Timings {
+                        total_us: us,
+                        head_us: us,
+                        backend_us: None,
+                    },
+                };
+                gateway.log(&ctx, exchange, &shared.state.events);
                 let _ = client.io.shutdown().await;
                 linger(&mut client.io).await;
                 return;
