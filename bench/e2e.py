@@ -187,6 +187,23 @@ def main():
         wait_port(nginx_port)
         nginx_pid = nginx_worker(proxy)
         pin(nginx_pid, PROXY_CPU)
+        # The peer with an access log: one JSON line per request, buffered,
+        # the closest nginx has to a request event written by a file exporter.
+        nginx_log_port = free_port()
+        nginx_log_file = os.path.join(tmp, "nginx-access.jsonl")
+        proxy_log = nginx(tmp, "proxy-log", f"""
+  log_format events escape=json '{{"time":"$time_iso8601","requestId":"$request_id","method":"$request_method",'
+    '"host":"$host","path":"$uri","status":$status,"bytesIn":$request_length,"bytesOut":$bytes_sent,'
+    '"clientIp":"$remote_addr","totalS":$request_time,"backendS":"$upstream_response_time",'
+    '"backendAddr":"$upstream_addr","userAgent":"$http_user_agent","traceparent":"$http_traceparent"}}';
+  upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 256; keepalive_requests 10000000; }}
+  server {{ listen 127.0.0.1:{nginx_log_port} backlog=4096;
+    access_log {nginx_log_file} events buffer=64k flush=1s;
+    location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}""")
+        procs.append(proxy_log)
+        wait_port(nginx_log_port)
+        nginx_log_pid = nginx_worker(proxy_log)
+        pin(nginx_log_pid, PROXY_CPU)
 
         # Without request events (metrics, audit and alerts only) ...
         kp, ka = free_port(), free_port()
@@ -202,6 +219,7 @@ def main():
         cases = [
             ("direct", None, f"http://127.0.0.1:{backend_port}/x", []),
             ("nginx", nginx_pid, f"http://127.0.0.1:{nginx_port}/x", []),
+            ("nginx-json-log", nginx_log_pid, f"http://127.0.0.1:{nginx_log_port}/x", []),
             ("komainu-public", k_mem.pid, f"http://127.0.0.1:{kp}/public/x", []),
             ("komainu-key", k_mem.pid, f"http://127.0.0.1:{kp}/keyed/x", key_headers),
             ("komainu-key-events", k_ev.pid, f"http://127.0.0.1:{ep}/keyed/x", key_headers),
@@ -311,6 +329,11 @@ def main():
         ev_rps = [a / b for a, b in zip(ev["rps"], base["rps"])]
         ev_cpu = [a / b for a, b in zip(ev["cpuUsPerReq"], base["cpuUsPerReq"])]
         summary["eventsCost"] = {"pairedRps": statistics.median(ev_rps), "pairedCpu": statistics.median(ev_cpu)}
+        nl, n0 = results["nginx-json-log"], results["nginx"]
+        nl_cpu = statistics.median([a / b for a, b in zip(nl["cpuUsPerReq"], n0["cpuUsPerReq"])])
+        nl_rps = statistics.median([a / b for a, b in zip(nl["rps"], n0["rps"])])
+        summary["nginxLogCost"] = {"pairedRps": nl_rps, "pairedCpu": nl_cpu}
+        print(f"nginx with a JSON access log vs without, paired medians: req/s x{nl_rps:.3f}, cpu/req x{nl_cpu:.3f}")
         exported = sum(1 for _ in open(events_file)) if os.path.exists(events_file) else 0
         summary["eventsCost"]["linesExported"] = exported
         print(f"\nevents (file exporter, every request) vs none, key + 3 quotas, paired medians: "

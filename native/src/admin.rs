@@ -123,6 +123,12 @@ fn serve_stream(state: &Arc<State>, req: &Request<Incoming>) -> Response<AdminBo
     );
     // Tells buffering reverse proxies (nginx) to pass events at once.
     headers.insert("x-accel-buffering", http::HeaderValue::from_static("no"));
+    // A stream that ends (its reader fell behind, the gateway stops) ends
+    // its connection too: the reader reconnects and resumes.
+    headers.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
     response
 }
 

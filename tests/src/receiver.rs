@@ -42,6 +42,30 @@ impl Delivery {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("a JSON delivery")
     }
+
+    /// Checks `Komainu-Signature: t=<t>,v1=<hex>` as a receiver would: the
+    /// HMAC-SHA256 of `"<t>.<body>"` with `secret` (the `hmac` crate, not
+    /// the gateway's code).
+    pub fn assert_signed_with(&self, secret: &str) {
+        use hmac::Mac as _;
+        let signature = self.headers["komainu-signature"]
+            .to_str()
+            .expect("a text signature");
+        let (t, v1) = signature
+            .strip_prefix("t=")
+            .and_then(|rest| rest.split_once(",v1="))
+            .expect("t=…,v1=…");
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("a key");
+        mac.update(format!("{t}.").as_bytes());
+        mac.update(&self.body);
+        let expected: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(v1, expected, "the delivery's signature");
+    }
 }
 
 /// A running receiver; stops when dropped.
