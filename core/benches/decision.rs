@@ -58,6 +58,9 @@ fn document(routes: usize) -> Document {
         groups: vec![format!("g{}", i % 100)],
         quota_failure: None,
         pass_authorization: false,
+        maintenance: false,
+        ip_allow: Vec::new(),
+        ip_block: Vec::new(),
         upgrades: vec!["websocket".into()],
     });
     // One secret for all keys keeps set-up fast (each key's verifier is
@@ -182,6 +185,7 @@ fn bench(c: &mut Criterion) {
                 let (ctx, decision) = block_on(gateway.decide(
                     &counters,
                     &template,
+                    &client,
                     NOW_MS,
                     RequestId::from_random(n),
                 ));

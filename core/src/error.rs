@@ -94,6 +94,20 @@ pub enum GatewayError {
     /// The gateway's store failed and the policy is to refuse.
     #[error("the gateway's store is unavailable: {0}")]
     StoreUnavailable(String),
+    /// The client's address may not call the route (IP lists).
+    #[error("the address {ip} may not call this route")]
+    IpForbidden {
+        /// The client's address, as the gateway determined it.
+        ip: String,
+    },
+    /// The route (or the whole gateway) is in maintenance.
+    #[error("{message}")]
+    Maintenance {
+        /// Why, for people (`settings.maintenance.message`).
+        message: String,
+        /// Seconds to wait (`Retry-After`).
+        retry_after_s: u64,
+    },
 }
 
 impl GatewayError {
@@ -104,16 +118,18 @@ impl GatewayError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::MissingCredentials | Self::InvalidCredentials(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Forbidden { .. } | Self::IpForbidden { .. } => StatusCode::FORBIDDEN,
             Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
-            Self::NoHealthyTarget(_) | Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoHealthyTarget(_) | Self::StoreUnavailable(_) | Self::Maintenance { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::GatewayTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
     /// Every JSON `error` code, in the order of [`GatewayError::code_index`].
-    pub const CODES: [&'static str; 11] = [
+    pub const CODES: [&'static str; 13] = [
         "route_not_found",
         "bad_request",
         "headers_too_large",
@@ -125,6 +141,8 @@ impl GatewayError {
         "no_healthy_target",
         "gateway_timeout",
         "store_unavailable",
+        "maintenance",
+        "ip_forbidden",
     ];
 
     /// The JSON `error` code (stable, part of the contract).
@@ -146,6 +164,8 @@ impl GatewayError {
             Self::NoHealthyTarget(_) => 8,
             Self::GatewayTimeout { .. } => 9,
             Self::StoreUnavailable(_) => 10,
+            Self::Maintenance { .. } => 11,
+            Self::IpForbidden { .. } => 12,
         }
     }
 
@@ -155,7 +175,7 @@ impl GatewayError {
             Self::BadGateway(_) | Self::NoHealthyTarget(_) | Self::GatewayTimeout { .. } => {
                 Blame::Backend
             }
-            Self::StoreUnavailable(_) => Blame::Gateway,
+            Self::StoreUnavailable(_) | Self::Maintenance { .. } => Blame::Gateway,
             _ => Blame::Client,
         }
     }

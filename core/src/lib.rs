@@ -31,6 +31,7 @@
 //! - [`error`]: every error answer, with its status, JSON code and blame;
 //! - [`time`]: UTC calendar arithmetic on Unix milliseconds.
 
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod error;

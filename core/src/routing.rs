@@ -272,6 +272,9 @@ mod tests {
             groups: vec![],
             quota_failure: None,
             pass_authorization: false,
+            maintenance: false,
+            ip_allow: Vec::new(),
+            ip_block: Vec::new(),
             upgrades: vec!["websocket".into()],
         }
     }

@@ -89,6 +89,9 @@ pub fn install(doc: &mut Document, backend: SocketAddr, secret: &str) {
         groups: vec!["demo".into()],
         quota_failure: None,
         pass_authorization: false,
+        maintenance: false,
+        ip_allow: Vec::new(),
+        ip_block: Vec::new(),
         upgrades: vec!["websocket".into()],
     };
     doc.routes.push(route("demo", "/demo", false));

@@ -610,6 +610,193 @@ async fn jwts_signed_with_registered_public_keys(s: &Server, up: &Upstream) {
     assert_eq!(error["field"], "jwks[0]", "{error}");
 }
 
+/// A route in maintenance, then the whole gateway, then back: 503
+/// `maintenance` with `Retry-After` and the configured message, before any
+/// credential is looked at; nothing reaches the backend.
+async fn maintenance(s: &Server, up: &Upstream) {
+    s.seed(base_doc(up)).await;
+    let admin = s.admin();
+    let c = Client::default();
+    admin
+        .call(
+            Method::PATCH,
+            "/api/routes/any",
+            json!({ "maintenance": true }),
+        )
+        .await
+        .expect_status(StatusCode::OK);
+    let r = c.get(&s.url("/where"), &[]).await;
+    let body = r.expect_error(StatusCode::SERVICE_UNAVAILABLE, "maintenance");
+    assert_eq!(r.header("retry-after"), "300");
+    assert!(body["message"].as_str().unwrap().contains("maintenance"));
+    // Other routes go on.
+    c.get(&s.url("/echo"), &pair("app"))
+        .await
+        .expect_status(StatusCode::OK);
+
+    // The whole gateway, with its own message and wait.
+    admin
+        .call(
+            Method::POST,
+            "/api/import?merge=true",
+            json!({ "format": 1, "settings": { "maintenance": {
+                "enabled": true, "retryAfterSeconds": 120, "message": "upgrading the database until 14:00 UTC" } } }),
+        )
+        .await
+        .expect_status(StatusCode::OK);
+    // Before credentials: no key needed to learn it, a wrong one is not judged.
+    for headers in [
+        vec![],
+        pair("app"),
+        vec![
+            ("komainu-client-id", "app"),
+            ("komainu-client-secret", "wrong-secret-0123456789"),
+        ],
+    ] {
+        let r = c.get(&s.url("/echo"), &headers).await;
+        let body = r.expect_error(StatusCode::SERVICE_UNAVAILABLE, "maintenance");
+        assert_eq!(r.header("retry-after"), "120");
+        assert_eq!(body["message"], "upgrading the database until 14:00 UTC");
+    }
+    // Unknown paths are still 404: maintenance is a route's state.
+    c.get(&s.url("/nowhere"), &[])
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "route_not_found");
+
+    // Bad settings are refused, naming the field; nothing changes.
+    let r = admin
+        .call(
+            Method::POST,
+            "/api/import?merge=true",
+            json!({ "format": 1, "settings": { "maintenance": { "enabled": false, "retryAfterSeconds": 0 } } }),
+        )
+        .await;
+    let error = r.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(error["field"], "settings.maintenance.retryAfterSeconds");
+    c.get(&s.url("/echo"), &pair("app"))
+        .await
+        .expect_error(StatusCode::SERVICE_UNAVAILABLE, "maintenance");
+
+    // Back.
+    admin
+        .call(
+            Method::POST,
+            "/api/import?merge=true",
+            json!({ "format": 1, "settings": { "maintenance": { "enabled": false } } }),
+        )
+        .await
+        .expect_status(StatusCode::OK);
+    admin
+        .call(
+            Method::PATCH,
+            "/api/routes/any",
+            json!({ "maintenance": false }),
+        )
+        .await
+        .expect_status(StatusCode::OK);
+    c.get(&s.url("/where"), &[])
+        .await
+        .expect_status(StatusCode::OK);
+    c.get(&s.url("/echo"), &pair("app"))
+        .await
+        .expect_status(StatusCode::OK);
+}
+
+/// IP allow and block lists, and trusted proxies. The client's address is
+/// the connection's peer natively and `CF-Connecting-IP` at the edge (the
+/// platform sets it; the test sends it, ignored natively): 127.0.0.1 both.
+async fn ip_lists(s: &Server, up: &Upstream) {
+    s.seed(base_doc(up)).await;
+    let admin = s.admin();
+    let c = Client::default();
+    let me = [("cf-connecting-ip", "127.0.0.1")];
+    let patch = |body: Value| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .call(Method::PATCH, "/api/routes/any", body)
+                .await
+                .expect_status(StatusCode::OK);
+        }
+    };
+    patch(json!({ "ipBlock": ["127.0.0.0/8", "::1"] })).await;
+    let body = c
+        .get(&s.url("/where"), &me)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "ip_forbidden");
+    assert!(body["message"].as_str().unwrap().contains("127.0.0.1"));
+    patch(json!({ "ipBlock": null, "ipAllow": ["10.0.0.0/8", "2001:db8::/32"] })).await;
+    c.get(&s.url("/where"), &me)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "ip_forbidden");
+    patch(json!({ "ipAllow": ["10.0.0.0/8", "127.0.0.1"] })).await;
+    c.get(&s.url("/where"), &me)
+        .await
+        .expect_status(StatusCode::OK);
+
+    // Behind a trusted proxy, X-Forwarded-For names the client; from
+    // anywhere else it is not believed.
+    patch(json!({ "ipAllow": null, "ipBlock": ["203.0.113.0/24"] })).await;
+    let forwarded = [
+        ("cf-connecting-ip", "127.0.0.1"),
+        ("x-forwarded-for", "203.0.113.9"),
+    ];
+    c.get(&s.url("/where"), &forwarded)
+        .await
+        .expect_status(StatusCode::OK);
+    s.admin()
+        .call(
+            Method::POST,
+            "/api/import?merge=true",
+            json!({ "format": 1, "settings": { "trustedProxies": ["127.0.0.0/8", "::1"] } }),
+        )
+        .await
+        .expect_status(StatusCode::OK);
+    c.get(&s.url("/where"), &forwarded)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "ip_forbidden");
+    c.get(
+        &s.url("/where"),
+        &[
+            ("cf-connecting-ip", "127.0.0.1"),
+            ("x-forwarded-for", "198.51.100.4"),
+        ],
+    )
+    .await
+    .expect_status(StatusCode::OK);
+
+    // A network that does not parse: 400 naming it, nothing changed.
+    let r = admin
+        .call(
+            Method::PATCH,
+            "/api/routes/any",
+            json!({ "ipBlock": ["10.0.0.0/33"] }),
+        )
+        .await;
+    let error = r.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(error["field"], "ipBlock[0]");
+    let r = admin
+        .call(
+            Method::POST,
+            "/api/import?merge=true",
+            json!({ "format": 1, "settings": { "ipAllow": ["not-an-ip"] } }),
+        )
+        .await;
+    let error = r.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(error["field"], "settings.ipAllow[0]");
+    c.get(&s.url("/where"), &forwarded)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "ip_forbidden");
+    s.admin()
+        .call(
+            Method::POST,
+            "/api/import?merge=true",
+            json!({ "format": 1, "settings": { "trustedProxies": [] } }),
+        )
+        .await
+        .expect_status(StatusCode::OK);
+}
+
 fn route_json(id: &str, up: &Upstream) -> Value {
     json!({ "id": id, "paths": [format!("/{id}")], "public": true, "backend": { "targets": [{ "url": up.url() }] } })
 }
@@ -638,6 +825,8 @@ async fn run_all(s: Server) {
     case!(paths_and_public_credentials);
     case!(admin_reads_no_body_without_credentials);
     case!(jwts_signed_with_registered_public_keys);
+    case!(maintenance);
+    case!(ip_lists);
 }
 
 #[tokio::test]

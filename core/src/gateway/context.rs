@@ -83,6 +83,9 @@ pub struct RequestContext {
     pub key_name: Option<Arc<str>>,
     /// The client id claimed by credentials that were refused (unverified).
     pub claimed_client_id: Option<String>,
+    /// The client's address, as the gateway determined it (the peer, or
+    /// what trusted proxies say in `X-Forwarded-For`).
+    pub client_ip: Option<IpAddr>,
     /// The caller's counters, when metrics are kept per key.
     pub key_stats: Option<Arc<crate::stats::KeyStats>>,
     /// The quota state after counting this call.
@@ -108,6 +111,7 @@ impl RequestContext {
             key_name: None,
             claimed_client_id: None,
             key_stats: None,
+            client_ip: None,
             quota: None,
             quota_unchecked: None,
             refusal: None,

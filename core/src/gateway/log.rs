@@ -130,7 +130,7 @@ impl Gateway {
                 status: exchange.status,
                 error: exchange.error.map(GatewayError::code),
                 blame: exchange.error.map(|e| e.blame().name()),
-                client_ip: exchange.client_ip,
+                client_ip: ctx.client_ip.or(exchange.client_ip),
                 bytes_in: exchange.bytes_in,
                 bytes_out: exchange.bytes_out,
                 attempts: exchange.attempts,

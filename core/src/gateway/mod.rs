@@ -57,6 +57,10 @@ pub struct Gateway {
     stats: std::sync::Arc<Stats>,
     /// Add the latency headers to proxied responses.
     latency_headers: bool,
+    /// What a route in maintenance answers.
+    maintenance: crate::model::MaintenanceSettings,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    trusted_proxies: crate::access::IpList,
     /// Count requests per key (`settings.metrics.perKey`).
     per_key_metrics: bool,
     /// Quota alerts: the share of a window (percent) that raises
@@ -85,6 +89,10 @@ pub(crate) struct CompiledRoute {
     timeout_ms: u64,
     quota_failure: QuotaFailure,
     pass_authorization: bool,
+    /// In maintenance (the route's flag or the gateway's).
+    maintenance: bool,
+    /// IP rules (the gateway's and the route's).
+    access: crate::access::Access,
     /// Protocols a client may switch to (lower case).
     upgrades: Vec<Box<str>>,
 }
@@ -115,6 +123,8 @@ impl CompiledRoute {
             timeout_ms: route.backend.timeout_ms,
             quota_failure: route.quota_failure.unwrap_or(settings.quota_failure),
             pass_authorization: route.pass_authorization,
+            maintenance: route.maintenance || settings.maintenance.enabled,
+            access: access_of(route, settings),
             upgrades: route
                 .upgrades
                 .iter()
@@ -178,6 +188,9 @@ impl Gateway {
             stats: std::sync::Arc::default(),
             quota_alert_percent: doc.settings.alerts.quota_almost_spent_percent,
             latency_headers: doc.settings.latency_headers,
+            maintenance: doc.settings.maintenance.clone(),
+            trusted_proxies: crate::access::IpList::parse(&doc.settings.trusted_proxies)
+                .unwrap_or_default(),
             per_key_metrics: doc.settings.metrics.per_key,
             exporters: compile_exporters(&doc.exporters, sealing)?,
             source: std::sync::Arc::new(doc.clone()),
@@ -246,6 +259,24 @@ impl Gateway {
     /// The counters: every route's, and those of requests no route took.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+}
+
+/// The IP rules of a route: the gateway's lists and its own (validated
+/// already: an entry that does not parse cannot be here).
+fn access_of(route: &Route, settings: &Settings) -> crate::access::Access {
+    use crate::access::IpList;
+    let parse = |l: &[String]| IpList::parse(l).unwrap_or_default();
+    let block: Vec<String> = settings
+        .ip_block
+        .iter()
+        .chain(&route.ip_block)
+        .cloned()
+        .collect();
+    crate::access::Access {
+        block: parse(&block),
+        allow_global: parse(&settings.ip_allow),
+        allow_route: parse(&route.ip_allow),
     }
 }
 

@@ -52,7 +52,9 @@ impl Gateway {
             let ctx = RequestContext::new(request_id, now_ms);
             return self.refuse(ctx, error);
         }
-        let (ctx, decision) = self.decide(counters, &*parts, now_ms, request_id).await;
+        let (ctx, decision) = self
+            .decide(counters, &*parts, client, now_ms, request_id)
+            .await;
         let forwarding = match decision {
             Ok(forwarding) => forwarding,
             Err(error) => return self.refuse(ctx, error),
@@ -83,10 +85,16 @@ impl Gateway {
         &self,
         counters: &C,
         head: &H,
+        client: &ClientInfo,
         now_ms: u64,
         request_id: RequestId,
     ) -> (RequestContext, Result<Forwarding<'_>, GatewayError>) {
         let mut ctx = RequestContext::new(request_id, now_ms);
+        ctx.client_ip = crate::access::client_ip(
+            client.addr,
+            head.first("x-forwarded-for"),
+            &self.trusted_proxies,
+        );
         let decision = self.run_phases(counters, head, &mut ctx).await;
         (ctx, decision)
     }
@@ -103,6 +111,8 @@ impl Gateway {
         let route = self.route(head)?;
         ctx.route = Some(route);
         ctx.route_id = Some(self.routes[route].id.clone());
+        self.access(route, ctx)?;
+        self.maintenance(route)?;
         let caller = match self.authenticate(route, head, ctx.received_ms) {
             Ok(caller) => caller,
             Err(error) => {
@@ -161,6 +171,34 @@ impl Gateway {
                 host: host.to_owned(),
                 path: head.path().to_owned(),
             })
+    }
+
+    /// **access** (after routing): the route's and the gateway's IP lists
+    /// against the client's address. Default: 403 `ip_forbidden`.
+    pub(crate) fn access(&self, route: usize, ctx: &RequestContext) -> Result<(), GatewayError> {
+        let access = &self.routes[route].access;
+        if access.is_open() || access.admits(ctx.client_ip) {
+            return Ok(());
+        }
+        Err(GatewayError::IpForbidden {
+            ip: ctx
+                .client_ip
+                .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+        })
+    }
+
+    /// **maintenance** (after routing): a route in maintenance (its own
+    /// flag, or `settings.maintenance.enabled`) answers 503 `maintenance`
+    /// with `Retry-After` and the settings' message; nothing is counted or
+    /// forwarded.
+    pub(crate) fn maintenance(&self, route: usize) -> Result<(), GatewayError> {
+        if !self.routes[route].maintenance {
+            return Ok(());
+        }
+        Err(GatewayError::Maintenance {
+            message: self.maintenance.message.clone(),
+            retry_after_s: self.maintenance.retry_after_seconds,
+        })
     }
 
     /// **authenticate**: for a non-public route, the key proven by the

@@ -66,7 +66,8 @@ impl Gateway {
                     HeaderValue::from_static("Basic realm=\"komainu\", Bearer realm=\"komainu\""),
                 );
             }
-            GatewayError::QuotaExceeded { retry_after_s, .. } => {
+            GatewayError::QuotaExceeded { retry_after_s, .. }
+            | GatewayError::Maintenance { retry_after_s, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
             }
             _ => {}

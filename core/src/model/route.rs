@@ -42,6 +42,18 @@ pub struct Route {
     /// Basic or Bearer `Authorization` is removed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pass_authorization: bool,
+    /// Maintenance: every call gets 503 `maintenance` with `Retry-After`
+    /// (`settings.maintenance` says how long and what), nothing is forwarded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub maintenance: bool,
+    /// When not empty, only clients from these networks may call (CIDR or
+    /// addresses, IPv4 and IPv6), on top of `settings.ipAllow`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_allow: Vec<String>,
+    /// Clients from these networks are refused (403 `ip_forbidden`), on top
+    /// of `settings.ipBlock`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_block: Vec<String>,
     /// Protocols a client may switch to on this route (`Upgrade`, then a
     /// tunnel after the backend's `101`), case-insensitive; `[]` allows
     /// none. Another upgrade is forwarded as a plain request.

@@ -31,6 +31,56 @@ pub struct Settings {
     /// What the metrics count.
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// Maintenance of the whole gateway, and what every route in
+    /// maintenance answers.
+    #[serde(default)]
+    pub maintenance: MaintenanceSettings,
+    /// When not empty, only clients from these networks may call any route.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_allow: Vec<String>,
+    /// Clients from these networks may call no route.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_block: Vec<String>,
+    /// The proxies (load balancers, CDNs) in front of the gateway whose
+    /// `X-Forwarded-For` is believed: the client is the last address in it
+    /// that is not one of them. Empty: the connection's peer is the client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// Maintenance: on for every route, or what routes in maintenance answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MaintenanceSettings {
+    /// Every route is in maintenance.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The `Retry-After` sent, in seconds (1–604800).
+    #[serde(default = "default_retry_after")]
+    #[cfg_attr(test, schemars(range(min = 1, max = 604_800)))]
+    pub retry_after_seconds: u64,
+    /// The message of the 503 (at most 1000 characters).
+    #[serde(default = "default_maintenance_message")]
+    pub message: String,
+}
+
+impl Default for MaintenanceSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            retry_after_seconds: default_retry_after(),
+            message: default_maintenance_message(),
+        }
+    }
+}
+
+fn default_retry_after() -> u64 {
+    300
+}
+
+fn default_maintenance_message() -> String {
+    "this service is under maintenance: retry later".to_owned()
 }
 
 /// What the metrics count.
@@ -102,6 +152,10 @@ impl Default for Settings {
             latency_headers: false,
             alerts: AlertSettings::default(),
             metrics: MetricsSettings::default(),
+            maintenance: MaintenanceSettings::default(),
+            ip_allow: Vec::new(),
+            ip_block: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -153,6 +153,30 @@ pub(crate) fn check_document(doc: &Document) -> Result<(), ValidationErrors> {
         }
         super::exporter::check_exporter(&mut c, &at, exporter);
     }
+    for (field, list) in [
+        ("ipAllow", &doc.settings.ip_allow),
+        ("ipBlock", &doc.settings.ip_block),
+        ("trustedProxies", &doc.settings.trusted_proxies),
+    ] {
+        if let Err((j, why)) = crate::access::IpList::parse(list) {
+            c.fail(format!("settings.{field}[{j}]"), why);
+        }
+    }
+    let maintenance = &doc.settings.maintenance;
+    if !(1..=604_800).contains(&maintenance.retry_after_seconds) {
+        c.fail(
+            "settings.maintenance.retryAfterSeconds",
+            "must be between 1 and 604800 (a week)",
+        );
+    }
+    if maintenance.message.chars().count() > 1000
+        || maintenance.message.chars().any(char::is_control)
+    {
+        c.fail(
+            "settings.maintenance.message",
+            "must be at most 1000 characters, without control characters",
+        );
+    }
     if doc.settings.alerts.quota_almost_spent_percent > 99 {
         c.fail(
             "settings.alerts.quotaAlmostSpentPercent",
@@ -199,6 +223,11 @@ fn check_route(c: &mut Checker, at: &str, route: &Route, groups: &HashSet<&str>)
     for (j, host) in route.hosts.iter().enumerate() {
         if let Err(why) = check_host(host) {
             c.fail(format!("{at}.hosts[{j}]"), why);
+        }
+    }
+    for (field, list) in [("ipAllow", &route.ip_allow), ("ipBlock", &route.ip_block)] {
+        if let Err((j, why)) = crate::access::IpList::parse(list) {
+            c.fail(format!("{at}.{field}[{j}]"), why);
         }
     }
     for (j, protocol) in route.upgrades.iter().enumerate() {

@@ -185,7 +185,13 @@ async fn serve(
         tls,
     };
     let (ctx, decision) = gateway
-        .decide(&state.counters, &req, now_ms(), random::request_id())
+        .decide(
+            &state.counters,
+            &req,
+            &client_info,
+            now_ms(),
+            random::request_id(),
+        )
         .await;
     warn_if_uncounted(&ctx);
     // Copied for the request event only when there will be one.
