@@ -15,7 +15,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use http::{Method, Request};
 use komainu_core::auth::Credentials;
 use komainu_core::gateway::response_headers;
-use komainu_core::gateway::{ClientInfo, RequestId};
+use komainu_core::gateway::{ClientInfo, Decision, RequestId};
 use komainu_core::model::{ApiKey, Backend, Document, Group, Quotas, Route, Target};
 use komainu_core::quota::Plan;
 use komainu_core::routing::RouteTable;
@@ -61,6 +61,8 @@ fn document(routes: usize) -> Document {
         maintenance: false,
         ip_allow: Vec::new(),
         ip_block: Vec::new(),
+        redirect: None,
+        respond: None,
         upgrades: vec!["websocket".into()],
     });
     // One secret for all keys keeps set-up fast (each key's verifier is
@@ -189,7 +191,9 @@ fn bench(c: &mut Criterion) {
                     NOW_MS,
                     RequestId::from_random(n),
                 ));
-                let forwarding = decision.unwrap();
+                let Ok(Decision::Forward(forwarding)) = decision else {
+                    panic!("the bench route forwards")
+                };
                 let mut bytes = 0;
                 forwarding.added_headers(&template, &client, &ctx, |name, value| {
                     bytes += name.len() + value.len()

@@ -275,6 +275,8 @@ mod tests {
             maintenance: false,
             ip_allow: Vec::new(),
             ip_block: Vec::new(),
+            redirect: None,
+            respond: None,
             upgrades: vec!["websocket".into()],
         }
     }

@@ -23,8 +23,15 @@ pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// The outcome label's values: the backend answered (`forwarded`), the
 /// gateway refused the call (`refused`, the caller's fault), the backend
-/// failed (`backend_error`) or the gateway did (`gateway_error`).
-pub const OUTCOMES: [&str; 4] = ["forwarded", "refused", "backend_error", "gateway_error"];
+/// failed (`backend_error`) or the gateway did (`gateway_error`), or the
+/// route answered itself (`answered`: a redirect, a static response).
+pub const OUTCOMES: [&str; 5] = [
+    "forwarded",
+    "refused",
+    "backend_error",
+    "gateway_error",
+    "answered",
+];
 
 /// Upper bounds of the latency histograms' buckets, in microseconds
 /// (0.5 ms to 10 s); a last bucket takes the rest.

@@ -92,6 +92,8 @@ pub fn install(doc: &mut Document, backend: SocketAddr, secret: &str) {
         maintenance: false,
         ip_allow: Vec::new(),
         ip_block: Vec::new(),
+        redirect: None,
+        respond: None,
         upgrades: vec!["websocket".into()],
     };
     doc.routes.push(route("demo", "/demo", false));

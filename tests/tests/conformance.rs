@@ -797,6 +797,79 @@ async fn ip_lists(s: &Server, up: &Upstream) {
         .expect_status(StatusCode::OK);
 }
 
+/// Routes the gateway answers itself: a redirect from a template, a static
+/// response; on a keyed route, only after the key and its quota.
+async fn redirects_and_static_responses(s: &Server, up: &Upstream) {
+    let mut doc = base_doc(up);
+    let routes = doc["routes"].as_array_mut().unwrap();
+    routes.push(
+        json!({ "id": "moved", "paths": ["/old/{*rest}"], "public": true,
+        "redirect": { "to": "https://new.example.com{path}{query}", "status": 308 } }),
+    );
+    routes.push(json!({ "id": "teapot", "paths": ["/teapot"], "public": true,
+        "respond": { "status": 418, "headers": { "content-type": "application/json", "x-brewed": "yes" },
+                     "body": "{\"short\":\"and stout\"}" } }));
+    routes.push(
+        json!({ "id": "keyed-static", "paths": ["/keyed-static"], "groups": ["team"],
+        "respond": { "body": "for team members" } }),
+    );
+    s.seed(doc).await;
+    let c = Client::default();
+
+    let r = c.get(&s.url("/old/a/b?x=1&y=2"), &[]).await;
+    assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        r.header("location"),
+        "https://new.example.com/old/a/b?x=1&y=2"
+    );
+    assert!(!r.header("komainu-request-id").is_empty());
+    let r = c.get(&s.url("/old/c"), &[]).await;
+    assert_eq!(r.header("location"), "https://new.example.com/old/c");
+
+    let r = c.get(&s.url("/teapot"), &[]).await;
+    assert_eq!(r.status.as_u16(), 418);
+    assert_eq!(r.header("x-brewed"), "yes");
+    assert_eq!(r.header("content-type"), "application/json");
+    assert_eq!(r.json()["short"], "and stout");
+
+    c.get(&s.url("/keyed-static"), &[])
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "missing_credentials");
+    let r = c.get(&s.url("/keyed-static"), &pair("app")).await;
+    r.expect_status(StatusCode::OK);
+    assert_eq!(&r.body[..], b"for team members");
+    assert!(r.header("content-type").starts_with("text/plain"));
+
+    // Bad ones are refused, naming the field.
+    let admin = s.admin();
+    for (body, field) in [
+        (
+            json!({ "id": "r1", "paths": ["/r1"], "redirect": { "to": "https://x{pth}" } }),
+            "redirect.to",
+        ),
+        (
+            json!({ "id": "r2", "paths": ["/r2"], "redirect": { "to": "/x", "status": 200 } }),
+            "redirect.status",
+        ),
+        (
+            json!({ "id": "r3", "paths": ["/r3"], "respond": { "status": 99 } }),
+            "respond.status",
+        ),
+        (
+            json!({ "id": "r4", "paths": ["/r4"], "respond": { "headers": { "content-length": "3" } } }),
+            "respond.headers.content-length",
+        ),
+        (
+            json!({ "id": "r5", "paths": ["/r5"], "redirect": { "to": "/x" }, "respond": {} }),
+            "respond",
+        ),
+    ] {
+        let r = admin.call(Method::POST, "/api/routes", body.clone()).await;
+        let error = r.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(error["field"], field, "{body}");
+    }
+}
+
 fn route_json(id: &str, up: &Upstream) -> Value {
     json!({ "id": id, "paths": [format!("/{id}")], "public": true, "backend": { "targets": [{ "url": up.url() }] } })
 }
@@ -827,6 +900,7 @@ async fn run_all(s: Server) {
     case!(jwts_signed_with_registered_public_keys);
     case!(maintenance);
     case!(ip_lists);
+    case!(redirects_and_static_responses);
 }
 
 #[tokio::test]

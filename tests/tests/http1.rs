@@ -25,7 +25,9 @@ fn document(up: &str, scripted: &str) -> String {
             { "id": "scripted", "paths": ["/scripted"], "public": true,
               "backend": { "targets": [{ "url": scripted }] } },
             { "id": "down", "paths": ["/down"], "public": true,
-              "backend": { "targets": [{ "url": "http://127.0.0.1:9" }] } }
+              "backend": { "targets": [{ "url": "http://127.0.0.1:9" }] } },
+            { "id": "static", "paths": ["/static"], "public": true,
+              "respond": { "body": "twelve bytes" } }
         ],
         "apikeys": [{ "clientId": "raw", "clientSecret": SECRET, "routes": ["keyed"] }]
     })
@@ -626,4 +628,24 @@ async fn protocol_upgrades_are_tunnelled_both_ways() {
         !head.contains("upgrade: h2c") && !head.contains("http2-settings"),
         "{head}"
     );
+}
+
+#[tokio::test]
+async fn answers_to_head_have_no_body_and_the_connection_goes_on() {
+    let (_up, _scripted, gw) = setup(|_| (ok_response("x"), true)).await;
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    // A refusal, a static answer, then a plain request on the same connection:
+    // a body after either HEAD answer would be read as the next response.
+    c.send(b"HEAD /nowhere HTTP/1.1\r\nHost: t\r\n\r\nHEAD /static HTTP/1.1\r\nHost: t\r\n\r\nGET /static HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await;
+    let r = c.response(true).await;
+    assert_eq!(r.status, 404);
+    assert!(r.body.is_empty());
+    let r = c.response(true).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("12"));
+    assert!(r.body.is_empty());
+    let r = c.response(false).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"twelve bytes");
 }

@@ -86,6 +86,8 @@ pub struct RequestContext {
     /// The client's address, as the gateway determined it (the peer, or
     /// what trusted proxies say in `X-Forwarded-For`).
     pub client_ip: Option<IpAddr>,
+    /// The route answered itself (a redirect, a static response).
+    pub answered: bool,
     /// The caller's counters, when metrics are kept per key.
     pub key_stats: Option<Arc<crate::stats::KeyStats>>,
     /// The quota state after counting this call.
@@ -111,10 +113,30 @@ impl RequestContext {
             key_name: None,
             claimed_client_id: None,
             key_stats: None,
+            answered: false,
             client_ip: None,
             quota: None,
             quota_unchecked: None,
             refusal: None,
+        }
+    }
+}
+
+/// What [`crate::Gateway::decide`] decided for a request it admits.
+pub enum Decision<'g> {
+    /// Forward it.
+    Forward(super::Forwarding<'g>),
+    /// The route answers itself (a redirect, a static response): send this.
+    Answer(http::Response<String>),
+}
+
+impl std::fmt::Debug for Decision<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decision::Forward(forwarding) => {
+                write!(f, "Forward({})", forwarding.target.authority)
+            }
+            Decision::Answer(response) => write!(f, "Answer({})", response.status()),
         }
     }
 }

@@ -66,6 +66,7 @@ impl Gateway {
             None => &self.stats.unrouted,
         };
         let outcome = match exchange.error.map(GatewayError::blame) {
+            None if ctx.answered => 4,
             None => 0,
             Some(Blame::Client) => 1,
             Some(Blame::Backend) => 2,

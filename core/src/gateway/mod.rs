@@ -16,6 +16,7 @@
 //!
 //! The adapter streams bodies; the core never sees them.
 
+pub(crate) mod answer;
 mod claim;
 mod context;
 mod head;
@@ -29,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use claim::ClaimSigner;
-pub use context::{ClientInfo, Forward, Outcome, RequestContext, RequestId};
+pub use context::{ClientInfo, Decision, Forward, Outcome, RequestContext, RequestId};
 pub use head::{HeaderLookup, RequestHead};
 pub use log::{Exchange, Timings};
 pub use reply::response_headers;
@@ -93,6 +94,8 @@ pub(crate) struct CompiledRoute {
     maintenance: bool,
     /// IP rules (the gateway's and the route's).
     access: crate::access::Access,
+    /// What the route answers itself (redirect, static response), if it does.
+    answer: Option<answer::Answer>,
     /// Protocols a client may switch to (lower case).
     upgrades: Vec<Box<str>>,
 }
@@ -125,6 +128,7 @@ impl CompiledRoute {
             pass_authorization: route.pass_authorization,
             maintenance: route.maintenance || settings.maintenance.enabled,
             access: access_of(route, settings),
+            answer: answer::Answer::of(route.redirect.as_ref(), route.respond.as_ref()),
             upgrades: route
                 .upgrades
                 .iter()

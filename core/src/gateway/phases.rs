@@ -13,7 +13,7 @@
 
 use http::request::Parts;
 
-use super::context::{ClientInfo, Forward, Outcome, RequestContext, RequestId};
+use super::context::{ClientInfo, Decision, Forward, Outcome, RequestContext, RequestId};
 use super::head::{HeaderLookup, RequestHead};
 use super::trace::TraceContext;
 use super::upstream::{rewrite_request, Forwarding};
@@ -56,7 +56,8 @@ impl Gateway {
             .decide(counters, &*parts, client, now_ms, request_id)
             .await;
         let forwarding = match decision {
-            Ok(forwarding) => forwarding,
+            Ok(Decision::Forward(forwarding)) => forwarding,
+            Ok(Decision::Answer(response)) => return (ctx, Outcome::Respond(response)),
             Err(error) => return self.refuse(ctx, error),
         };
         match rewrite_request(parts, &forwarding, client, &ctx) {
@@ -88,14 +89,14 @@ impl Gateway {
         client: &ClientInfo,
         now_ms: u64,
         request_id: RequestId,
-    ) -> (RequestContext, Result<Forwarding<'_>, GatewayError>) {
+    ) -> (RequestContext, Result<Decision<'_>, GatewayError>) {
         let mut ctx = RequestContext::new(request_id, now_ms);
         ctx.client_ip = crate::access::client_ip(
             client.addr,
             head.first("x-forwarded-for"),
             &self.trusted_proxies,
         );
-        let decision = self.run_phases(counters, head, &mut ctx).await;
+        let decision = self.run_phases(counters, head, client, &mut ctx).await;
         (ctx, decision)
     }
 
@@ -103,8 +104,9 @@ impl Gateway {
         &self,
         counters: &C,
         head: &H,
+        client: &ClientInfo,
         ctx: &mut RequestContext,
-    ) -> Result<Forwarding<'_>, GatewayError> {
+    ) -> Result<Decision<'_>, GatewayError> {
         ctx.trace =
             TraceContext::continue_or_start(head.first("traceparent"), ctx.request_id.bits());
         self.check_head(head)?;
@@ -132,6 +134,13 @@ impl Gateway {
             self.authorize(caller.key, route)?;
             self.quota(counters, caller.key, route, ctx).await?;
         }
+        // A route that answers itself: after the key and the quota.
+        if let Some(answer) = &self.routes[route].answer {
+            ctx.answered = true;
+            let mut response = answer.respond(head, client);
+            super::reply::add_context_headers(ctx, response.headers_mut());
+            return Ok(Decision::Answer(response));
+        }
         // Credentials never reach the backend: those that proved the caller,
         // and, on a public route, any Authorization in a form the gateway
         // reads (Basic, Bearer), meant for it or not, unless the route
@@ -146,6 +155,7 @@ impl Gateway {
             }
         };
         self.forward(route, caller.as_ref(), drop_authorization, ctx)
+            .map(Decision::Forward)
     }
 
     /// **head** (before routing): refuses oversized headers. Default: 431

@@ -77,7 +77,7 @@ impl Gateway {
     }
 }
 
-fn add_context_headers(ctx: &RequestContext, headers: &mut HeaderMap) {
+pub(crate) fn add_context_headers(ctx: &RequestContext, headers: &mut HeaderMap) {
     response_headers(ctx, |name, value| {
         if let Ok(v) = HeaderValue::from_bytes(value) {
             headers.insert(name, v);

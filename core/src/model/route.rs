@@ -26,6 +26,7 @@ pub struct Route {
     #[serde(default)]
     pub methods: Vec<String>,
     /// Where matching requests go.
+    #[serde(default)]
     pub backend: Backend,
     /// `true`: no API key needed.
     #[serde(default)]
@@ -54,6 +55,13 @@ pub struct Route {
     /// of `settings.ipBlock`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_block: Vec<String>,
+    /// Answer with a redirect instead of forwarding (after the key and
+    /// quota checks, when the route is not public).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<Redirect>,
+    /// Answer with this response instead of forwarding (likewise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub respond: Option<StaticResponse>,
     /// Protocols a client may switch to on this route (`Upgrade`, then a
     /// tunnel after the backend's `101`), case-insensitive; `[]` allows
     /// none. Another upgrade is forwarded as a plain request.
@@ -67,6 +75,44 @@ fn websocket_only() -> Vec<String> {
 
 fn is_websocket_only(upgrades: &[String]) -> bool {
     upgrades.len() == 1 && upgrades[0].eq_ignore_ascii_case("websocket")
+}
+
+/// A redirect: where to, and with which status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Redirect {
+    /// The `Location`, a template: `{scheme}`, `{host}`, `{path}` and
+    /// `{query}` (with its `?`, empty when none) are the request's, e.g.
+    /// `https://new.example.com{path}{query}`.
+    pub to: String,
+    /// 301, 302 (default), 303, 307 or 308.
+    #[serde(default = "found")]
+    pub status: u16,
+}
+
+fn found() -> u16 {
+    302
+}
+
+/// A response the gateway sends itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StaticResponse {
+    /// The status (200–599; default 200).
+    #[serde(default = "ok")]
+    pub status: u16,
+    /// Headers (`Content-Type` defaults to `text/plain; charset=utf-8`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// The body (at most 64 KiB).
+    #[serde(default)]
+    pub body: String,
+}
+
+fn ok() -> u16 {
+    200
 }
 
 /// The backend of a route: its targets and how to reach them.
@@ -102,6 +148,15 @@ fn yes() -> bool {
 
 fn one() -> u32 {
     1
+}
+
+impl Default for Backend {
+    fn default() -> Self {
+        Self {
+            targets: Vec::new(),
+            timeout_ms: default_timeout_ms(),
+        }
+    }
 }
 
 fn default_timeout_ms() -> u64 {

@@ -225,6 +225,22 @@ fn check_route(c: &mut Checker, at: &str, route: &Route, groups: &HashSet<&str>)
             c.fail(format!("{at}.hosts[{j}]"), why);
         }
     }
+    if let Some(r) = &route.redirect {
+        if let Err((field, why)) = crate::gateway::answer::check_redirect(r) {
+            c.fail(format!("{at}.redirect.{field}"), why);
+        }
+        if route.respond.is_some() {
+            c.fail(
+                format!("{at}.respond"),
+                "a route either redirects or responds: remove one",
+            );
+        }
+    }
+    if let Some(r) = &route.respond {
+        if let Err((field, why)) = crate::gateway::answer::check_static(r) {
+            c.fail(format!("{at}.respond.{field}"), why);
+        }
+    }
     for (field, list) in [("ipAllow", &route.ip_allow), ("ipBlock", &route.ip_block)] {
         if let Err((j, why)) = crate::access::IpList::parse(list) {
             c.fail(format!("{at}.{field}[{j}]"), why);

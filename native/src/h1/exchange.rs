@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use http::Method;
 use komainu_core::events::EventSink as _;
 use komainu_core::gateway::{
-    connection_names, is_hop_by_hop, is_idempotent, response_headers, ClientInfo, Exchange,
-    Forwarding, HeaderLookup, RequestContext, RequestHead, Timings,
+    connection_names, is_hop_by_hop, is_idempotent, response_headers, ClientInfo, Decision,
+    Exchange, Forwarding, HeaderLookup, RequestContext, RequestHead, Timings,
 };
 use komainu_core::{Gateway, GatewayError};
 use tokio::io::AsyncWriteExt;
@@ -69,6 +69,8 @@ struct Tally {
     backend_us: Option<u64>,
     /// When the answer's head left, from the arrival.
     head_us: Option<u64>,
+    /// The request is `HEAD`: answers carry no body.
+    head_request: bool,
 }
 
 /// The decided request, as the log phase reads it.
@@ -134,7 +136,15 @@ async fn refuse(
     keep_alive: bool,
     tally: &mut Tally,
 ) -> Next {
-    let next = respond(io, out, gateway, ctx, &error, keep_alive).await;
+    let next = respond(
+        io,
+        out,
+        gateway,
+        ctx,
+        &error,
+        (keep_alive, tally.head_request),
+    )
+    .await;
     tally.status = error.status().as_u16();
     tally.error = Some(error);
     next
@@ -176,6 +186,7 @@ async fn serve(
             return refuse(io, out, gateway, ctx, error, false, tally).await;
         }
     };
+    tally.head_request = *req.method() == Method::HEAD;
     let tls = state.behind_proxy
         && req
             .first("x-forwarded-proto")
@@ -217,7 +228,19 @@ async fn serve(
     let idempotent = is_idempotent(req.method());
     let expects_continue = req.expects_continue;
     let forwarding = match decision {
-        Ok(forwarding) => forwarding,
+        Ok(Decision::Forward(forwarding)) => forwarding,
+        Ok(Decision::Answer(response)) => {
+            // The route answers itself (redirect, static response).
+            buf.consume(head_len);
+            let keep = !client_close && skip_buffered_body(buf, framing);
+            tally.status = response.status().as_u16();
+            out.clear();
+            write::gateway_response(out, &response, keep, !is_head);
+            return match io.write_all(out).await {
+                Ok(()) if keep => Next::KeepAlive,
+                _ => Next::Close,
+            };
+        }
         Err(error) => {
             buf.consume(head_len);
             let keep = !client_close && skip_buffered_body(buf, framing);
@@ -756,17 +779,23 @@ impl<'a> ConnectionNames<'a> {
     }
 }
 
-/// Writes a gateway error (or refusal) to the client.
+/// Writes a gateway error (or refusal) to the client (its head only when
+/// the request was `HEAD`).
 pub async fn respond(
     client: &mut TcpStream,
     out: &mut Vec<u8>,
     gateway: &Gateway,
     ctx: &RequestContext,
     error: &GatewayError,
-    keep_alive: bool,
+    (keep_alive, head_request): (bool, bool),
 ) -> Next {
     out.clear();
-    write::gateway_response(out, &gateway.error_response(ctx, error), keep_alive);
+    write::gateway_response(
+        out,
+        &gateway.error_response(ctx, error),
+        keep_alive,
+        !head_request,
+    );
     match client.write_all(out).await {
         Ok(()) if keep_alive => Next::KeepAlive,
         _ => Next::Close,

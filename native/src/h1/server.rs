@@ -132,7 +132,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
                     &gateway,
                     &ctx,
                     &error,
-                    false,
+                    (false, false),
                 )
                 .await;
                 // A call all the same: its event and its count.

@@ -95,7 +95,13 @@ pub fn date(out: &mut Vec<u8>) {
 
 /// Appends a whole response the gateway wrote itself (an error), with
 /// `Content-Length`, `Date`, and `Connection: close` unless `keep_alive`.
-pub fn gateway_response(out: &mut Vec<u8>, response: &Response<String>, keep_alive: bool) {
+/// (An answer to `HEAD` has its head only: `with_body` false.)
+pub fn gateway_response(
+    out: &mut Vec<u8>,
+    response: &Response<String>,
+    keep_alive: bool,
+    with_body: bool,
+) {
     let status = response.status();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
@@ -113,7 +119,9 @@ pub fn gateway_response(out: &mut Vec<u8>, response: &Response<String>, keep_ali
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(response.body().as_bytes());
+    if with_body {
+        out.extend_from_slice(response.body().as_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -149,7 +157,7 @@ mod tests {
         let mut response = Response::new("{}".to_string());
         *response.status_mut() = http::StatusCode::NOT_FOUND;
         let mut out = Vec::new();
-        gateway_response(&mut out, &response, false);
+        gateway_response(&mut out, &response, false, true);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\ndate: "));
         assert!(text.ends_with("connection: close\r\n\r\n{}"), "{text}");
