@@ -34,8 +34,6 @@ fn document(routes: usize) -> Document {
     });
     let routes = (0..routes).map(|i| Route {
         id: format!("r{i}"),
-        name: String::new(),
-        enabled: true,
         hosts: if i % 2 == 0 {
             vec![format!("api{}.example.com", i % 50)]
         } else {
@@ -56,14 +54,7 @@ fn document(routes: usize) -> Document {
         },
         public: false,
         groups: vec![format!("g{}", i % 100)],
-        quota_failure: None,
-        pass_authorization: false,
-        maintenance: false,
-        ip_allow: Vec::new(),
-        ip_block: Vec::new(),
-        redirect: None,
-        respond: None,
-        upgrades: vec!["websocket".into()],
+        ..Route::default()
     });
     // One secret for all keys keeps set-up fast (each key's verifier is
     // still its own); lookups go through the full 100,000-entry index.

@@ -100,6 +100,12 @@ pub enum GatewayError {
         /// The client's address, as the gateway determined it.
         ip: String,
     },
+    /// The request body is larger than the route accepts.
+    #[error("the request body is larger than the {limit} bytes this route accepts")]
+    PayloadTooLarge {
+        /// The limit (`maxBodyBytes`).
+        limit: u64,
+    },
     /// The route (or the whole gateway) is in maintenance.
     #[error("{message}")]
     Maintenance {
@@ -120,6 +126,7 @@ impl GatewayError {
             Self::MissingCredentials | Self::InvalidCredentials(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } | Self::IpForbidden { .. } => StatusCode::FORBIDDEN,
             Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::NoHealthyTarget(_) | Self::StoreUnavailable(_) | Self::Maintenance { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -129,7 +136,7 @@ impl GatewayError {
     }
 
     /// Every JSON `error` code, in the order of [`GatewayError::code_index`].
-    pub const CODES: [&'static str; 13] = [
+    pub const CODES: [&'static str; 14] = [
         "route_not_found",
         "bad_request",
         "headers_too_large",
@@ -143,6 +150,7 @@ impl GatewayError {
         "store_unavailable",
         "maintenance",
         "ip_forbidden",
+        "payload_too_large",
     ];
 
     /// The JSON `error` code (stable, part of the contract).
@@ -166,6 +174,7 @@ impl GatewayError {
             Self::StoreUnavailable(_) => 10,
             Self::Maintenance { .. } => 11,
             Self::IpForbidden { .. } => 12,
+            Self::PayloadTooLarge { .. } => 13,
         }
     }
 

@@ -259,8 +259,6 @@ mod tests {
     fn route(id: &str, hosts: &[&str], paths: &[&str], methods: &[&str]) -> Route {
         Route {
             id: id.into(),
-            name: String::new(),
-            enabled: true,
             hosts: hosts.iter().map(|s| s.to_string()).collect(),
             paths: paths.iter().map(|s| s.to_string()).collect(),
             methods: methods.iter().map(|s| s.to_string()).collect(),
@@ -270,14 +268,7 @@ mod tests {
             },
             public: false,
             groups: vec![],
-            quota_failure: None,
-            pass_authorization: false,
-            maintenance: false,
-            ip_allow: Vec::new(),
-            ip_block: Vec::new(),
-            redirect: None,
-            respond: None,
-            upgrades: vec!["websocket".into()],
+            ..Route::default()
         }
     }
 

@@ -74,8 +74,6 @@ pub fn install(doc: &mut Document, backend: SocketAddr, secret: &str) {
     let route = |id: &str, prefix: &str, public: bool| Route {
         id: id.into(),
         name: format!("Demo ({})", if public { "public" } else { "API key" }),
-        enabled: true,
-        hosts: vec![],
         paths: vec![prefix.into(), format!("{prefix}/{{*rest}}")],
         methods: vec![],
         backend: Backend {
@@ -87,14 +85,7 @@ pub fn install(doc: &mut Document, backend: SocketAddr, secret: &str) {
         },
         public,
         groups: vec!["demo".into()],
-        quota_failure: None,
-        pass_authorization: false,
-        maintenance: false,
-        ip_allow: Vec::new(),
-        ip_block: Vec::new(),
-        redirect: None,
-        respond: None,
-        upgrades: vec!["websocket".into()],
+        ..Route::default()
     };
     doc.routes.push(route("demo", "/demo", false));
     doc.routes.push(route("demo-public", "/public", true));

@@ -211,6 +211,7 @@ async fn forward(
         .unwrap_or_default();
     parts.version = Version::HTTP_11;
     let timeout = Duration::from_millis(forward.timeout_ms);
+    sent.max_body = forward.max_body_bytes;
     let started = Instant::now();
     let exchange = h1::bridge_send(upstream, Request::from_parts(parts, body), timeout, sent);
     let result = tokio::time::timeout(timeout, exchange).await;
@@ -238,6 +239,7 @@ async fn forward(
         Ok(Err(UpstreamError::Exchange(why))) => {
             GatewayError::BadGateway(format!("{target} broke the exchange: {why}"))
         }
+        Ok(Err(UpstreamError::TooLarge(limit))) => GatewayError::PayloadTooLarge { limit },
         Err(_) => GatewayError::GatewayTimeout {
             timeout_ms: forward.timeout_ms,
         },

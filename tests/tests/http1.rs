@@ -27,7 +27,9 @@ fn document(up: &str, scripted: &str) -> String {
             { "id": "down", "paths": ["/down"], "public": true,
               "backend": { "targets": [{ "url": "http://127.0.0.1:9" }] } },
             { "id": "static", "paths": ["/static"], "public": true,
-              "respond": { "body": "twelve bytes" } }
+              "respond": { "body": "twelve bytes" } },
+            { "id": "small", "paths": ["/small"], "public": true, "maxBodyBytes": 8,
+              "backend": { "targets": [{ "url": scripted }] } }
         ],
         "apikeys": [{ "clientId": "raw", "clientSecret": SECRET, "routes": ["keyed"] }]
     })
@@ -648,4 +650,25 @@ async fn answers_to_head_have_no_body_and_the_connection_goes_on() {
     let r = c.response(false).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"twelve bytes");
+}
+
+#[tokio::test]
+async fn a_body_of_unknown_length_past_the_limit_is_cut_and_refused() {
+    let (_up, scripted, gw) = setup(|_| (ok_response("x"), true)).await;
+    // Within the limit (chunk framing does not count): forwarded.
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"POST /small HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n4\r\nefgh\r\n0\r\n\r\n")
+        .await;
+    assert_eq!(c.response(false).await.status, 200);
+    // Past it, in a later chunk: 413, the connection closed.
+    let mut c = RawConn::connect(&gw.url("/")).await;
+    c.send(b"POST /small HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n")
+        .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    c.send(b"5\r\nefghi\r\n0\r\n\r\n").await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"], "payload_too_large");
+    assert!(c.closed().await);
+    let _ = scripted;
 }

@@ -155,6 +155,8 @@ pub enum Outcome {
 pub struct Forward {
     /// Time allowed for the backend's response head, in milliseconds.
     pub timeout_ms: u64,
+    /// Largest request body: stop streaming past it, answer 413.
+    pub max_body_bytes: Option<u64>,
 }
 
 #[cfg(test)]

@@ -96,6 +96,8 @@ pub(crate) struct CompiledRoute {
     access: crate::access::Access,
     /// What the route answers itself (redirect, static response), if it does.
     answer: Option<answer::Answer>,
+    /// Largest request body (the route's, else the settings').
+    max_body_bytes: Option<u64>,
     /// Protocols a client may switch to (lower case).
     upgrades: Vec<Box<str>>,
 }
@@ -129,6 +131,7 @@ impl CompiledRoute {
             maintenance: route.maintenance || settings.maintenance.enabled,
             access: access_of(route, settings),
             answer: answer::Answer::of(route.redirect.as_ref(), route.respond.as_ref()),
+            max_body_bytes: route.max_body_bytes.or(settings.max_request_body_bytes),
             upgrades: route
                 .upgrades
                 .iter()

@@ -62,8 +62,11 @@ impl Gateway {
         };
         match rewrite_request(parts, &forwarding, client, &ctx) {
             Ok(()) => {
-                let timeout_ms = forwarding.timeout_ms;
-                (ctx, Outcome::Forward(Forward { timeout_ms }))
+                let forward = Forward {
+                    timeout_ms: forwarding.timeout_ms,
+                    max_body_bytes: forwarding.max_body_bytes,
+                };
+                (ctx, Outcome::Forward(forward))
             }
             Err(error) => self.refuse(ctx, error),
         }
@@ -132,7 +135,10 @@ impl Gateway {
                 ctx.key_stats = Some(caller.key.stats.clone());
             }
             self.authorize(caller.key, route)?;
+            self.body_size(route, head)?;
             self.quota(counters, caller.key, route, ctx).await?;
+        } else {
+            self.body_size(route, head)?;
         }
         // A route that answers itself: after the key and the quota.
         if let Some(answer) = &self.routes[route].answer {
@@ -195,6 +201,28 @@ impl Gateway {
                 .client_ip
                 .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
         })
+    }
+
+    /// **body size** (before the quota: a refused body costs no call): a
+    /// declared `Content-Length` over the route's limit. Default: 413
+    /// `payload_too_large`. Bodies of unknown length are counted by the
+    /// adapter as they stream ([`Forwarding::max_body_bytes`]).
+    pub(crate) fn body_size(
+        &self,
+        route: usize,
+        head: &impl RequestHead,
+    ) -> Result<(), GatewayError> {
+        let Some(limit) = self.routes[route].max_body_bytes else {
+            return Ok(());
+        };
+        let declared = head
+            .first("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        match declared {
+            Some(n) if n > limit => Err(GatewayError::PayloadTooLarge { limit }),
+            _ => Ok(()),
+        }
     }
 
     /// **maintenance** (after routing): a route in maintenance (its own
@@ -309,6 +337,7 @@ impl Gateway {
         Ok(Forwarding {
             target,
             timeout_ms: r.timeout_ms,
+            max_body_bytes: r.max_body_bytes,
             drop_authorization,
             upgrades: &r.upgrades,
             claim,

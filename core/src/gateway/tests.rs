@@ -102,7 +102,13 @@ fn forwards_with_rewritten_head_and_verifiable_claim() {
         ],
     );
     let (ctx, outcome) = run(&gw, &store, &mut parts, now());
-    assert_eq!(outcome, Outcome::Forward(Forward { timeout_ms: 1500 }));
+    assert_eq!(
+        outcome,
+        Outcome::Forward(Forward {
+            timeout_ms: 1500,
+            max_body_bytes: None
+        })
+    );
     assert_eq!(parts.uri, "http://10.0.0.1:9000/base/users/42?x=1");
     let h = &parts.headers;
     assert!(h.get("komainu-client-id").is_none() && h.get("komainu-client-secret").is_none());

@@ -72,6 +72,10 @@ pub struct Forwarding<'g> {
     pub target: &'g TargetUrl,
     /// Time allowed for the backend's response head, in milliseconds.
     pub timeout_ms: u64,
+    /// Largest request body: an adapter streaming a body of unknown length
+    /// stops past it and answers 413 `payload_too_large` (a declared length
+    /// is judged by the core before forwarding).
+    pub max_body_bytes: Option<u64>,
     /// The credentials came in `Authorization`: it is not passed on.
     pub(crate) drop_authorization: bool,
     /// Protocols the route lets a client switch to (lower case).

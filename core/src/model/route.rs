@@ -55,6 +55,10 @@ pub struct Route {
     /// of `settings.ipBlock`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_block: Vec<String>,
+    /// Largest request body, in bytes (413 `payload_too_large` beyond it);
+    /// unset: `settings.maxRequestBodyBytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
     /// Answer with a redirect instead of forwarding (after the key and
     /// quota checks, when the route is not public).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +71,34 @@ pub struct Route {
     /// none. Another upgrade is forwarded as a plain request.
     #[serde(default = "websocket_only", skip_serializing_if = "is_websocket_only")]
     pub upgrades: Vec<String>,
+}
+
+impl Default for Route {
+    /// A route as a document that names only its id and paths gets it:
+    /// every other field at its default (enabled, websocket upgrades, no
+    /// targets); for code that builds routes (`Route { id, paths, ..Default::default() }`).
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            name: String::new(),
+            enabled: true,
+            hosts: Vec::new(),
+            paths: Vec::new(),
+            methods: Vec::new(),
+            backend: Backend::default(),
+            public: false,
+            groups: Vec::new(),
+            quota_failure: None,
+            pass_authorization: false,
+            maintenance: false,
+            ip_allow: Vec::new(),
+            ip_block: Vec::new(),
+            max_body_bytes: None,
+            redirect: None,
+            respond: None,
+            upgrades: websocket_only(),
+        }
+    }
 }
 
 fn websocket_only() -> Vec<String> {

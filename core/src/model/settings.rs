@@ -41,6 +41,10 @@ pub struct Settings {
     /// Clients from these networks may call no route.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_block: Vec<String>,
+    /// Largest request body, in bytes, for routes that set none (413
+    /// `payload_too_large` beyond it); unset: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_body_bytes: Option<u64>,
     /// The proxies (load balancers, CDNs) in front of the gateway whose
     /// `X-Forwarded-For` is believed: the client is the last address in it
     /// that is not one of them. Empty: the connection's peer is the client.
@@ -155,6 +159,7 @@ impl Default for Settings {
             maintenance: MaintenanceSettings::default(),
             ip_allow: Vec::new(),
             ip_block: Vec::new(),
+            max_request_body_bytes: None,
             trusted_proxies: Vec::new(),
         }
     }

@@ -136,6 +136,8 @@ pub struct Sent {
     pub attempts: u32,
     /// Request body bytes sent.
     pub bytes_in: u64,
+    /// (In) the largest body to send: past it, the exchange stops.
+    pub max_body: Option<u64>,
 }
 
 /// Streams a request body to the backend, in chunks when `chunked`.
@@ -157,6 +159,9 @@ async fn send_body(
             continue;
         }
         tally.bytes_in += data.len() as u64;
+        if let Some(limit) = tally.max_body.filter(|&l| tally.bytes_in > l) {
+            return Err(UpstreamError::TooLarge(limit));
+        }
         if chunked {
             let mut size = format!("{:x}\r\n", data.len()).into_bytes();
             size.extend_from_slice(&data);

@@ -71,6 +71,8 @@ struct Tally {
     head_us: Option<u64>,
     /// The request is `HEAD`: answers carry no body.
     head_request: bool,
+    /// Request body bytes received so far (chunk framing not counted).
+    body_data: u64,
 }
 
 /// The decided request, as the log phase reads it.
@@ -267,11 +269,18 @@ async fn serve(
 
     // The body: what came with the head goes out with it.
     let mut body = Body::new(framing);
-    match body.scan(buf.filled(), |_| {}) {
+    let mut data = 0u64;
+    match body.scan(buf.filled(), |r| data += r.len() as u64) {
         Ok(n) => {
             out.extend_from_slice(&buf.filled()[..n]);
             buf.consume(n);
             tally.bytes_in += n as u64;
+            tally.body_data = data;
+            if let Some(limit) = forwarding.max_body_bytes.filter(|&l| data > l) {
+                out.clear();
+                let error = GatewayError::PayloadTooLarge { limit };
+                return refuse(io, out, gateway, ctx, error, false, tally).await;
+            }
         }
         Err(e) => {
             out.clear();
@@ -309,8 +318,10 @@ async fn serve(
         Err(Failure::Gateway(error)) => {
             warn_backend_failure(ctx, &error);
             out.clear();
-            // The request was read to its end: the connection can go on.
-            let keep = !client_close && body.done();
+            // The request was read to its end: the connection can go on
+            // (not after a body cut at its limit: its bytes are unread).
+            let cut = matches!(error, GatewayError::PayloadTooLarge { .. });
+            let keep = !client_close && body.done() && !cut;
             return refuse(io, out, gateway, ctx, error, keep, tally).await;
         }
         Err(Failure::Client) => {
@@ -472,9 +483,16 @@ async fn send(
             None => return Err(Failure::Gateway(timed_out(forwarding))),
         }
         if !body.done() {
-            tally.bytes_in +=
-                stream_request_body(client, buf, &mut conn, body, forwarding, timer.as_mut())
-                    .await?;
+            tally.bytes_in += stream_request_body(
+                client,
+                buf,
+                &mut conn,
+                body,
+                forwarding,
+                timer.as_mut(),
+                &mut tally.body_data,
+            )
+            .await?;
         }
         match deadline(
             timer.as_mut(),
@@ -519,6 +537,7 @@ async fn stream_request_body(
     body: &mut Body,
     forwarding: &Forwarding<'_>,
     mut timer: Pin<&mut Sleep>,
+    data: &mut u64,
 ) -> Result<u64, Failure> {
     let mut sent = 0;
     while !body.done() {
@@ -532,8 +551,13 @@ async fn stream_request_body(
             Some(Ok(_)) => {}
         }
         let n = body
-            .scan(buf.filled(), |_| {})
+            .scan(buf.filled(), |r| *data += r.len() as u64)
             .map_err(|_| Failure::Client)?;
+        // A body of unknown length past the route's limit: the backend's
+        // connection is dropped mid-request, the client gets 413.
+        if let Some(limit) = forwarding.max_body_bytes.filter(|&l| *data > l) {
+            return Err(Failure::Gateway(GatewayError::PayloadTooLarge { limit }));
+        }
         let timeout = Duration::from_millis(forwarding.timeout_ms);
         match deadline(
             timer.as_mut(),
@@ -811,6 +835,7 @@ fn upstream_error(forwarding: &Forwarding<'_>, e: UpstreamError) -> GatewayError
         UpstreamError::Exchange(why) => {
             GatewayError::BadGateway(format!("{target} broke the exchange: {why}"))
         }
+        UpstreamError::TooLarge(limit) => GatewayError::PayloadTooLarge { limit },
     }
 }
 
