@@ -295,6 +295,13 @@ fn events(encoder: &mut DescriptorEncoder<'_>, state: &State) -> Result<(), std:
         MetricType::Counter,
     )?;
     ConstCounter::new(state.events.dropped()).encode(dropped)?;
+    let unkept = encoder.encode_descriptor(
+        "komainu_event_log_dropped",
+        "Audit events and alerts the store's event log could not take in time (they are still in the log and the exporters)",
+        None,
+        MetricType::Counter,
+    )?;
+    ConstCounter::new(hub.archive_dropped()).encode(unkept)?;
 
     let statuses = hub.exporters.statuses();
     type Pick = fn(&komainu_core::events::ExporterStatus) -> u64;

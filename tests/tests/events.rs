@@ -1025,6 +1025,8 @@ async fn metrics_parse_and_move_with_calls() {
     );
     assert_eq!(sample(&after, "komainu_config_revision"), 1.0);
     assert!(after.contains("komainu_build_info{"));
+    assert_eq!(sample(&after, "komainu_event_log_dropped_total"), 0.0);
+    assert!(after.contains("komainu_event_log_dropped_total 0"));
     assert!(
         !after.contains("attacker-chosen"),
         "no label from a client's value"
