@@ -274,8 +274,12 @@ pub fn warn_if_uncounted(ctx: &RequestContext) {
     }
 }
 
-/// Logs a backend failure answered with `error` (502, 504).
+/// Logs a backend failure answered with `error` (502, 504); what is not
+/// the backend's fault (a body over the limit) is not logged as one.
 pub fn warn_backend_failure(ctx: &RequestContext, error: &GatewayError) {
+    if error.blame() != komainu_core::error::Blame::Backend {
+        return;
+    }
     tracing::warn!(
         request_id = %ctx.request_id,
         route = ctx.route_id.as_deref().unwrap_or("-"),

@@ -555,3 +555,42 @@ async fn an_h2_client_that_stops_reading_releases_the_backend() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn an_http2_body_of_unknown_length_past_the_limit_is_refused() {
+    use futures_util::stream;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let up = Upstream::start().await;
+    let gw = Komainu::start(&document(&up));
+    komainu_e2e::Admin::new(&gw.admin_base())
+        .call(
+            Method::POST,
+            "/api/routes",
+            serde_json::json!({ "id": "small", "paths": ["/stream"], "hosts": ["small.example"],
+                "public": true, "maxBodyBytes": 10, "backend": { "targets": [{ "url": up.url() }] } }),
+        )
+        .await
+        .expect_status(StatusCode::CREATED);
+    for (pieces, expected) in [(vec![4usize, 4], 200u16), (vec![8, 8], 413)] {
+        let io = TokioIo::new(gw.connect().await);
+        let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .expect("an h2c connection");
+        tokio::spawn(conn);
+        // A stream of frames: no length is declared, the gateway counts.
+        let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = pieces
+            .iter()
+            .map(|&n| Ok(Frame::data(Bytes::from(vec![b'x'; n]))))
+            .collect();
+        // HTTP/2: the host is the URI's authority.
+        let request = http::Request::post("http://small.example/stream")
+            .body(StreamBody::new(stream::iter(frames)))
+            .unwrap();
+        assert!(request.headers().get("content-length").is_none());
+        let response = send.send_request(request).await.expect("an answer");
+        assert_eq!(response.status().as_u16(), expected, "{pieces:?}");
+    }
+}
