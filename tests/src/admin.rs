@@ -60,6 +60,21 @@ impl Admin {
         reply
     }
 
+    /// Creates an entity (`POST path`), which must answer 201; its JSON.
+    pub async fn create(&self, path: &str, entity: serde_json::Value) -> serde_json::Value {
+        let r = self.call(http::Method::POST, path, entity).await;
+        r.expect_status(http::StatusCode::CREATED);
+        r.json()
+    }
+
+    /// Creates an API key and returns the secret generated for it.
+    pub async fn create_key(&self, key: serde_json::Value) -> String {
+        self.create("/api/apikeys", key).await["clientSecret"]
+            .as_str()
+            .expect("a generated secret")
+            .to_owned()
+    }
+
     /// Calls `method path` with a JSON body (`Null`: no body).
     pub async fn call(&self, method: Method, path: &str, body: serde_json::Value) -> Reply {
         let body = if body.is_null() {

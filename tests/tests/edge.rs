@@ -44,25 +44,10 @@ async fn the_worker_keeps_audit_events_and_alerts_and_continues_traces() {
     let up = Upstream::start().await;
     let worker = tokio::task::spawn_blocking(Worker::start).await.unwrap();
     let admin = Admin::new(&worker.admin_base());
-    admin
-        .call(
-            Method::POST,
-            "/api/routes",
-            json!({ "id": "metered", "paths": ["/metered"], "backend": { "targets": [{ "url": up.url() }] } }),
-        )
-        .await
-        .expect_status(StatusCode::CREATED);
+    admin.create("/api/routes", json!({ "id": "metered", "paths": ["/metered"], "backend": { "targets": [{ "url": up.url() }] } })).await;
     let secret = admin
-        .call(
-            Method::POST,
-            "/api/apikeys",
-            json!({ "clientId": "w", "routes": ["metered"], "quotas": { "perDay": 2 } }),
-        )
-        .await
-        .json()["clientSecret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .create_key(json!({ "clientId": "w", "routes": ["metered"], "quotas": { "perDay": 2 } }))
+        .await;
     let c = Client::default();
     let headers = [
         ("komainu-client-id", "w"),
@@ -155,14 +140,7 @@ async fn the_worker_sends_each_requests_events_to_webhooks_after_the_answer() {
     let receiver = Receiver::start(Mode::Accept).await;
     let worker = tokio::task::spawn_blocking(Worker::start).await.unwrap();
     let admin = Admin::new(&worker.admin_base());
-    admin
-        .call(
-            Method::POST,
-            "/api/routes",
-            json!({ "id": "open", "paths": ["/open"], "public": true, "backend": { "targets": [{ "url": up.url() }] } }),
-        )
-        .await
-        .expect_status(StatusCode::CREATED);
+    admin.create("/api/routes", json!({ "id": "open", "paths": ["/open"], "public": true, "backend": { "targets": [{ "url": up.url() }] } })).await;
     let secret = "edge-webhook-secret-0123";
     admin
         .call(

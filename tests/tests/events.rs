@@ -277,25 +277,10 @@ async fn the_store_going_away_and_coming_back_are_alerts() {
     let up = Upstream::start().await;
     let gw = Komainu::start_shared(&redis.url(), &[]);
     let admin = Admin::new(&gw.admin_base());
-    admin
-        .call(
-            Method::POST,
-            "/api/routes",
-            json!({ "id": "api", "paths": ["/api"], "backend": { "targets": [{ "url": up.url() }] } }),
-        )
-        .await
-        .expect_status(StatusCode::CREATED);
+    admin.create("/api/routes", json!({ "id": "api", "paths": ["/api"], "backend": { "targets": [{ "url": up.url() }] } })).await;
     let secret = admin
-        .call(
-            Method::POST,
-            "/api/apikeys",
-            json!({ "clientId": "k", "routes": ["api"], "quotas": { "perDay": 1000 } }),
-        )
-        .await
-        .json()["clientSecret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .create_key(json!({ "clientId": "k", "routes": ["api"], "quotas": { "perDay": 1000 } }))
+        .await;
     let headers = [
         ("komainu-client-id", "k"),
         ("komainu-client-secret", secret.as_str()),
