@@ -9,23 +9,25 @@ step() { printf '\n==> %s\n' "$*"; }
 step "edge toolchain: wasm32 target, worker-build, wasm-bindgen-cli, wrangler + Miniflare (skipped when present)"
 ./scripts/edge-setup.sh
 
-step "redis-server (the Redis store tests run a real one), openssl (the https backend test makes a certificate), promtool (Debian's prometheus: it parses /metrics)"
+step "redis-server (the Redis store tests run a real one), openssl (the https backend test makes a certificate), promtool (Debian's prometheus: it parses /metrics), chromium (the UI's browser tests)"
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
       || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; }
   else
-    echo "missing ${need[*]} and apt-get is not available: install Redis 7 or newer, openssl and prometheus (promtool)" >&2
+    echo "missing ${need[*]} and apt-get is not available: install Redis 7 or newer, openssl, prometheus (promtool) and chromium" >&2
     exit 1
   fi
 fi
 redis-server --version
 promtool --version | head -1
+chromium --version 2>/dev/null | tail -1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

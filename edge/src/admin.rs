@@ -3,7 +3,8 @@
 
 use futures_util::StreamExt as _;
 use komainu_core::admin::{
-    self, admin_key_index, AdminContext, AdminError, AdminRequest, DEFAULT_MAX_BODY_BYTES,
+    self, admin_key_index, AdminAuth, AdminContext, AdminError, AdminRequest, SessionKey,
+    DEFAULT_MAX_BODY_BYTES,
 };
 use komainu_core::model::AdminKey;
 use worker::{Context, Env, Request, Response, Result};
@@ -51,10 +52,24 @@ pub async fn handle(
     // A key given in clear compiles whatever the deployment key.
     let admin_keys =
         admin_key_index(&admin_key, None).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    // Sessions are signed with a key derived from the deployment key, or,
+    // without one, from the admin key's own secret: every isolate derives
+    // the same, and changing the admin key ends every session.
+    let sessions = match (&sealing, settings.admin_key.as_deref()) {
+        (Some(key), _) => Some(SessionKey::from_deployment_key(key)),
+        (None, Some(pair)) => Some(SessionKey::from_material(pair.as_bytes())),
+        (None, None) => None,
+    };
+    let auth = AdminAuth {
+        keys: &admin_keys,
+        sessions: sessions.as_ref(),
+    };
     let parts = head::parts_of(&req)?;
     // No body is read for a caller without valid credentials.
     if !admin::is_public(&path) {
-        if let Err(error) = admin::authenticate_admin(&admin_keys, &parts.headers, now_ms()) {
+        if let Err(error) =
+            admin::authenticate_admin(&auth, &parts.method, &parts.headers, now_ms())
+        {
             return error_response(&error);
         }
     }
@@ -83,7 +98,9 @@ pub async fn handle(
         config: &config,
         counters: &DoCounterStore { env },
         events: &events,
-        admin_keys: &admin_keys,
+        auth,
+        deployment: "worker",
+        proxy_port: None,
         claim_secret: claim_secret.as_bytes(),
         sealing: sealing.as_ref(),
         live_revision: live::revision(),
@@ -96,6 +113,7 @@ pub async fn handle(
         path: &path,
         query: url.query(),
         headers: &parts.headers,
+        https: url.scheme() == "https",
         body: &body,
     };
     let reply = admin::handle(&ctx, &request).await;
@@ -121,5 +139,30 @@ fn error_response(error: &AdminError) -> Result<Response> {
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
+    admin::ui::secure_headers(response.headers_mut());
     head::core_response(response)
+}
+
+/// The web UI's files under the admin path (`{admin_path}/`), or `None`
+/// when `rest` (what follows the admin path) is not one of them.
+pub fn ui(req: &Request, rest: &str, settings: &Settings) -> Option<Result<Response>> {
+    let method = match req.method() {
+        worker::Method::Get => http::Method::GET,
+        worker::Method::Head => http::Method::HEAD,
+        _ => http::Method::POST,
+    };
+    if rest.is_empty() {
+        // `/_komainu` → `/_komainu/`: the UI's relative links need the slash.
+        let headers = worker::Headers::new();
+        let location = format!("{}/", settings.admin_path);
+        return Some(
+            headers
+                .set("location", &location)
+                .and_then(|_| Ok(Response::empty()?.with_status(308).with_headers(headers))),
+        );
+    }
+    let response = admin::ui::respond(&method, rest)?;
+    Some(head::core_response(
+        response.map(|b| String::from_utf8_lossy(b).into_owned()),
+    ))
 }

@@ -2,7 +2,9 @@
 //! Worker's log (`wrangler tail`, Workers Logs); audit events and alerts
 //! are also kept in the configuration Durable Object's event log (shared
 //! with every isolate, read by `GET /api/events`); webhook exporters get
-//! the events of each request after its answer (`waitUntil`).
+//! the events of each request after its answer (`waitUntil`). Each isolate
+//! also keeps the last [`RECENT`] events it emitted (request events
+//! included), which `GET /api/events` adds when answered by that isolate.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -10,7 +12,9 @@ use std::pin::pin;
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use komainu_core::events::{webhook, Event, EventSink, LogEntry, TypeFilter};
+use komainu_core::events::{
+    webhook, Event, EventQuery, EventSink, LogEntry, NotOffered, TypeFilter,
+};
 use komainu_core::model::ExporterKind;
 use komainu_core::store::ConfigStore as _;
 use komainu_core::Gateway;
@@ -24,6 +28,23 @@ pub const SOURCE: &str = "/komainu/worker";
 
 /// Most attempts at one webhook delivery from the edge.
 const ATTEMPTS: u32 = 3;
+
+/// How many of its recent events an isolate keeps.
+pub const RECENT: usize = 500;
+
+/// An event this isolate emitted, with what queries filter on.
+struct Recent {
+    kind: Cow<'static, str>,
+    route: Option<String>,
+    key: Option<String>,
+    json: String,
+}
+
+thread_local! {
+    /// This isolate's recent events, oldest first (a Worker isolate runs
+    /// one thread).
+    static RING: RefCell<std::collections::VecDeque<Recent>> = const { RefCell::new(std::collections::VecDeque::new()) };
+}
 
 /// One event as emitted: its type and its CloudEvents JSON.
 struct Emitted {
@@ -48,10 +69,35 @@ impl EventSink for EdgeEvents {
                 .borrow_mut()
                 .push(LogEntry::with_json(&event, &json));
         }
-        self.emitted.borrow_mut().push(Emitted {
-            kind: event.type_name(),
-            json,
+        let kind = event.type_name();
+        RING.with(|ring| {
+            let mut ring = ring.borrow_mut();
+            if ring.len() == RECENT {
+                ring.pop_front();
+            }
+            ring.push_back(Recent {
+                kind: kind.clone(),
+                route: event.route().map(str::to_owned),
+                key: event.key().map(str::to_owned),
+                json: json.clone(),
+            });
         });
+        self.emitted.borrow_mut().push(Emitted { kind, json });
+    }
+
+    fn recent(&self, query: &EventQuery) -> Result<Vec<String>, NotOffered> {
+        Ok(RING.with(|ring| {
+            let ring = ring.borrow();
+            let mut found: Vec<String> = ring
+                .iter()
+                .rev()
+                .filter(|r| query.accepts_parts(&r.kind, r.route.as_deref(), r.key.as_deref()))
+                .take(query.limit)
+                .map(|r| r.json.clone())
+                .collect();
+            found.reverse();
+            found
+        }))
     }
 }
 

@@ -42,14 +42,16 @@ use worker::{event, Context, Env, Request, Response, Result};
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let settings = settings::Settings::from_env(&env);
     let path = req.path();
-    let is_admin = path
-        .strip_prefix(settings.admin_path.as_str())
-        .is_some_and(|rest| rest == "/api" || rest.starts_with("/api/"));
+    let rest = path.strip_prefix(settings.admin_path.as_str());
+    let is_admin = rest.is_some_and(|rest| rest == "/api" || rest.starts_with("/api/"));
     if is_admin {
-        admin::handle(req, &env, &settings, &ctx).await
-    } else {
-        proxy::handle(req, &env, &settings, &ctx).await
+        return admin::handle(req, &env, &settings, &ctx).await;
     }
+    // The web UI: its own files under the admin path, nothing else.
+    if let Some(answer) = rest.and_then(|rest| admin::ui(&req, rest, &settings)) {
+        return answer;
+    }
+    proxy::handle(req, &env, &settings, &ctx).await
 }
 
 /// Now, in Unix milliseconds, from the platform.

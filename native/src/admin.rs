@@ -23,19 +23,36 @@ const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 /// Admin response bodies: whole, or an event stream.
 pub type AdminBody = Either<Full<Bytes>, EventStream>;
 
-/// Handles one admin request.
+/// Handles one admin request. Every answer carries the UI's protections
+/// (CSP, no framing, no sniffing): the UI and the API share the origin.
 pub async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<AdminBody>, Infallible> {
+    let Ok(mut response) = answer(state, req, peer).await;
+    admin::ui::secure_headers(response.headers_mut());
+    Ok(response)
+}
+
+async fn answer(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<AdminBody>, Infallible> {
     let path = req.uri().path();
+    // The web UI's files: public, none holds a secret.
+    if let Some(response) = admin::ui::respond(req.method(), path) {
+        return Ok(response.map(|b| Either::Left(Full::new(Bytes::from_static(b)))));
+    }
     let metrics = path == "/metrics";
     let stream = path.trim_end_matches('/') == "/api/events/stream";
     // No body is read for a caller without valid credentials.
     let open = admin::is_public(path) || (metrics && state.metrics_open);
     if !open {
-        if let Err(error) = admin::authenticate_admin(&state.admin_keys, req.headers(), now_ms()) {
+        if let Err(error) =
+            admin::authenticate_admin(&state.auth(), req.method(), req.headers(), now_ms())
+        {
             return Ok(error_response(&error).map(Either::Left));
         }
     }
@@ -172,6 +189,30 @@ async fn handle_api(
             return response;
         }
     };
+    if parts.uri.path().trim_end_matches('/') == "/api/try" {
+        if parts.method != http::Method::POST {
+            let mut response = error_response(&AdminError::method_not_allowed(
+                "POST",
+                "/api/try answers POST",
+            ));
+            response
+                .headers_mut()
+                .insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+            return response;
+        }
+        return match crate::try_it::call(&state, &body).await {
+            Ok(answer) => {
+                let mut response = Response::new(Full::new(Bytes::from(answer.to_string())));
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                admin::ui::secure_headers(response.headers_mut());
+                response
+            }
+            Err(error) => error_response(&error),
+        };
+    }
     let _write_guard = if parts.method == http::Method::GET || parts.method == http::Method::HEAD {
         None
     } else {
@@ -181,7 +222,9 @@ async fn handle_api(
         config: &state.config,
         counters: &state.counters,
         events: &state.events,
-        admin_keys: &state.admin_keys,
+        auth: state.auth(),
+        deployment: "native",
+        proxy_port: Some(state.proxy_addr.port()),
         claim_secret: state.claim_secret.as_bytes(),
         sealing: state.sealing.as_ref(),
         live_revision: state.gateway.load().revision(),
@@ -194,6 +237,7 @@ async fn handle_api(
         path: parts.uri.path(),
         query: parts.uri.query(),
         headers: &parts.headers,
+        https: false,
         body: &body,
     };
     let reply = admin::handle(&ctx, &request).await;
@@ -212,5 +256,6 @@ fn error_response(error: &AdminError) -> Response<Full<Bytes>> {
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
+    admin::ui::secure_headers(response.headers_mut());
     response
 }

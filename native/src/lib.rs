@@ -37,5 +37,6 @@ pub mod serve;
 pub mod state;
 pub mod store;
 pub mod tls;
+pub mod try_it;
 pub mod upstream;
 pub mod workers;

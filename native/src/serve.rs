@@ -59,6 +59,8 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         counters,
         admin_keys: admin::admin_key_index(&prepared.admin_keys, sealing.as_ref())
             .map_err(|e| format!("invalid admin keys in the store: {e}"))?,
+        sessions: session_key(sealing.as_ref())?,
+        proxy_addr,
         claim_secret: prepared.claim_secret,
         sealing,
         events,
@@ -134,9 +136,10 @@ fn announce(
     let version = env!("CARGO_PKG_VERSION");
     println!("komainu {version}: proxy listening on http://{proxy}");
     println!("komainu {version}: admin listening on http://{admin}");
+    println!("komainu {version}: web UI at http://{admin}/");
     if let Some(key) = new_admin_key {
         println!(
-            "komainu: admin key (shown once, stored hashed): {key}\n         use it as --admin-key / KOMAINU_ADMIN_KEY, or: curl -u '{key}' http://{admin}/api/routes"
+            "komainu: admin key (shown once, stored hashed): {key}\n         log in to the web UI with it, use it as --admin-key / KOMAINU_ADMIN_KEY, or: curl -u '{key}' http://{admin}/api/routes"
         );
     }
     if let Some(secret) = demo_secret {
@@ -294,4 +297,15 @@ async fn wait_for_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
+}
+
+/// The key signing the UI's sessions: derived from the deployment key, so
+/// every instance sharing it accepts the same sessions; without one (a
+/// Redis store and no `--secret-key`), made for this process (a session
+/// then holds on this instance only, until it stops).
+fn session_key(sealing: Option<&SealingKey>) -> Result<admin::SessionKey, String> {
+    Ok(match sealing {
+        Some(key) => admin::SessionKey::from_deployment_key(key),
+        None => admin::SessionKey::from_material(&crate::random::secret_bytes()?),
+    })
 }

@@ -24,6 +24,10 @@ pub struct State {
     pub counters: CounterStoreKind,
     /// Admin API keys.
     pub admin_keys: KeyIndex,
+    /// Where the proxy listens (for the UI's Try it, and its calls to show).
+    pub proxy_addr: std::net::SocketAddr,
+    /// Signs the web UI's sessions.
+    pub sessions: komainu_core::admin::SessionKey,
     /// The secret signing claims (to compile new configurations).
     pub claim_secret: String,
     /// The deployment key sealing secrets at rest, if any.
@@ -46,6 +50,14 @@ pub struct State {
 }
 
 impl State {
+    /// What admin calls are checked against.
+    pub fn auth(&self) -> komainu_core::admin::AdminAuth<'_> {
+        komainu_core::admin::AdminAuth {
+            keys: &self.admin_keys,
+            sessions: Some(&self.sessions),
+        }
+    }
+
     /// Swaps in a newly compiled gateway, unless a newer one is already live
     /// (two admin changes finishing out of order). The new revision takes
     /// over the counters, and its arrival is an alert (`revision_applied`).

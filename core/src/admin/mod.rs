@@ -19,13 +19,16 @@ pub mod events;
 #[cfg(test)]
 mod openapi_tests;
 mod patch;
+pub mod session;
 mod transfer;
+pub mod ui;
 
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde::Serialize;
 
 pub use error::AdminError;
 pub use patch::merge_patch;
+pub use session::{AdminAuth, Proof, SessionKey};
 
 use crate::auth::{credentials, KeyIndex};
 use crate::events::{AuditEvent, Event, EventData, EventSink};
@@ -45,8 +48,14 @@ pub struct AdminContext<'a, S, C, E> {
     pub counters: &'a C,
     /// Where audit events go.
     pub events: &'a E,
-    /// The admin keys allowed to call the API.
-    pub admin_keys: &'a KeyIndex,
+    /// The admin keys allowed to call the API, and the key of the
+    /// browser sessions they open.
+    pub auth: AdminAuth<'a>,
+    /// Which deployment answers: `native` or `worker` (for the UI).
+    pub deployment: &'static str,
+    /// The proxy listener's port when it is not the admin API's origin
+    /// (natively), so that the UI can show calls to make; `None` at the edge.
+    pub proxy_port: Option<u16>,
     /// The secret signing claims (to compile new configurations).
     pub claim_secret: &'a [u8],
     /// The deployment key sealing secrets at rest, if this deployment has one.
@@ -71,6 +80,9 @@ pub struct AdminRequest<'a> {
     pub query: Option<&'a str>,
     /// Headers (for the admin credentials).
     pub headers: &'a HeaderMap,
+    /// Whether the request came over https (session cookies are then
+    /// `Secure`; `X-Forwarded-Proto: https` says so too).
+    pub https: bool,
     /// Body.
     pub body: &'a [u8],
 }
@@ -157,6 +169,8 @@ async fn route<S: ConfigStore, C: CounterStore, E: EventSink>(
                 &serde_json::json!({
                     "status": "ok",
                     "revision": ctx.live_revision,
+                    "deployment": ctx.deployment,
+                    "proxyPort": ctx.proxy_port,
                 }),
             )),
             _ => Err(AdminError::method_not_allowed(
@@ -165,13 +179,17 @@ async fn route<S: ConfigStore, C: CounterStore, E: EventSink>(
             )),
         };
     }
-    let actor = authenticate(ctx, req)?;
+    let proof = authenticate_admin(&ctx.auth, req.method, req.headers, ctx.now_ms)?;
     let op = Op {
         ctx,
         req,
-        actor: &actor,
+        actor: proof.actor(),
     };
     match (segments.as_slice(), req.method) {
+        (["session"], _) => session_endpoint(ctx, req, &proof),
+        (["try"], _) => Err(AdminError::not_offered(
+            "this deployment makes no call for the UI: on the Worker, the page calls the gateway itself (same origin)",
+        )),
         (["openapi.json"], &Method::GET) => Ok(AdminReply {
             response: json_response(StatusCode::OK, OPENAPI.to_owned()),
             applied: None,
@@ -218,11 +236,66 @@ async fn route<S: ConfigStore, C: CounterStore, E: EventSink>(
     }
 }
 
-fn authenticate<S, C, E>(
+/// `/api/session`: log in (`POST`, with the admin key), who is logged in
+/// (`GET`), log out (`DELETE`).
+fn session_endpoint<S, C, E>(
     ctx: &AdminContext<'_, S, C, E>,
     req: &AdminRequest<'_>,
-) -> Result<String, AdminError> {
-    authenticate_admin(ctx.admin_keys, req.headers, ctx.now_ms)
+    proof: &Proof,
+) -> Result<AdminReply, AdminError> {
+    let secure = session::is_https(req.headers, req.https);
+    let describe = |s: &session::Session, key: &SessionKey| {
+        serde_json::json!({
+            "actor": s.actor,
+            "via": "session",
+            "expiresAt": crate::time::format_rfc3339(s.expires_ms),
+            "csrfToken": s.csrf_token(key),
+            "deployment": ctx.deployment,
+        })
+    };
+    let with_cookie = |mut reply: AdminReply, value: HeaderValue| {
+        reply
+            .response
+            .headers_mut()
+            .insert(header::SET_COOKIE, value);
+        reply
+    };
+    match (req.method, proof) {
+        (&Method::GET | &Method::HEAD, Proof::Session(s)) => {
+            let key = ctx.auth.sessions.ok_or_else(no_sessions)?;
+            Ok(ok(StatusCode::OK, &describe(s, key)))
+        }
+        (&Method::GET | &Method::HEAD, Proof::Key(id)) => Ok(ok(
+            StatusCode::OK,
+            &serde_json::json!({"actor": id, "via": "key", "deployment": ctx.deployment}),
+        )),
+        (&Method::POST, Proof::Key(id)) => {
+            let key = ctx.auth.sessions.ok_or_else(no_sessions)?;
+            let s = session::Session::start(id, ctx.now_ms, &ctx.random);
+            let cookie = session::set_cookie(Some(&s.token(key)), ctx.base_path, secure);
+            Ok(with_cookie(ok(StatusCode::CREATED, &describe(&s, key)), cookie))
+        }
+        (&Method::POST, Proof::Session(_)) => Err(AdminError::bad_request(
+            "",
+            "a session is opened with the admin key (Komainu-Client-Id/Komainu-Client-Secret, or Basic), not with another session",
+        )),
+        (&Method::DELETE, _) => {
+            let mut reply = ok(StatusCode::OK, &serde_json::json!({"loggedOut": true}));
+            reply.response.headers_mut().insert(
+                header::SET_COOKIE,
+                session::set_cookie(None, ctx.base_path, secure),
+            );
+            Ok(reply)
+        }
+        _ => Err(AdminError::method_not_allowed(
+            "GET, POST, DELETE",
+            "/api/session answers GET (who is logged in), POST (log in with the admin key) and DELETE (log out)",
+        )),
+    }
+}
+
+fn no_sessions() -> AdminError {
+    AdminError::not_offered("this deployment has no session key: browser sessions are not offered")
 }
 
 /// Whether `path` (from `/api` on) answers without credentials: health.
@@ -230,24 +303,33 @@ pub fn is_public(path: &str) -> bool {
     path.trim_end_matches('/') == "/api/health"
 }
 
-/// The admin key proven by `headers`, or the 401 to answer. Adapters call
-/// it before reading a request body, so that a caller without valid
-/// credentials makes the gateway read nothing but a head.
+/// Who the caller is (an admin key sent with the request, or a browser
+/// session), or the 401 (403 for a session's write without its CSRF value)
+/// to answer. Adapters call it before reading a request body, so that a
+/// caller without valid credentials makes the gateway read nothing but a
+/// head.
 pub fn authenticate_admin(
-    keys: &KeyIndex,
+    auth: &AdminAuth<'_>,
+    method: &Method,
     headers: &HeaderMap,
     now_ms: u64,
-) -> Result<String, AdminError> {
-    const HOW: &str = "send the admin key as Komainu-Client-Id/Komainu-Client-Secret headers, Basic, or a Bearer JWT";
-    let found = credentials::extract(headers)
-        .map_err(|e| AdminError::unauthorized(e.to_string()))?
-        .ok_or_else(|| {
-            AdminError::unauthorized(format!("the admin API needs an admin key: {HOW}"))
-        })?;
-    let key = keys
+) -> Result<Proof, AdminError> {
+    const HOW: &str = "send the admin key as Komainu-Client-Id/Komainu-Client-Secret headers, Basic, or a Bearer JWT, or log in (POST /api/session)";
+    let found =
+        credentials::extract(headers).map_err(|e| AdminError::unauthorized(e.to_string()))?;
+    let Some(found) = found else {
+        return match session::from_request(auth, method, headers, now_ms)? {
+            Some(session) => Ok(Proof::Session(session)),
+            None => Err(AdminError::unauthorized(format!(
+                "the admin API needs an admin key: {HOW}"
+            ))),
+        };
+    };
+    let key = auth
+        .keys
         .authenticate(&found, now_ms)
         .map_err(|_| AdminError::unauthorized(format!("invalid admin credentials: {HOW}")))?;
-    Ok(key.client_id.to_string())
+    Ok(Proof::Key(key.client_id.to_string()))
 }
 
 /// One authenticated admin operation.
@@ -305,6 +387,47 @@ impl<S: ConfigStore, C: CounterStore, E: EventSink> Op<'_, S, C, E> {
         self.commit_with(false, change).await
     }
 
+    /// `change` applied to `current`: the next document (revision bumped,
+    /// validated, secrets sealed), what the change did, and the compiled
+    /// gateway. Nothing is saved.
+    fn apply<T>(
+        &self,
+        current: &Document,
+        change: &impl Fn(&mut Document) -> Result<Change<T>, AdminError>,
+    ) -> Result<(Document, Change<T>, Gateway), AdminError> {
+        let mut next = current.clone();
+        let change_made = change(&mut next)?;
+        next.revision = current.revision + 1;
+        let refused = |e| {
+            AdminError::invalid(relative_to(
+                e,
+                change_made.focus.as_deref(),
+                &change_made.renames,
+            ))
+        };
+        // Clear secrets are judged before they are sealed away.
+        next.validate().map_err(refused)?;
+        next.seal_secrets(self.ctx.sealing);
+        let gateway =
+            Gateway::compile(&next, self.ctx.claim_secret, self.ctx.sealing).map_err(refused)?;
+        Ok((next, change_made, gateway))
+    }
+
+    /// What [`Op::commit`] would change, as the difference between the
+    /// stored document and the next one; nothing is saved and no event
+    /// is emitted.
+    pub(crate) async fn preview<T>(
+        &self,
+        change: impl Fn(&mut Document) -> Result<Change<T>, AdminError>,
+    ) -> Result<(u64, crate::model::Diff), AdminError> {
+        let current = self.load().await?;
+        let (next, _, _) = self.apply(&current, &change)?;
+        Ok((
+            current.revision,
+            crate::model::Diff::between(&next, &current),
+        ))
+    }
+
     /// [`Op::commit`]; `replaces_all`: the change does not depend on what
     /// is stored (a full import), so it may proceed on an emptied store.
     pub(crate) async fn commit_with<T>(
@@ -324,21 +447,7 @@ impl<S: ConfigStore, C: CounterStore, E: EventSink> Op<'_, S, C, E> {
                 )));
             }
             let current = stored.unwrap_or_default();
-            let mut next = current.clone();
-            let change_made = change(&mut next)?;
-            next.revision = current.revision + 1;
-            let refused = |e| {
-                AdminError::invalid(relative_to(
-                    e,
-                    change_made.focus.as_deref(),
-                    &change_made.renames,
-                ))
-            };
-            // Clear secrets are judged before they are sealed away.
-            next.validate().map_err(refused)?;
-            next.seal_secrets(self.ctx.sealing);
-            let gateway = Gateway::compile(&next, self.ctx.claim_secret, self.ctx.sealing)
-                .map_err(refused)?;
+            let (next, change_made, gateway) = self.apply(&current, &change)?;
             match self.ctx.config.save(&next, current.revision).await {
                 Ok(()) => {
                     self.ctx.events.emit(Event::new(
@@ -439,6 +548,7 @@ pub(crate) fn json_response(status: StatusCode, body: String) -> Response<String
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    ui::secure_headers(response.headers_mut());
     response
 }
 

@@ -25,6 +25,7 @@ struct Harness {
     events: Recorder,
     keys: KeyIndex,
     sealing: SealingKey,
+    sessions: SessionKey,
     now_ms: u64,
     calls: std::cell::Cell<u8>,
     live_revision: u64,
@@ -47,6 +48,7 @@ impl Harness {
             )
             .unwrap(),
             sealing: SealingKey::from_text("the-admin-tests-deployment-key-0123456789").unwrap(),
+            sessions: SessionKey::from_material(b"the admin tests' sessions"),
             now_ms: 1_790_000_000_000,
             calls: std::cell::Cell::new(0),
             live_revision: 0,
@@ -63,6 +65,16 @@ impl Harness {
         let mut headers = HeaderMap::new();
         headers.insert("komainu-client-id", "ops".parse().unwrap());
         headers.insert("komainu-client-secret", secret.parse().unwrap());
+        self.call_with(method, path, headers, body)
+    }
+
+    fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: HeaderMap,
+        body: Value,
+    ) -> (StatusCode, Value, AdminReply) {
         let body = if body.is_null() {
             Vec::new()
         } else {
@@ -76,7 +88,12 @@ impl Harness {
             config: &self.config,
             counters: &self.counters,
             events: &self.events,
-            admin_keys: &self.keys,
+            auth: AdminAuth {
+                keys: &self.keys,
+                sessions: Some(&self.sessions),
+            },
+            deployment: "native",
+            proxy_port: None,
             claim_secret: b"claim",
             sealing: Some(&self.sealing),
             live_revision: self.live_revision,
@@ -92,6 +109,7 @@ impl Harness {
             path,
             query,
             headers: &headers,
+            https: false,
             body: &body,
         };
         let reply = block_on(handle(&ctx, &req));
@@ -396,4 +414,109 @@ fn a_merge_import_keeps_the_settings_it_does_not_name() {
         QuotaFailure::Closed,
         "not named, kept"
     );
+}
+
+#[test]
+fn a_session_opened_with_the_admin_key_reads_and_writes_with_its_csrf_value() {
+    let h = Harness::new();
+    let (status, json, reply) =
+        h.call_as("admin-secret", Method::POST, "/api/session", Value::Null);
+    assert_eq!(status, StatusCode::CREATED, "{json}");
+    let cookie = reply.response.headers()[http::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("komainu_session=")
+        .unwrap()
+        .to_owned();
+    let csrf = json["csrfToken"].as_str().unwrap().to_owned();
+    let with_cookie = |csrf: Option<&str>| {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::COOKIE,
+            format!("komainu_session={token}").parse().unwrap(),
+        );
+        if let Some(csrf) = csrf {
+            headers.insert("komainu-csrf", csrf.parse().unwrap());
+        }
+        headers
+    };
+    let (status, json, _) =
+        h.call_with(Method::GET, "/api/session", with_cookie(None), Value::Null);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["actor"], "ops");
+    assert_eq!(json["csrfToken"], csrf.as_str());
+    let (status, _, _) = h.call_with(Method::GET, "/api/routes", with_cookie(None), Value::Null);
+    assert_eq!(status, StatusCode::OK);
+    // A write without the CSRF value (or with another one): refused, nothing stored.
+    let route = json!({"id": "r", "paths": ["/r"], "backend": {"targets": [{"url": "http://127.0.0.1:9"}]}});
+    for bad in [None, Some("not-the-value")] {
+        let (status, json, _) =
+            h.call_with(Method::POST, "/api/routes", with_cookie(bad), route.clone());
+        assert_eq!(status, StatusCode::FORBIDDEN, "{json}");
+        assert_eq!(json["error"], "csrf");
+        assert!(h.stored().is_none());
+    }
+    let (status, json, _) =
+        h.call_with(Method::POST, "/api/routes", with_cookie(Some(&csrf)), route);
+    assert_eq!(status, StatusCode::CREATED, "{json}");
+    // The audit event names the admin key the session came from.
+    assert!(h.events.0.lock().unwrap().iter().any(|e| matches!(
+        &e.data, EventData::Audit(a) if a.actor == "ops" && a.action == "route.create"
+    )));
+    // Logging out clears the cookie.
+    let (status, _, reply) = h.call_with(
+        Method::DELETE,
+        "/api/session",
+        with_cookie(Some(&csrf)),
+        Value::Null,
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert!(reply.response.headers()[http::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+}
+
+#[test]
+fn a_session_ends_with_its_time_and_is_refused_when_forged() {
+    let mut h = Harness::new();
+    let (_, _, reply) = h.call_as("admin-secret", Method::POST, "/api/session", Value::Null);
+    let cookie = reply.response.headers()[http::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let headers = |cookie: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::COOKIE, cookie.parse().unwrap());
+        headers
+    };
+    // Signed with another key: refused.
+    let forged = session::Session::start("ops", h.now_ms, &[9; 32])
+        .token(&SessionKey::from_material(b"someone else's"));
+    let (status, json, _) = h.call_with(
+        Method::GET,
+        "/api/routes",
+        headers(&format!("komainu_session={forged}")),
+        Value::Null,
+    );
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{json}");
+    // Past its lifetime: refused.
+    h.now_ms += session::LIFETIME_MS;
+    let (status, _, _) = h.call_with(Method::GET, "/api/routes", headers(&cookie), Value::Null);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A session cannot open another one, and no cookie is no access.
+    let (status, _, _) = h.call_with(Method::GET, "/api/routes", HeaderMap::new(), Value::Null);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -47,78 +47,99 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
         // A replacement must stand on its own: validate it as sent.
         incoming.validate().map_err(AdminError::invalid)?;
     }
-    let committed = op
-        .commit_with(!merge, |doc| {
-            let mut renames = Vec::new();
-            if merge {
-                upsert(
-                    &mut doc.groups,
-                    &incoming.groups,
-                    |g| &g.id,
-                    "groups",
-                    &mut renames,
-                );
-                upsert(
-                    &mut doc.routes,
-                    &incoming.routes,
-                    |r| &r.id,
-                    "routes",
-                    &mut renames,
-                );
-                upsert(
-                    &mut doc.apikeys,
-                    &incoming.apikeys,
-                    |k| &k.client_id,
-                    "apikeys",
-                    &mut renames,
-                );
-                upsert(
-                    &mut doc.exporters,
-                    &incoming.exporters,
-                    |e| &e.id,
-                    "exporters",
-                    &mut renames,
-                );
-                if let Some(patch) = &settings_patch {
-                    let mut settings = serde_json::to_value(&doc.settings)
-                        .map_err(|e| AdminError::bad_request("settings", e.to_string()))?;
-                    super::merge_patch(&mut settings, patch);
-                    doc.settings = serde_path_to_error::deserialize(settings).map_err(|e| {
-                        let mut errors = ValidationErrors::from_serde(e);
-                        for error in &mut errors.0 {
-                            error.field = format!("settings.{}", error.field);
-                        }
-                        AdminError::invalid(errors)
-                    })?;
-                }
-            } else {
-                doc.groups = incoming.groups.clone();
-                doc.routes = incoming.routes.clone();
-                doc.apikeys = incoming.apikeys.clone();
-                doc.exporters = incoming.exporters.clone();
-                doc.settings = incoming.settings.clone();
+    let dry_run = match op.query("dryRun") {
+        None | Some("false") => false,
+        Some("true" | "") => true,
+        Some(other) => {
+            return Err(AdminError::bad_request(
+                "dryRun",
+                format!("dryRun must be true or false, not \"{other}\""),
+            ))
+        }
+    };
+    let change = |doc: &mut Document| {
+        let mut renames = Vec::new();
+        if merge {
+            upsert(
+                &mut doc.groups,
+                &incoming.groups,
+                |g| &g.id,
+                "groups",
+                &mut renames,
+            );
+            upsert(
+                &mut doc.routes,
+                &incoming.routes,
+                |r| &r.id,
+                "routes",
+                &mut renames,
+            );
+            upsert(
+                &mut doc.apikeys,
+                &incoming.apikeys,
+                |k| &k.client_id,
+                "apikeys",
+                &mut renames,
+            );
+            upsert(
+                &mut doc.exporters,
+                &incoming.exporters,
+                |e| &e.id,
+                "exporters",
+                &mut renames,
+            );
+            if let Some(patch) = &settings_patch {
+                let mut settings = serde_json::to_value(&doc.settings)
+                    .map_err(|e| AdminError::bad_request("settings", e.to_string()))?;
+                super::merge_patch(&mut settings, patch);
+                doc.settings = serde_path_to_error::deserialize(settings).map_err(|e| {
+                    let mut errors = ValidationErrors::from_serde(e);
+                    for error in &mut errors.0 {
+                        error.field = format!("settings.{}", error.field);
+                    }
+                    AdminError::invalid(errors)
+                })?;
             }
-            Ok(Change {
-                renames,
-                focus: None,
-                action: if merge {
-                    "config.merge"
-                } else {
-                    "config.import"
-                }
-                .into(),
-                target: None,
-                before: None,
-                after: Some(serde_json::json!({
-                    "routes": doc.routes.len(),
-                    "apikeys": doc.apikeys.len(),
-                    "groups": doc.groups.len(),
-                    "exporters": doc.exporters.len(),
-                })),
-                result: (doc.routes.len(), doc.apikeys.len(), doc.groups.len()),
-            })
+        } else {
+            doc.groups = incoming.groups.clone();
+            doc.routes = incoming.routes.clone();
+            doc.apikeys = incoming.apikeys.clone();
+            doc.exporters = incoming.exporters.clone();
+            doc.settings = incoming.settings.clone();
+        }
+        Ok(Change {
+            renames,
+            focus: None,
+            action: if merge {
+                "config.merge"
+            } else {
+                "config.import"
+            }
+            .into(),
+            target: None,
+            before: None,
+            after: Some(serde_json::json!({
+                "routes": doc.routes.len(),
+                "apikeys": doc.apikeys.len(),
+                "groups": doc.groups.len(),
+                "exporters": doc.exporters.len(),
+            })),
+            result: (doc.routes.len(), doc.apikeys.len(), doc.groups.len()),
         })
-        .await?;
+    };
+    if dry_run {
+        let (revision, changes) = op.preview(change).await?;
+        return Ok(ok(
+            StatusCode::OK,
+            &serde_json::json!({
+                "dryRun": true,
+                "merged": merge,
+                "revision": revision,
+                "changes": changes,
+            }),
+        ));
+    }
+    let committed = op.commit_with(!merge, change).await?;
     let (routes, apikeys, groups) = committed.result;
     let mut reply = ok(
         StatusCode::OK,

@@ -97,6 +97,7 @@ impl std::fmt::Debug for Verifier {
 pub struct SealingKey {
     cipher: XChaCha20Poly1305,
     nonce_key: SecretHash,
+    derive_key: SecretHash,
     id: String,
 }
 
@@ -144,9 +145,11 @@ impl SealingKey {
         let cipher = XChaCha20Poly1305::new(&master.mac(b"seal").into());
         let nonce_key = SecretHash::from_secret(&master.mac(b"nonce"));
         let id = URL_SAFE_NO_PAD.encode(&master.mac(b"id")[..6]);
+        let derive_key = SecretHash::from_secret(&master.mac(b"derive"));
         Ok(Self {
             cipher,
             nonce_key,
+            derive_key,
             id,
         })
     }
@@ -155,6 +158,13 @@ impl SealingKey {
     /// values and in errors, so that a mismatch is told, not guessed.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// A key for another purpose (`purpose` names it: `admin-session`…),
+    /// derived from this one: every instance given the same deployment key
+    /// derives the same, and nothing derived opens a sealed value.
+    pub fn derive(&self, purpose: &str) -> SecretHash {
+        SecretHash::from_secret(&self.derive_key.mac(purpose.as_bytes()))
     }
 
     /// Seals the HMAC key of `client_id`'s secret.

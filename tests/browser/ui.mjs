@@ -1,0 +1,258 @@
+// The web UI in a real browser: Debian's Chromium, headless, driven by
+// playwright-core, against a running gateway (the native binary or the
+// Worker in workerd). Started by tests/tests/ui.rs, which starts the
+// gateway and a backend and passes:
+//
+//   node tests/browser/ui.mjs '{"ui": "...", "proxy": "http://…", "admin": "id:secret", "backend": "http://…",
+//                               "deployment": "native"|"worker", "shots": "target/ui-screenshots/native"}'
+//
+// Exits non-zero, naming the step, on the first failure. Screenshots of
+// every page land in `shots`; axe-core checks every page for serious or
+// critical accessibility violations.
+
+import assert from "node:assert/strict";
+import { readFile, mkdir } from "node:fs/promises";
+import { createRequire } from "node:module";
+import http from "node:http";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const opts = JSON.parse(process.argv[2]);
+const [adminId, adminSecret] = opts.admin.split(/:(.*)/s);
+const ui = opts.ui.endsWith("/") ? opts.ui : `${opts.ui}/`;
+const uiOrigin = new URL(ui).origin;
+const axeSource = await readFile(require.resolve("axe-core/axe.min.js"), "utf8");
+await mkdir(opts.shots, { recursive: true });
+
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+const browser = await chromium.launch({ executablePath, args: ["--no-sandbox"] });
+const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: uiOrigin });
+const page = await context.newPage();
+const problems = [];
+page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+page.on("console", (m) => {
+  // An error answer (a refused field, a 401 the test provokes) is logged by
+  // the browser as a failed resource: the pages handle those.
+  if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(`console: ${m.text()}`);
+});
+// The CSP (and the other protections) on every response of the UI and its
+// API (at the edge, what the proxied routes answer on the same host is the
+// backends' own).
+const unprotected = [];
+page.on("response", (r) => {
+  if (!r.url().startsWith(ui)) return;
+  const h = r.headers();
+  if (!h["content-security-policy"] || h["x-frame-options"] !== "DENY") unprotected.push(`${r.status()} ${r.url()}`);
+});
+
+let step = "start";
+const shot = (name) => page.screenshot({ path: `${opts.shots}/${name}.png`, fullPage: true });
+async function axe(name) {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(
+    bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`),
+    [],
+    `accessibility of ${name}`,
+  );
+}
+async function visit(hash, name, ready) {
+  await page.goto(`${ui}${hash}`);
+  await page.locator(ready).first().waitFor();
+  await shot(name);
+  await axe(name);
+}
+const apiStatus = (path, init = {}) =>
+  page.evaluate(async ([p, i]) => (await fetch(`api${p}`, i)).status, [path, init]);
+
+try {
+  step = "the login page";
+  await page.goto(ui);
+  await page.getByRole("heading", { name: "Log in" }).waitFor();
+  await shot("login");
+  await axe("login");
+
+  step = "without a session every API call is 401";
+  for (const p of ["/routes", "/apikeys", "/events", "/export", "/session"]) {
+    assert.equal(await apiStatus(p), 401, p);
+  }
+  assert.equal(await apiStatus("/groups", { method: "POST", body: "{\"id\":\"x\"}" }), 401);
+
+  step = "a wrong admin secret is refused";
+  await page.getByLabel("Admin key id").fill(adminId);
+  await page.getByLabel("Secret").fill("not-the-secret");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByText("That admin key was refused").waitFor();
+
+  step = "log in";
+  await page.getByLabel("Secret").fill(adminSecret);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  const cookies = await context.cookies(ui);
+  const session = cookies.find((c) => c.name === "komainu_session");
+  assert.ok(session, "a session cookie");
+  assert.equal(session.httpOnly, true, "HttpOnly");
+  assert.equal(session.sameSite, "Strict", "SameSite=Strict");
+  assert.equal(await page.evaluate(() => document.cookie.includes("komainu_session")), false, "not readable by scripts");
+  assert.equal(await page.evaluate(() => JSON.stringify(localStorage) + JSON.stringify(sessionStorage)).then((s) => s.includes(adminSecret)), false);
+  await page.getByText(opts.deployment === "worker" ? "Cloudflare Worker" : "native binary").waitFor();
+  await shot("overview");
+  await axe("overview");
+
+  step = "create a group";
+  await visit("#/groups", "groups", "h1:has-text('Groups')");
+  await page.getByLabel("Id").fill("shop");
+  await page.getByLabel("Name").fill("The shop");
+  await page.getByRole("button", { name: "Create group" }).click();
+  await page.getByRole("link", { name: "The shop (shop)" }).waitFor();
+
+  step = "a bad field shows its server error inline and nothing is saved";
+  await visit("#/routes/new", "route-new", "h1:has-text('New route')");
+  await page.getByLabel("Id").fill("broken");
+  await page.getByLabel("Paths").fill("no-slash");
+  await page.getByLabel("Backend targets").fill(opts.backend);
+  await page.getByRole("button", { name: "Create route" }).click();
+  const pathsError = page.locator("[data-field=paths] .field-error");
+  await pathsError.waitFor();
+  assert.match(await pathsError.textContent(), /must start with/);
+  assert.equal(await page.getByLabel("Paths").getAttribute("aria-invalid"), "true");
+  await shot("route-error");
+  assert.equal(await apiStatus("/routes/broken"), 404, "nothing saved");
+
+  step = "create a route";
+  await page.getByLabel("Id").fill("orders");
+  await page.getByLabel("Name").fill("Orders");
+  await page.getByLabel("Paths").fill("/orders\n/orders/{*rest}");
+  await page.getByLabel("Groups").fill("shop");
+  await page.getByRole("button", { name: "Create route" }).click();
+  await page.getByRole("heading", { name: "Route orders" }).waitFor();
+  await visit("#/routes", "routes", "a:has-text('Orders (orders)')");
+
+  step = "create a key; the secret is shown once and copied";
+  await visit("#/keys/new", "key-new", "h1:has-text('New API key')");
+  await page.getByLabel("Client id").fill("alice");
+  await page.getByLabel("Name").fill("Alice");
+  await page.getByLabel("Routes it may call").selectOption("orders");
+  await page.getByLabel("Per day").fill("100");
+  await page.getByRole("button", { name: "Create key" }).click();
+  const secretEl = page.locator("#new-secret");
+  await secretEl.waitFor();
+  const secret = (await secretEl.textContent()).trim();
+  assert.ok(secret.length >= 16, "a secret");
+  await page.getByRole("button", { name: "Copy the secret" }).click();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret, "the copied secret");
+  const curlLines = await page.locator("code.line").allTextContents();
+  assert.ok(curlLines.some((l) => l.includes("Komainu-Client-Id: alice") && l.includes(secret)), "curl with the header pair");
+  assert.ok(curlLines.some((l) => l.includes("-u 'alice:")), "curl with Basic");
+  await shot("key-created");
+  await axe("key-created");
+
+  step = "call the route from Try it";
+  await page.getByRole("link", { name: "Try it with this key" }).click();
+  await page.getByRole("heading", { name: "Try it" }).waitFor();
+  assert.equal(await page.getByLabel("API key").inputValue(), "alice");
+  assert.equal(await page.getByLabel("Its secret").inputValue(), secret, "the secret carried over, in memory");
+  await page.getByLabel("Path").fill("/orders/42");
+  await page.getByRole("button", { name: "Send" }).click();
+  await page.getByRole("heading", { name: /^200/ }).waitFor();
+  await page.getByText("komainu-request-id").first().waitFor();
+  await shot("try-it");
+  await axe("try-it");
+
+  step = "the call is in the live events";
+  await visit("#/events", "events", "h1:has-text('Events')");
+  await page.locator("ol.tail li[data-type=request]", { hasText: "/orders/42" }).first().waitFor({ timeout: 15000 });
+  // A new call appears live, without reloading.
+  const live = await fetch(`${opts.proxy}/orders/live`, { headers: { "Komainu-Client-Id": "alice", "Komainu-Client-Secret": secret } });
+  assert.equal(live.status, 200);
+  await page.locator("ol.tail li[data-type=request]", { hasText: "/orders/live" }).first().waitFor({ timeout: 15000 });
+  await shot("events-live");
+  await page.getByRole("tab", { name: "Changes" }).click();
+  await page.locator("table.diff").first().waitFor();
+  await shot("events-audit");
+  await axe("events-audit");
+
+  step = "the key's consumption moved";
+  await visit("#/keys/alice", "key", "h1:has-text('API key')");
+  const dayUsed = page.locator(".usage[data-window=day]");
+  await dayUsed.waitFor();
+  assert.ok(Number(await dayUsed.textContent()) >= 1, "one call counted");
+
+  step = "patch a quota in the JSON tab";
+  await page.getByRole("tab", { name: "JSON" }).click();
+  const json = page.getByLabel("The key as JSON");
+  const key = JSON.parse(await json.inputValue());
+  key.quotas.perDay = 500;
+  await json.fill(JSON.stringify(key, null, 2));
+  await page.getByRole("button", { name: "Save JSON" }).click();
+  await page.getByText("saved: live now").waitFor();
+  const stored = await page.evaluate(async () => (await fetch("api/apikeys/alice")).json());
+  assert.equal(stored.quotas.perDay, 500);
+  await shot("key-json");
+
+  step = "import a document: its difference first, then applied";
+  await visit("#/transfer", "transfer", "h1:has-text('Import / export')");
+  await page.getByLabel("Or paste it").fill(JSON.stringify({ format: 1, groups: [{ id: "imported", name: "Imported" }] }));
+  await page.getByLabel(/^Merge/).check();
+  await page.getByRole("button", { name: "Show the difference" }).click();
+  await page.getByRole("cell", { name: "group imported" }).waitFor();
+  assert.equal(await apiStatus("/groups/imported"), 404, "nothing applied before the button");
+  await shot("transfer-diff");
+  await axe("transfer-diff");
+  await page.getByRole("button", { name: /^Apply 1 change/ }).click();
+  await page.getByText(/^Imported: revision/).first().waitFor();
+  assert.equal(await apiStatus("/groups/imported"), 200);
+
+  step = "the other pages render";
+  await visit("#/exporters", "exporters", "h1:has-text('Exporters')");
+  await visit("#/overview", "overview-later", "h1:has-text('Overview')");
+
+  step = "a write without the CSRF value is refused";
+  assert.equal(await apiStatus("/groups", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{\"id\":\"nocsrf\"}" }), 403);
+  assert.equal(await apiStatus("/groups/nocsrf"), 404);
+
+  step = "a cross-site form post is refused";
+  // A page on another origin posts a form to the admin API: the browser
+  // may attach the cookie (same site, other port), never the CSRF value.
+  const evil = http.createServer((req, res) => {
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end(`<form id=f method=POST action="${ui}api/groups" enctype="text/plain">
+      <input name='{"id":"evil","x":"' value='"}'></form><script>document.getElementById("f").submit()</script>`);
+  });
+  await new Promise((r) => evil.listen(0, "127.0.0.1", r));
+  const evilPage = await context.newPage();
+  await evilPage.goto(`http://localhost:${evil.address().port}/`);
+  await evilPage.waitForLoadState("networkidle").catch(() => {});
+  await evilPage.close();
+  evil.close();
+  assert.equal(await apiStatus("/groups/evil"), 404, "the cross-site post changed nothing");
+
+  step = "a phone-sized screen";
+  await page.setViewportSize({ width: 390, height: 844 });
+  await visit("#/keys", "keys-phone", "h1:has-text('API keys')");
+  await page.setViewportSize({ width: 1280, height: 860 });
+
+  step = "log out; every page refused";
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByRole("heading", { name: "Log in" }).waitFor();
+  for (const p of ["/routes", "/apikeys", "/events", "/session"]) assert.equal(await apiStatus(p), 401, p);
+  // The old cookie, replayed by hand after logout, is not in the browser any more.
+  assert.equal((await context.cookies(ui)).some((c) => c.name === "komainu_session" && c.value), false);
+  await page.goto(`${ui}#/routes`);
+  await page.getByRole("heading", { name: "Log in" }).waitFor();
+  await shot("logged-out");
+
+  step = "security headers on every UI response";
+  assert.deepEqual(unprotected, []);
+  assert.deepEqual(problems, []);
+  console.log(`ui ${opts.deployment}: every step passed; screenshots in ${opts.shots}`);
+} catch (e) {
+  await shot(`failed-${step.replace(/\W+/g, "-")}`).catch(() => {});
+  console.error(`ui ${opts.deployment}: FAILED at "${step}": ${e.stack || e}`);
+  if (problems.length) console.error(problems.join("\n"));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
