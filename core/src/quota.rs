@@ -200,6 +200,15 @@ impl CounterSlots {
         counts
     }
 
+    /// Starts the bumps' windows over: their counts in the current
+    /// periods go back to zero (a period itself never goes back).
+    pub fn reset(&mut self, bumps: &[Bump]) {
+        for b in bumps.iter().take(3) {
+            let (period, _) = self.slot(b);
+            self.0[b.window.index()] = (period, 0);
+        }
+    }
+
     /// Counts a call in every window, or in none when one is spent.
     pub fn acquire(&mut self, bumps: &[Bump]) -> Acquired {
         let mut acquired = Acquired::default();

@@ -52,6 +52,16 @@ impl DurableObject for CounterObject {
                     let acquired = slots.acquire(&call.bumps);
                     (acquired, acquired.admitted.then_some(*slots))
                 }
+                "/reset" => {
+                    slots.reset(&call.bumps);
+                    (
+                        Acquired {
+                            admitted: false,
+                            counts: slots.peek(&call.bumps),
+                        },
+                        Some(*slots),
+                    )
+                }
                 _ => (
                     Acquired {
                         admitted: false,
@@ -128,5 +138,12 @@ impl CounterStore for DoCounterStore<'_> {
             return Ok([0; 3]);
         }
         Ok(self.call("/peek", client_id, bumps).await?.counts)
+    }
+
+    async fn reset(&self, client_id: &str, bumps: &[Bump]) -> std::result::Result<(), StoreError> {
+        if bumps.is_empty() {
+            return Ok(());
+        }
+        self.call("/reset", client_id, bumps).await.map(|_| ())
     }
 }

@@ -30,6 +30,7 @@ const context = await browser.newContext({ viewport: { width: 1280, height: 860 
 await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: uiOrigin });
 const page = await context.newPage();
 const problems = [];
+page.on("dialog", (d) => d.accept()); // the confirmations of deletes and resets
 page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
 page.on("console", (m) => {
   // An error answer (a refused field, a 401 the test provokes) is logged by
@@ -146,6 +147,11 @@ try {
   const curlLines = await page.locator("code.line").allTextContents();
   assert.ok(curlLines.some((l) => l.includes("Komainu-Client-Id: alice") && l.includes(secret)), "curl with the header pair");
   assert.ok(curlLines.some((l) => l.includes("-u 'alice:")), "curl with Basic");
+  const bearerLine = page.locator("code.line", { hasText: "Authorization: Bearer" });
+  await bearerLine.waitFor();
+  const jwt = (await bearerLine.textContent()).match(/Bearer ([\w.-]+)/)[1];
+  const byJwt = await fetch(`${opts.proxy}/orders/jwt`, { headers: { Authorization: `Bearer ${jwt}` } });
+  assert.equal(byJwt.status, 200, "the ready-made Bearer JWT is accepted");
   await shot("key-created");
   await axe("key-created");
 
@@ -180,6 +186,11 @@ try {
   await dayUsed.waitFor();
   assert.ok(Number(await dayUsed.textContent()) >= 1, "one call counted");
 
+  step = "reset the key's consumption";
+  await page.getByRole("button", { name: "Reset consumption" }).click();
+  await page.getByText("Consumption reset.").waitFor();
+  await page.waitForFunction(() => document.querySelector(".usage[data-window=day]")?.textContent === "0");
+
   step = "patch a quota in the JSON tab";
   await page.getByRole("tab", { name: "JSON" }).click();
   const json = page.getByLabel("The key as JSON");
@@ -207,7 +218,20 @@ try {
 
   step = "the other pages render";
   await visit("#/exporters", "exporters", "h1:has-text('Exporters')");
+  step = "the overview's numbers are live";
   await visit("#/overview", "overview-later", "h1:has-text('Overview')");
+  const traffic = setInterval(() => {
+    fetch(`${opts.proxy}/orders/overview`, { headers: { "Komainu-Client-Id": "alice", "Komainu-Client-Secret": secret } }).catch(() => {});
+  }, 100);
+  try {
+    await page.waitForFunction(() => {
+      const values = [...document.querySelectorAll(".tile output")].map((o) => o.textContent);
+      return values.length === 6 && values.slice(0, 4).every((v) => /\d/.test(v));
+    }, null, { timeout: 15000 });
+  } finally {
+    clearInterval(traffic);
+  }
+  await shot("overview-live");
 
   step = "a write without the CSRF value is refused";
   assert.equal(await apiStatus("/groups", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{\"id\":\"nocsrf\"}" }), 403);

@@ -210,6 +210,29 @@ async fn quotas(s: &Server, up: &Upstream) {
     let r = c.get(&s.url("/echo"), &pair("metered")).await;
     r.expect_error(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded");
     assert!(r.header("retry-after").parse::<u64>().is_ok_and(|s| s >= 1));
+
+    // Consumption reset by an admin: the windows start over at once.
+    let r = s
+        .admin()
+        .call(Method::DELETE, "/api/apikeys/metered/quotas", Value::Null)
+        .await;
+    r.expect_status(StatusCode::OK);
+    assert_eq!(r.json()["windows"][0]["used"], 0);
+    let r = c.get(&s.url("/echo"), &pair("metered")).await;
+    r.expect_status(StatusCode::OK);
+    assert_eq!(r.header("komainu-daily-calls-remaining"), "2");
+    let r = s
+        .admin()
+        .call(Method::GET, "/api/events?type=audit", Value::Null)
+        .await;
+    assert!(
+        r.json()["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "io.komainu.audit.apikey.quotas.reset.v1"),
+        "the reset is an audit event"
+    );
 }
 
 async fn upstream_headers_and_claim(s: &Server, up: &Upstream) {

@@ -69,6 +69,17 @@ async fn counter_cases<C: CounterStore>(store: &C) {
         "keys count apart"
     );
 
+    // A reset starts the windows over, for that key alone.
+    store.reset("app", plan.bumps()).await.unwrap();
+    assert_eq!(store.peek("app", plan.bumps()).await.unwrap(), [0, 0, 0]);
+    assert_eq!(store.peek("other", plan.bumps()).await.unwrap(), [1, 1, 1]);
+    store.reset("never-called", plan.bumps()).await.unwrap();
+    for n in 1..=3 {
+        let a = store.acquire("app", plan.bumps()).await.unwrap();
+        assert!(a.admitted, "admitted again after the reset");
+        assert_eq!(a.counts, [n, n, n]);
+    }
+
     // The next UTC day counts from zero; the month goes on.
     let tomorrow = Plan::new(&quotas, NOW + 86_400_000);
     let a = store.acquire("app", tomorrow.bumps()).await.unwrap();

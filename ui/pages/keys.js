@@ -67,24 +67,57 @@ function numberOrNull(input) {
   return v === "" ? undefined : Number(v);
 }
 
+function b64(bytes) {
+  let text = "";
+  for (const b of new Uint8Array(bytes)) text += String.fromCharCode(b);
+  return btoa(text);
+}
+
+function b64url(bytes) {
+  return b64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/**
+ * A Bearer JWT for the key (HS256 signed with its secret, `iss` the client
+ * id, valid one hour), made in the browser; null where the browser offers
+ * no Web Crypto (a page not on https or localhost).
+ */
+export async function bearerToken(clientId, secret, now = Date.now()) {
+  if (!(globalThis.crypto && crypto.subtle)) return null;
+  const enc = new TextEncoder();
+  const iat = Math.floor(now / 1000);
+  const head = b64url(enc.encode(JSON.stringify({ alg: "HS256", typ: "JWT" })));
+  const body = b64url(enc.encode(JSON.stringify({ iss: clientId, iat, exp: iat + 3600 })));
+  const key = await crypto.subtle.importKey("raw", enc.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const signature = await crypto.subtle.sign("HMAC", key, enc.encode(`${head}.${body}`));
+  return `${head}.${body}.${b64url(signature)}`;
+}
+
 /** The secret, shown once, with ready-made calls. */
 export function secretPanel(clientId, secret, base, path = "/") {
   const url = `${base}${path}`;
-  const basic = btoa(unescape(encodeURIComponent(`${clientId}:${secret}`)));
-  const jwtNote = "A Bearer JWT is signed (HS256) with the secret, its iss or sub the client id: see the README.";
+  const basic = b64(new TextEncoder().encode(`${clientId}:${secret}`));
+  const line = (text) => h("div.row", {}, h("code.line", {}, text), copyButton("Copy", () => text));
   const curl = [
     `curl -H 'Komainu-Client-Id: ${clientId}' -H 'Komainu-Client-Secret: ${secret}' ${url}`,
     `curl -u '${clientId}:${secret}' ${url}`,
     `curl -H 'Authorization: Basic ${basic}' ${url}`,
   ];
+  const jwt = h("div", { "aria-live": "polite" });
+  bearerToken(clientId, secret).then((token) => {
+    fill(jwt, token
+      ? [line(`curl -H 'Authorization: Bearer ${token}' ${url}`),
+        h("p.hint", {}, "The Bearer JWT is HS256, signed with the secret, iss the client id, valid one hour; make your own the same way.")]
+      : h("p.hint", {}, "A Bearer JWT is HS256, signed with the secret, with iss (or sub) the client id and an exp (this page cannot make one: it is not on https)."));
+  }).catch(() => {});
   const secretEl = h("code.secret", { id: "new-secret" }, secret);
   return h("section.card.secret-box", { "aria-labelledby": "secret-title" },
     h("h2", { id: "secret-title" }, "The secret, shown this once"),
     h("p", {}, "Copy it now: Komainu keeps only a one-way verifier and cannot show it again."),
     h("div.row", {}, secretEl, copyButton("Copy the secret", () => secret)),
     h("h3", {}, "Calls"),
-    curl.map((line) => h("div.row", {}, h("code.line", {}, line), copyButton("Copy", () => line))),
-    h("p.hint", {}, jwtNote));
+    curl.map(line),
+    jwt);
 }
 
 async function create(main) {
@@ -176,7 +209,20 @@ async function detail(main, id) {
       h("dt", {}, "Expires"), h("dd", {}, key.expiresAt ? when(key.expiresAt) : "never"),
       key.rotation && key.rotation.previousExpiresAt
         ? [h("dt", {}, "Previous secret valid until"), h("dd", {}, when(key.rotation.previousExpiresAt))] : null),
-    h("section", {}, h("h2", {}, "Consumption"), usage),
+    h("section", {}, h("h2", {}, "Consumption"), usage,
+      h("button.secondary", {
+        type: "button",
+        onclick: async () => {
+          if (!confirm(`Start ${key.clientId}'s consumption over in every window?`)) return;
+          try {
+            await api("DELETE", `/apikeys/${encodeURIComponent(key.clientId)}/quotas`);
+            toast("Consumption reset.");
+            tick();
+          } catch (err) {
+            toast(`Not reset: ${err.message}`, "error");
+          }
+        },
+      }, "Reset consumption")),
     h("section", {},
       h("h2", {}, "Rotate the secret"),
       h("form.inline", {

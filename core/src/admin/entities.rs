@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{merge_patch, ok, AdminError, AdminReply, Change, Op};
 use crate::events::alert::Severity;
-use crate::events::{AlertEvent, Event, EventData, EventSink};
+use crate::events::{AlertEvent, AuditEvent, Event, EventData, EventSink};
 use crate::model::{ApiKey, Document, Group, Route, ValidationErrors};
 use crate::quota::Plan;
 use crate::secret::generate_secret;
@@ -489,6 +489,54 @@ pub(crate) async fn rotate<S: ConfigStore, C: CounterStore, E: EventSink>(
     );
     reply.applied = Some(committed.gateway);
     Ok(reply)
+}
+
+/// `DELETE /api/apikeys/{id}/quotas`: the key's consumption starts over in
+/// every window (an audit event says who did it); answers the fresh
+/// consumption, as `GET` does.
+pub(crate) async fn reset_quotas<S: ConfigStore, C: CounterStore, E: EventSink>(
+    op: &Op<'_, S, C, E>,
+    id: &str,
+) -> Result<AdminReply, AdminError> {
+    let doc = op.load().await?;
+    let key = doc
+        .apikeys
+        .iter()
+        .find(|k| k.client_id == id)
+        .ok_or_else(|| not_found::<ApiKey>(id))?;
+    let plan = Plan::new(&key.quotas, op.ctx.now_ms);
+    let before = op
+        .ctx
+        .counters
+        .peek(id, plan.bumps())
+        .await
+        .map_err(|e| AdminError::store_unavailable(e.to_string()))?;
+    op.ctx
+        .counters
+        .reset(id, plan.bumps())
+        .await
+        .map_err(|e| AdminError::store_unavailable(e.to_string()))?;
+    let used = |counts: [u64; 3]| -> Value {
+        plan.bumps()
+            .iter()
+            .zip(counts)
+            .map(|(b, used)| (b.window.name().to_owned(), Value::from(used)))
+            .collect::<serde_json::Map<String, Value>>()
+            .into()
+    };
+    op.ctx.events.emit(Event::new(
+        super::event_random(&op.ctx.random),
+        op.ctx.now_ms,
+        EventData::Audit(AuditEvent {
+            actor: op.actor.to_owned(),
+            action: "apikey.quotas.reset".into(),
+            target: Some(id.to_owned()),
+            revision: doc.revision,
+            before: Some(serde_json::json!({ "used": used(before) })),
+            after: Some(serde_json::json!({ "used": used([0; 3]) })),
+        }),
+    ));
+    quotas(op, id).await
 }
 
 /// `GET /api/apikeys/{id}/quotas`: consumption and remaining, per window.

@@ -218,9 +218,11 @@ async fn route<S: ConfigStore, C: CounterStore, E: EventSink>(
         }
         (["apikeys", id, "rotate"], &Method::POST) => entities::rotate(&op, id).await,
         (["apikeys", id, "quotas"], &Method::GET) => entities::quotas(&op, id).await,
+        (["apikeys", id, "quotas"], &Method::DELETE) => entities::reset_quotas(&op, id).await,
         (["openapi.json" | "export" | "import"], _) | (["apikeys", _, "rotate" | "quotas"], _) => {
             let allow = match segments.last() {
                 Some(&("import" | "rotate")) => "POST",
+                Some(&"quotas") => "GET, DELETE",
                 _ => "GET",
             };
             Err(AdminError::method_not_allowed(

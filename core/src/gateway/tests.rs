@@ -353,6 +353,16 @@ impl crate::store::CounterStore for DownStore {
             "connection refused".into(),
         ))
     }
+
+    async fn reset(
+        &self,
+        _: &str,
+        _: &[crate::quota::Bump],
+    ) -> Result<(), crate::store::StoreError> {
+        Err(crate::store::StoreError::Unavailable(
+            "connection refused".into(),
+        ))
+    }
 }
 
 #[test]

@@ -64,6 +64,15 @@ impl MemoryCounterStore {
     }
 }
 
+impl MemoryCounterStore {
+    /// The reset operation, synchronously.
+    pub fn reset_now(&self, client_id: &str, bumps: &[Bump]) {
+        if let Some(slots) = self.shard(client_id).get_mut(client_id) {
+            slots.reset(bumps);
+        }
+    }
+}
+
 impl CounterStore for MemoryCounterStore {
     async fn acquire(&self, client_id: &str, bumps: &[Bump]) -> Result<Acquired, StoreError> {
         Ok(self.acquire_now(client_id, bumps))
@@ -71,6 +80,11 @@ impl CounterStore for MemoryCounterStore {
 
     async fn peek(&self, client_id: &str, bumps: &[Bump]) -> Result<[u64; 3], StoreError> {
         Ok(self.peek_now(client_id, bumps))
+    }
+
+    async fn reset(&self, client_id: &str, bumps: &[Bump]) -> Result<(), StoreError> {
+        self.reset_now(client_id, bumps);
+        Ok(())
     }
 }
 

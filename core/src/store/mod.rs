@@ -87,4 +87,12 @@ pub trait CounterStore {
         client_id: &str,
         bumps: &[Bump],
     ) -> impl Future<Output = Result<[u64; 3], StoreError>>;
+
+    /// Sets the counters named by `bumps` (in their current periods) back
+    /// to zero: the key's consumption starts over.
+    fn reset(
+        &self,
+        client_id: &str,
+        bumps: &[Bump],
+    ) -> impl Future<Output = Result<(), StoreError>>;
 }

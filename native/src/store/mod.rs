@@ -138,6 +138,13 @@ impl CounterStore for CounterStoreKind {
             Self::Redis(s) => STORE_STATS.time(COUNTERS, s.peek(client_id, bumps)).await,
         }
     }
+
+    async fn reset(&self, client_id: &str, bumps: &[Bump]) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(s) => s.reset(client_id, bumps).await,
+            Self::Redis(s) => STORE_STATS.time(COUNTERS, s.reset(client_id, bumps)).await,
+        }
+    }
 }
 
 /// The `store` label's values: the configuration store, the counter store.

@@ -386,6 +386,16 @@ impl CounterStore for RedisCounterStore {
         }
         Ok(counts)
     }
+
+    async fn reset(&self, client_id: &str, bumps: &[Bump]) -> Result<(), StoreError> {
+        if bumps.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = bumps.iter().map(|b| counter_key(client_id, b)).collect();
+        let mut c = self.manager().await;
+        let _: u64 = self.conn.run("reset counters", c.del(keys)).await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
