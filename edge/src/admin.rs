@@ -143,6 +143,14 @@ fn error_response(error: &AdminError) -> Result<Response> {
     head::core_response(response)
 }
 
+/// What the admin host answers outside the admin API and the UI.
+pub fn only_admin_here(settings: &Settings) -> Result<Response> {
+    error_response(&AdminError::not_found(format!(
+        "this host (KOMAINU_ADMIN_HOST) serves only the Komainu admin API and web UI, at {}/",
+        settings.admin_path
+    )))
+}
+
 /// The web UI's files under the admin path (`{admin_path}/`), or `None`
 /// when `rest` (what follows the admin path) is not one of them.
 pub fn ui(req: &Request, rest: &str, settings: &Settings) -> Option<Result<Response>> {

@@ -41,6 +41,19 @@ use worker::{event, Context, Env, Request, Response, Result};
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let settings = settings::Settings::from_env(&env);
+    // With an admin host, the admin API and the UI answer there only, and
+    // that host serves nothing else.
+    let admin_host = match &settings.admin_host {
+        None => None,
+        Some(wanted) => Some(
+            req.url()?
+                .host_str()
+                .is_some_and(|h| h.eq_ignore_ascii_case(wanted)),
+        ),
+    };
+    if admin_host == Some(false) {
+        return proxy::handle(req, &env, &settings, &ctx).await;
+    }
     let path = req.path();
     let rest = path.strip_prefix(settings.admin_path.as_str());
     let is_admin = rest.is_some_and(|rest| rest == "/api" || rest.starts_with("/api/"));
@@ -50,6 +63,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     // The web UI: its own files under the admin path, nothing else.
     if let Some(answer) = rest.and_then(|rest| admin::ui(&req, rest, &settings)) {
         return answer;
+    }
+    if admin_host == Some(true) {
+        return admin::only_admin_here(&settings);
     }
     proxy::handle(req, &env, &settings, &ctx).await
 }

@@ -8,6 +8,11 @@ use worker::Env;
 pub struct Settings {
     /// Where the admin API lives: `{admin_path}/api` (default `/_komainu`).
     pub admin_path: String,
+    /// The one host the admin API and the web UI answer on
+    /// (`KOMAINU_ADMIN_HOST`), which then serves nothing else: no page a
+    /// backend serves shares the UI's origin. Unset: the admin path of
+    /// every host the Worker serves.
+    pub admin_host: Option<String>,
     /// `clientId:clientSecret` of the admin key (`KOMAINU_ADMIN_KEY`).
     pub admin_key: Option<String>,
     /// The claim signing secret (`KOMAINU_CLAIM_SECRET`).
@@ -64,6 +69,7 @@ impl Settings {
             admin_path: read("KOMAINU_ADMIN_PATH")
                 .map(|p| p.trim_end_matches('/').to_owned())
                 .unwrap_or_else(|| "/_komainu".to_owned()),
+            admin_host: read("KOMAINU_ADMIN_HOST").map(|h| h.to_ascii_lowercase()),
             admin_key: read("KOMAINU_ADMIN_KEY"),
             claim_secret: read("KOMAINU_CLAIM_SECRET"),
             secret_key: read("KOMAINU_SECRET_KEY"),

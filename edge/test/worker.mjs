@@ -3,14 +3,14 @@
 // line {"url": ...} when ready; stops when its standard input closes (the
 // test harness that started it went away) or on SIGTERM.
 //
-//   node edge/test/worker.mjs [--admin-key id:secret] [--claim-secret s]
+//   node edge/test/worker.mjs [--admin-key id:secret] [--claim-secret s] [--admin-host h]
 import { Miniflare } from "miniflare";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const arg = (name, fallback) => {
-  const i = process.argv.indexOf(name);
+  const i = process.argv.lastIndexOf(name);
   return i > 0 ? process.argv[i + 1] : fallback;
 };
 
@@ -29,6 +29,7 @@ const mf = new Miniflare({
       KOMAINU_ADMIN_KEY: arg("--admin-key", "ops:e2e-admin-secret"),
       KOMAINU_CLAIM_SECRET: arg("--claim-secret", "e2e-claim-secret"),
       KOMAINU_SECRET_KEY: arg("--secret-key", "e2e-deployment-key-0123456789abcdef"),
+      KOMAINU_ADMIN_HOST: arg("--admin-host", ""),
     }).filter(([, value]) => value !== ""),
   ),
   host: "127.0.0.1",

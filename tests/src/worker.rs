@@ -32,6 +32,12 @@ impl Worker {
 
     /// Starts the built Worker with this claim secret ("": none configured).
     pub fn start_with(claim_secret: &str) -> Self {
+        Self::start_with_args(&["--claim-secret", claim_secret])
+    }
+
+    /// Starts the built Worker with the harness's admin key and claim
+    /// secret, and these arguments of `edge/test/worker.mjs` after them.
+    pub fn start_with_args(args: &[&str]) -> Self {
         let root = root();
         let node = root.join("node_modules/.bin/node");
         assert!(
@@ -40,7 +46,8 @@ impl Worker {
         );
         let mut child = Command::new(node)
             .arg(root.join("edge/test/worker.mjs"))
-            .args(["--admin-key", ADMIN_KEY, "--claim-secret", claim_secret])
+            .args(["--admin-key", ADMIN_KEY, "--claim-secret", CLAIM_SECRET])
+            .args(args)
             .current_dir(&root)
             .env("WRANGLER_SEND_METRICS", "false")
             .env("DO_NOT_TRACK", "1")

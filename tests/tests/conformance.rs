@@ -271,6 +271,23 @@ async fn upstream_headers_and_claim(s: &Server, up: &Upstream) {
         ),
         (Some("app"), Some("echo"), Some(id))
     );
+
+    // The gateway's own session cookie never reaches a backend; the
+    // client's other cookies do.
+    for (sent, forwarded) in [
+        ("a=1; komainu_session=v1.x.y; b=2", Some("a=1; b=2")),
+        ("komainu_session=v1.x.y", None),
+        ("theme=dark", Some("theme=dark")),
+    ] {
+        let r = c
+            .get(
+                &s.url("/echo/cookies"),
+                &[pair("app")[0], pair("app")[1], ("cookie", sent)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.json()["headers"]["cookie"].as_str(), forwarded, "{sent}");
+    }
 }
 
 async fn streaming(s: &Server, up: &Upstream) {

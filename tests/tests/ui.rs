@@ -196,3 +196,39 @@ async fn the_worker_serves_the_ui_under_its_admin_path() {
         .await;
     r.expect_error(StatusCode::NOT_IMPLEMENTED, "not_offered");
 }
+
+#[tokio::test]
+async fn with_an_admin_host_the_worker_serves_the_ui_there_only() {
+    let up = Upstream::start().await;
+    let worker =
+        tokio::task::spawn_blocking(|| Worker::start_with_args(&["--admin-host", "localhost"]))
+            .await
+            .unwrap();
+    // Miniflare listens on 127.0.0.1: "localhost" is the same socket under
+    // another host name.
+    let on_admin_host = |path: &str| worker.url(path).replace("127.0.0.1", "localhost");
+    let c = Client::default();
+    check_files(&on_admin_host("/_komainu/")).await;
+    let admin = Admin::new(&on_admin_host("/_komainu"));
+    admin
+        .call(
+            Method::POST,
+            "/api/routes",
+            serde_json::json!({ "id": "open", "paths": ["/{*rest}"], "public": true, "backend": { "targets": [{ "url": up.url() }] } }),
+        )
+        .await
+        .expect_status(StatusCode::CREATED);
+    // The admin host serves nothing else, not even a catch-all route.
+    c.get(&on_admin_host("/anything"), &[])
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+    // Other hosts: the admin path is no admin API nor UI; routes answer.
+    for path in ["/_komainu/", "/_komainu/api/routes"] {
+        let r = c.get(&worker.url(path), &[]).await;
+        r.expect_status(StatusCode::OK);
+        assert!(
+            r.header("content-security-policy").is_empty(),
+            "{path} went to the backend"
+        );
+    }
+}

@@ -319,19 +319,31 @@ pub fn authenticate_admin(
     const HOW: &str = "send the admin key as Komainu-Client-Id/Komainu-Client-Secret headers, Basic, or a Bearer JWT, or log in (POST /api/session)";
     let found =
         credentials::extract(headers).map_err(|e| AdminError::unauthorized(e.to_string()))?;
-    let Some(found) = found else {
-        return match session::from_request(auth, method, headers, now_ms)? {
-            Some(session) => Ok(Proof::Session(session)),
-            None => Err(AdminError::unauthorized(format!(
-                "the admin API needs an admin key: {HOW}"
-            ))),
-        };
+    let proof = match found {
+        None => match session::from_request(auth, method, headers, now_ms)? {
+            Some(session) => Proof::Session(session),
+            None => {
+                return Err(AdminError::unauthorized(format!(
+                    "the admin API needs an admin key: {HOW}"
+                )))
+            }
+        },
+        Some(found) => {
+            let key = auth.keys.authenticate(&found, now_ms).map_err(|_| {
+                AdminError::unauthorized(format!("invalid admin credentials: {HOW}"))
+            })?;
+            Proof::Key(key.client_id.to_string())
+        }
     };
-    let key = auth
-        .keys
-        .authenticate(&found, now_ms)
-        .map_err(|_| AdminError::unauthorized(format!("invalid admin credentials: {HOW}")))?;
-    Ok(Proof::Key(key.client_id.to_string()))
+    // Credentials a browser attached by itself (a session cookie, cached
+    // Basic credentials) do not make another site's page an admin.
+    if session::is_cross_site_write(method, headers) {
+        return Err(AdminError::forbidden(
+            "csrf",
+            "a change sent by another site's page is refused (the browser says Sec-Fetch-Site is not same-origin)",
+        ));
+    }
+    Ok(proof)
 }
 
 /// One authenticated admin operation.

@@ -231,6 +231,18 @@ pub fn from_request(
     Ok(Some(session))
 }
 
+/// Whether a browser says this write comes from a page of another origin
+/// (`Sec-Fetch-Site` other than `same-origin` or `none`, which a page
+/// cannot forge). Tools that send no such header are not judged by it.
+pub fn is_cross_site_write(method: &Method, headers: &HeaderMap) -> bool {
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    !safe
+        && headers.get("sec-fetch-site").is_some_and(|v| {
+            !(v.as_bytes().eq_ignore_ascii_case(b"same-origin")
+                || v.as_bytes().eq_ignore_ascii_case(b"none"))
+        })
+}
+
 /// Whether the request came over https (directly, or through a proxy that
 /// says so): the cookie is then `Secure`.
 pub fn is_https(headers: &HeaderMap, https: bool) -> bool {

@@ -520,3 +520,36 @@ fn a_session_ends_with_its_time_and_is_refused_when_forged() {
     let (status, _, _) = h.call_with(Method::GET, "/api/routes", HeaderMap::new(), Value::Null);
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[test]
+fn a_write_another_sites_page_sends_is_refused_even_with_the_key() {
+    let h = Harness::new();
+    let headers = |site: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert("komainu-client-id", "ops".parse().unwrap());
+        headers.insert("komainu-client-secret", "admin-secret".parse().unwrap());
+        headers.insert("sec-fetch-site", site.parse().unwrap());
+        headers
+    };
+    for site in ["cross-site", "same-site"] {
+        let (status, json, _) = h.call_with(
+            Method::POST,
+            "/api/groups",
+            headers(site),
+            json!({"id": "g"}),
+        );
+        assert_eq!(status, StatusCode::FORBIDDEN, "{site}");
+        assert_eq!(json["error"], "csrf");
+        assert!(h.stored().is_none());
+        // Reading is no change.
+        let (status, _, _) = h.call_with(Method::GET, "/api/groups", headers(site), Value::Null);
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _, _) = h.call_with(
+        Method::POST,
+        "/api/groups",
+        headers("same-origin"),
+        json!({"id": "g"}),
+    );
+    assert_eq!(status, StatusCode::CREATED);
+}

@@ -35,7 +35,9 @@ pub use head::{HeaderLookup, RequestHead};
 pub use log::{Exchange, Timings};
 pub use reply::response_headers;
 pub use trace::TraceContext;
-pub use upstream::{connection_names, is_hop_by_hop, is_idempotent, Forwarding};
+pub use upstream::{
+    connection_names, is_hop_by_hop, is_idempotent, without_gateway_cookies, Forwarding,
+};
 
 use crate::auth::KeyIndex;
 use crate::model::{

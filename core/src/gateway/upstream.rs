@@ -41,6 +41,41 @@ const SET_BY_GATEWAY: [&str; 7] = [
     "traceparent",
 ];
 
+/// The gateway's own cookies (the web UI's session): a browser sends them
+/// to every port of the host that set them, and they never reach a
+/// backend.
+const GATEWAY_COOKIES: [&str; 1] = [crate::admin::session::COOKIE];
+
+/// A `Cookie` header value without the gateway's own cookies, when it
+/// carries one: `None` means "forward it as it is"; `Some` the value to
+/// forward instead (empty: forward no `Cookie` header at all).
+pub fn without_gateway_cookies(value: &[u8]) -> Option<Vec<u8>> {
+    let carries = GATEWAY_COOKIES.iter().any(|c| {
+        value
+            .windows(c.len())
+            .any(|w| w.eq_ignore_ascii_case(c.as_bytes()))
+    });
+    if !carries {
+        return None;
+    }
+    let mut kept = Vec::with_capacity(value.len());
+    for pair in value.split(|&b| b == b';').map(<[u8]>::trim_ascii) {
+        let name = pair
+            .split(|&b| b == b'=')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        if pair.is_empty() || GATEWAY_COOKIES.iter().any(|c| c.as_bytes() == name) {
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.extend_from_slice(b"; ");
+        }
+        kept.extend_from_slice(pair);
+    }
+    Some(kept)
+}
+
 /// Whether `name` is a hop-by-hop header (any case). Headers named by
 /// `Connection` are hop-by-hop too: see [`connection_names`].
 pub fn is_hop_by_hop(name: &str) -> bool {
@@ -98,6 +133,8 @@ impl Forwarding<'_> {
     /// Whether the client's header `name` (any case) stays out of the
     /// forwarded request: hop-by-hop, the gateway's credentials, and the
     /// headers the gateway sets itself ([`Forwarding::added_headers`]).
+    /// (`Cookie` is kept, less the gateway's own cookies:
+    /// [`without_gateway_cookies`].)
     /// Framing headers (`Content-Length`, `Transfer-Encoding`) are the
     /// HTTP layer's business and not judged here.
     pub fn drops(&self, name: &str) -> bool {
@@ -202,8 +239,50 @@ pub(crate) fn rewrite_request(
     for name in dropped {
         h.remove(name);
     }
+    // The gateway's own cookies are taken out of `Cookie`.
+    if h.get_all(header::COOKIE)
+        .iter()
+        .any(|v| without_gateway_cookies(v.as_bytes()).is_some())
+    {
+        let cookies: Vec<HeaderValue> = h
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| match without_gateway_cookies(v.as_bytes()) {
+                None => Some(v.clone()),
+                Some(rest) if rest.is_empty() => None,
+                Some(rest) => HeaderValue::from_bytes(&rest).ok(),
+            })
+            .collect();
+        h.remove(header::COOKIE);
+        for v in cookies {
+            h.append(header::COOKIE, v);
+        }
+    }
     for (name, value) in added {
         h.insert(name, value);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_gateway_cookies;
+
+    #[test]
+    fn the_gateway_cookies_are_taken_out_of_cookie() {
+        assert_eq!(without_gateway_cookies(b"a=1; b=2"), None);
+        assert_eq!(
+            without_gateway_cookies(b"a=1; komainu_session=t.x; b=2").as_deref(),
+            Some(&b"a=1; b=2"[..])
+        );
+        assert_eq!(
+            without_gateway_cookies(b"komainu_session=t.x").as_deref(),
+            Some(&b""[..])
+        );
+        // A cookie whose name merely contains it is the client's.
+        assert_eq!(
+            without_gateway_cookies(b"my_komainu_session=1").as_deref(),
+            Some(&b"my_komainu_session=1"[..])
+        );
+    }
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use http::Method;
 use komainu_core::events::EventSink as _;
 use komainu_core::gateway::{
-    connection_names, is_hop_by_hop, is_idempotent, response_headers, ClientInfo, Decision,
-    Exchange, Forwarding, HeaderLookup, RequestContext, RequestHead, Timings,
+    connection_names, is_hop_by_hop, is_idempotent, response_headers, without_gateway_cookies,
+    ClientInfo, Decision, Exchange, Forwarding, HeaderLookup, RequestContext, RequestHead, Timings,
 };
 use komainu_core::{Gateway, GatewayError};
 use tokio::io::AsyncWriteExt;
@@ -395,12 +395,30 @@ fn write_upstream_head(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let headers = req.headers();
     let named = ConnectionNames::of(headers);
+    let mut cookies = false;
     write::kept_lines(out, req.raw(), headers, |h| {
+        let gateway_cookie =
+            h.name.eq_ignore_ascii_case("cookie") && without_gateway_cookies(h.value).is_some();
+        cookies |= gateway_cookie;
         !(forwarding.drops(h.name)
             || is_framing(h.name)
             || h.name.eq_ignore_ascii_case("expect")
-            || named.contains(h.name))
+            || named.contains(h.name)
+            || gateway_cookie)
     });
+    if cookies {
+        // The gateway's own cookies stay here; the client's others go on.
+        for h in headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
+        {
+            if let Some(rest) = without_gateway_cookies(h.value) {
+                if !rest.is_empty() {
+                    write::header(out, "cookie", &rest);
+                }
+            }
+        }
+    }
     forwarding.added_headers(req, client, ctx, |name, value| {
         write::header(out, name, value);
     });
