@@ -191,6 +191,16 @@ try {
   await page.getByText("Consumption reset.").waitFor();
   await page.waitForFunction(() => document.querySelector(".usage[data-window=day]")?.textContent === "0");
 
+  step = "set and remove the key's expiry";
+  await page.getByLabel("Expiry, in your local time").fill("2031-05-04T10:30");
+  await page.getByRole("button", { name: "Set expiry" }).click();
+  await page.getByText(/alice expires/).waitFor();
+  const expiring = await page.evaluate(async () => (await fetch("api/apikeys/alice")).json());
+  assert.equal(new Date(expiring.expiresAt).getTime(), new Date("2031-05-04T10:30").getTime());
+  await page.getByRole("button", { name: "Never expire" }).click();
+  await page.getByText("alice never expires").waitFor();
+  assert.equal((await page.evaluate(async () => (await fetch("api/apikeys/alice")).json())).expiresAt, undefined);
+
   step = "patch a quota in the JSON tab";
   await page.getByRole("tab", { name: "JSON" }).click();
   const json = page.getByLabel("The key as JSON");

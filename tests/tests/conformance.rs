@@ -955,6 +955,74 @@ async fn body_limits(s: &Server, up: &Upstream) {
     assert_eq!(error["field"], "maxBodyBytes");
 }
 
+async fn transformations(s: &Server, up: &Upstream) {
+    let url = up.url();
+    s.seed(json!({
+        "format": 1,
+        "routes": [{
+            "id": "shaped", "paths": ["/api", "/api/{*rest}"], "public": true,
+            "stripPrefix": "/api", "hostOverride": "internal.example",
+            "requestHeaders": { "set": { "X-Team": "shop" }, "append": { "x-via": "komainu" }, "remove": ["x-internal"] },
+            "responseHeaders": { "set": { "x-served-by": "komainu" }, "remove": ["X-Upstream"] },
+            "backend": { "targets": [{ "url": url }] }
+        }]
+    }))
+    .await;
+    let c = Client::default();
+    let r = c
+        .get(
+            &s.url("/api/orders/7?x=1"),
+            &[
+                ("x-team", "client"),
+                ("x-internal", "secret"),
+                ("x-via", "client"),
+            ],
+        )
+        .await;
+    r.expect_status(StatusCode::OK);
+    let seen = r.json();
+    assert_eq!(seen["uri"], "/orders/7?x=1", "the prefix is taken off");
+    let h = &seen["headers"];
+    if s.is_edge() {
+        // A Worker's fetch takes Host from the URL (overriding it needs
+        // Cloudflare's Enterprise-only resolveOverride).
+        assert!(h["host"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("127.0.0.1")));
+    } else {
+        assert_eq!(h["host"], "internal.example");
+    }
+    assert_eq!(h["x-team"], "shop", "set replaces the client's value");
+    assert!(h.get("x-internal").is_none(), "removed");
+    assert_eq!(h["x-via"], "komainu", "appended after the client's");
+    assert!(h["x-forwarded-host"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("127.0.0.1")));
+    assert_eq!(r.header("x-served-by"), "komainu");
+    assert_eq!(r.header("x-upstream"), "", "removed from the response");
+    assert!(!r.header("komainu-request-id").is_empty());
+    let r = c.get(&s.url("/api"), &[]).await;
+    assert_eq!(r.json()["uri"], "/");
+
+    // A change to a header the gateway owns is refused, naming the field.
+    let r = s
+        .admin()
+        .call(
+            Method::PATCH,
+            "/api/routes/shaped",
+            json!({ "requestHeaders": { "set": { "Komainu-Claim": "forged" } }, "stripPrefix": "api/" }),
+        )
+        .await;
+    let body = r.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["requestHeaders.set.Komainu-Claim", "stripPrefix"]);
+}
+
 fn route_json(id: &str, up: &Upstream) -> Value {
     json!({ "id": id, "paths": [format!("/{id}")], "public": true, "backend": { "targets": [{ "url": up.url() }] } })
 }
@@ -987,6 +1055,7 @@ async fn run_all(s: Server) {
     case!(ip_lists);
     case!(redirects_and_static_responses);
     case!(body_limits);
+    case!(transformations);
 }
 
 #[tokio::test]

@@ -184,6 +184,38 @@ async function create(main) {
   fill(main, heading("New API key"), form, result);
 }
 
+/** The key's expiry: shown, changed, or removed (a merge patch). */
+function expiryEditor(key) {
+  const local = (iso) => {
+    if (!iso) return "";
+    const d = new Date(iso);
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  };
+  const shown = h("span", {}, key.expiresAt ? when(key.expiresAt) : "never");
+  const input = h("input", { type: "datetime-local", value: local(key.expiresAt), "aria-label": "Expiry, in your local time" });
+  const save = async (value) => {
+    try {
+      const saved = await api("PATCH", `/apikeys/${encodeURIComponent(key.clientId)}`, { expiresAt: value });
+      key.expiresAt = saved.expiresAt;
+      shown.textContent = key.expiresAt ? when(key.expiresAt) : "never";
+      input.value = local(key.expiresAt);
+      toast(key.expiresAt ? `Key ${key.clientId} expires ${when(key.expiresAt)}.` : `Key ${key.clientId} never expires.`);
+    } catch (err) {
+      toast(`Not changed: ${err.message}`, "error");
+    }
+  };
+  return h("div.row", {}, shown, input,
+    h("button.secondary.small", {
+      type: "button",
+      onclick: () => {
+        if (!input.value) return save(null);
+        return save(new Date(input.value).toISOString().replace(/\.\d+Z$/, "Z"));
+      },
+    }, "Set expiry"),
+    h("button.secondary.small", { type: "button", onclick: () => save(null) }, "Never expire"));
+}
+
 /** The secrets created or rotated in this page's life, for Try it (memory only). */
 export const tryItSecret = new Map();
 
@@ -206,7 +238,7 @@ async function detail(main, id) {
       h("dt", {}, "Enabled"), h("dd", {}, enableSwitch(key)),
       h("dt", {}, "May call"), h("dd", {}, [...(key.routes || []).map((r) => `route ${r}`), ...(key.groups || []).map((g) => `group ${g}`)].join(", ") || "nothing"),
       h("dt", {}, "Quotas"), h("dd", {}, quotaText(key.quotas)),
-      h("dt", {}, "Expires"), h("dd", {}, key.expiresAt ? when(key.expiresAt) : "never"),
+      h("dt", {}, "Expires"), h("dd", {}, expiryEditor(key)),
       key.rotation && key.rotation.previousExpiresAt
         ? [h("dt", {}, "Previous secret valid until"), h("dd", {}, when(key.rotation.previousExpiresAt))] : null),
     h("section", {}, h("h2", {}, "Consumption"), usage,
@@ -263,7 +295,7 @@ async function detail(main, id) {
           ? err.errors.map((x) => `${x.field}: ${x.message}`).join("\n") : err.message;
       }
     },
-  }, h("p.hint", {}, "Every field of the key (the secret only as its verifier: leave it as it is to keep the secret)."),
+  }, h("p.hint", {}, "Every field of the key but its secret, which is never shown (a replacement without one keeps it)."),
   field("The key as JSON", json), jsonError, h("div.actions", {}, h("button", { type: "submit" }, "Save JSON")));
   const t = tabs("API key", [["Key", overview], ["JSON", jsonPanel]]);
   fill(main,

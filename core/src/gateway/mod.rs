@@ -24,6 +24,7 @@ mod log;
 mod phases;
 mod reply;
 mod trace;
+pub mod transform;
 mod upstream;
 
 use std::collections::HashMap;
@@ -102,6 +103,13 @@ pub(crate) struct CompiledRoute {
     max_body_bytes: Option<u64>,
     /// Protocols a client may switch to (lower case).
     upgrades: Vec<Box<str>>,
+    /// A path prefix taken off before forwarding.
+    strip_prefix: Option<Box<str>>,
+    /// The `Host` sent to the backend instead of the target's.
+    host_override: Option<Box<str>>,
+    /// Header changes on the request and on the response.
+    request_rules: Option<transform::HeaderRules>,
+    response_rules: Option<transform::HeaderRules>,
 }
 
 impl CompiledRoute {
@@ -139,6 +147,10 @@ impl CompiledRoute {
                 .iter()
                 .map(|p| p.to_ascii_lowercase().into_boxed_str())
                 .collect(),
+            strip_prefix: route.strip_prefix.as_deref().map(Box::from),
+            host_override: route.host_override.as_deref().map(Box::from),
+            request_rules: transform::HeaderRules::of(&route.request_headers),
+            response_rules: transform::HeaderRules::of(&route.response_headers),
         }
     }
 

@@ -341,6 +341,9 @@ impl Gateway {
             drop_authorization,
             upgrades: &r.upgrades,
             claim,
+            strip_prefix: r.strip_prefix.as_deref(),
+            host_override: r.host_override.as_deref(),
+            rules: r.request_rules.as_ref(),
         })
     }
 }

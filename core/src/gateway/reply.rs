@@ -14,7 +14,20 @@ impl Gateway {
     /// quotas, the remaining-calls and `RateLimit` headers added.
     pub fn handle_response(&self, ctx: &RequestContext, headers: &mut HeaderMap) {
         remove_hop_by_hop(headers);
+        if let Some(rules) = self.response_rules(ctx) {
+            rules.apply(headers);
+        }
         add_context_headers(ctx, headers);
+    }
+
+    /// The route's changes to a backend's response headers, if it has
+    /// any: for adapters that write heads themselves (the headers it
+    /// [`drops`](super::transform::HeaderRules::drops) stay out, then its
+    /// own are written).
+    pub fn response_rules(&self, ctx: &RequestContext) -> Option<&super::transform::HeaderRules> {
+        ctx.route
+            .and_then(|i| self.routes.get(i))
+            .and_then(|r| r.response_rules.as_ref())
     }
 
     /// When `settings.latencyHeaders` is on: `Komainu-Upstream-Latency`

@@ -117,6 +117,12 @@ pub struct Forwarding<'g> {
     pub(crate) upgrades: &'g [Box<str>],
     /// The signed `Komainu-Claim`.
     pub(crate) claim: String,
+    /// The route's path prefix taken off before forwarding.
+    pub(crate) strip_prefix: Option<&'g str>,
+    /// The route's `Host` for the backend.
+    pub(crate) host_override: Option<&'g str>,
+    /// The route's changes to the request's headers.
+    pub(crate) rules: Option<&'g super::transform::HeaderRules>,
 }
 
 impl Forwarding<'_> {
@@ -143,6 +149,21 @@ impl Forwarding<'_> {
             || name.eq_ignore_ascii_case(CLIENT_ID_HEADER)
             || name.eq_ignore_ascii_case(CLIENT_SECRET_HEADER)
             || (self.drop_authorization && name.eq_ignore_ascii_case("authorization"))
+            || self.rules.is_some_and(|r| r.drops(name))
+    }
+
+    /// The path and query to send: the client's, less the route's
+    /// `stripPrefix` when it starts with it.
+    pub fn upstream_path<'a>(&self, path_and_query: &'a str) -> std::borrow::Cow<'a, str> {
+        super::transform::strip_prefix(self.strip_prefix, path_and_query)
+    }
+
+    /// The headers the route sets and appends on the request (after
+    /// [`Forwarding::added_headers`]).
+    pub fn route_headers(&self, emit: impl FnMut(&str, &[u8])) {
+        if let Some(rules) = self.rules {
+            rules.for_each_added(emit);
+        }
     }
 
     /// The headers the gateway adds to the forwarded request, in order:
@@ -157,7 +178,12 @@ impl Forwarding<'_> {
         ctx: &RequestContext,
         mut emit: impl FnMut(&'static str, &[u8]),
     ) {
-        emit("host", self.target.authority.as_str().as_bytes());
+        emit(
+            "host",
+            self.host_override
+                .unwrap_or(self.target.authority.as_str())
+                .as_bytes(),
+        );
         if let Some(addr) = client.addr {
             with_scratch(|value| {
                 if let Some(prior) = head.first("x-forwarded-for") {
@@ -218,10 +244,10 @@ pub(crate) fn rewrite_request(
             added.push((name, v));
         }
     });
-    let path_and_query = parts.path_and_query();
+    let path_and_query = forwarding.upstream_path(parts.path_and_query());
     let mut pq = String::with_capacity(target.base_path.len() + path_and_query.len());
     pq.push_str(&target.base_path);
-    pq.push_str(path_and_query);
+    pq.push_str(&path_and_query);
     parts.uri = Uri::builder()
         .scheme(target.scheme.clone())
         .authority(target.authority.clone())
@@ -260,6 +286,11 @@ pub(crate) fn rewrite_request(
     }
     for (name, value) in added {
         h.insert(name, value);
+    }
+    if let Some(rules) = forwarding.rules {
+        // The client's values of the names it sets or removes went with
+        // `drops` above; its own are added now.
+        rules.apply(h);
     }
     Ok(())
 }

@@ -71,6 +71,45 @@ pub struct Route {
     /// none. Another upgrade is forwarded as a plain request.
     #[serde(default = "websocket_only", skip_serializing_if = "is_websocket_only")]
     pub upgrades: Vec<String>,
+    /// A path prefix taken off before forwarding, at a segment boundary
+    /// (`/api`: `/api/orders` goes to the backend as `/orders`, `/api` as `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_prefix: Option<String>,
+    /// The `Host` sent to the backend instead of the target's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_override: Option<String>,
+    /// Headers changed on the request sent to the backend.
+    #[serde(default, skip_serializing_if = "HeaderChanges::is_empty")]
+    pub request_headers: HeaderChanges,
+    /// Headers changed on the backend's response sent to the client.
+    #[serde(default, skip_serializing_if = "HeaderChanges::is_empty")]
+    pub response_headers: HeaderChanges,
+}
+
+/// Headers a route changes: `set` replaces (the incoming value is dropped),
+/// `append` adds a value after the incoming ones, `remove` drops. Names are
+/// case-insensitive; the hop-by-hop and framing headers, and those the
+/// gateway sets itself, cannot be changed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderChanges {
+    /// Name → value, replacing what came.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub set: std::collections::BTreeMap<String, String>,
+    /// Name → value, added after what came.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub append: std::collections::BTreeMap<String, String>,
+    /// Names dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+impl HeaderChanges {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.append.is_empty() && self.remove.is_empty()
+    }
 }
 
 impl Default for Route {
@@ -97,6 +136,10 @@ impl Default for Route {
             redirect: None,
             respond: None,
             upgrades: websocket_only(),
+            strip_prefix: None,
+            host_override: None,
+            request_headers: HeaderChanges::default(),
+            response_headers: HeaderChanges::default(),
         }
     }
 }

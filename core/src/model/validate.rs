@@ -241,6 +241,30 @@ fn check_route(c: &mut Checker, at: &str, route: &Route, groups: &HashSet<&str>)
             c.fail(format!("{at}.respond.{field}"), why);
         }
     }
+    for (field, changes) in [
+        ("requestHeaders", &route.request_headers),
+        ("responseHeaders", &route.response_headers),
+    ] {
+        if let Err((at_field, why)) = crate::gateway::transform::check_changes(changes) {
+            c.fail(format!("{at}.{field}.{at_field}"), why);
+        }
+    }
+    if let Some(prefix) = &route.strip_prefix {
+        if let Err(why) = crate::gateway::transform::check_prefix(prefix) {
+            c.fail(format!("{at}.stripPrefix"), why);
+        }
+    }
+    if let Some(host) = &route.host_override {
+        let authority = host.parse::<http::uri::Authority>();
+        if authority.is_err() || host.contains(['@', '*']) || host.is_empty() {
+            c.fail(
+                format!("{at}.hostOverride"),
+                format!(
+                    "\"{host}\" is not a host (e.g. \"api.internal\" or \"api.internal:8443\")"
+                ),
+            );
+        }
+    }
     for (field, list) in [("ipAllow", &route.ip_allow), ("ipBlock", &route.ip_block)] {
         if let Err((j, why)) = crate::access::IpList::parse(list) {
             c.fail(format!("{at}.{field}[{j}]"), why);

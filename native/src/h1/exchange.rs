@@ -391,7 +391,7 @@ fn write_upstream_head(
     out.extend_from_slice(req.method().as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(forwarding.target.base_path.as_bytes());
-    out.extend_from_slice(req.path_and_query().as_bytes());
+    out.extend_from_slice(forwarding.upstream_path(req.path_and_query()).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let headers = req.headers();
     let named = ConnectionNames::of(headers);
@@ -422,6 +422,7 @@ fn write_upstream_head(
     forwarding.added_headers(req, client, ctx, |name, value| {
         write::header(out, name, value);
     });
+    forwarding.route_headers(|name, value| write::header(out, name, value));
     if let Some(protocol) = upgrade {
         // Hop-by-hop, yet what the backend must see to switch protocols.
         write::header(out, "upgrade", protocol);
@@ -685,14 +686,19 @@ async fn relay_response(
     }
     let added = &added[..added_count];
     let named = ConnectionNames::of(response.headers);
+    let rules = gateway.response_rules(ctx);
     write::kept_lines(out, &raw[..head_len], response.headers, |h| {
         !(is_hop_by_hop(h.name)
             || (dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"))
             // The length is written below, once, in canonical form.
             || h.name.eq_ignore_ascii_case("content-length")
             || added.iter().any(|a| a.eq_ignore_ascii_case(h.name))
-            || named.contains(h.name))
+            || named.contains(h.name)
+            || rules.is_some_and(|r| r.drops(h.name)))
     });
+    if let Some(rules) = rules {
+        rules.for_each_added(|name, value| write::header(out, name, value));
+    }
     if let Some(n) = content_length {
         out.extend_from_slice(b"content-length: ");
         write::number(out, n);
