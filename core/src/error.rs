@@ -106,6 +106,13 @@ pub enum GatewayError {
         /// The limit (`maxBodyBytes`).
         limit: u64,
     },
+    /// A CORS preflight from an origin, or for a method, the route does
+    /// not allow.
+    #[error("this route's CORS does not allow {what}")]
+    CorsRefused {
+        /// What is not allowed (`origin https://x`, `method PUT`).
+        what: String,
+    },
     /// The route (or the whole gateway) is in maintenance.
     #[error("{message}")]
     Maintenance {
@@ -124,7 +131,9 @@ impl GatewayError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::MissingCredentials | Self::InvalidCredentials(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden { .. } | Self::IpForbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Forbidden { .. } | Self::IpForbidden { .. } | Self::CorsRefused { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -136,7 +145,7 @@ impl GatewayError {
     }
 
     /// Every JSON `error` code, in the order of [`GatewayError::code_index`].
-    pub const CODES: [&'static str; 14] = [
+    pub const CODES: [&'static str; 15] = [
         "route_not_found",
         "bad_request",
         "headers_too_large",
@@ -151,6 +160,7 @@ impl GatewayError {
         "maintenance",
         "ip_forbidden",
         "payload_too_large",
+        "cors_refused",
     ];
 
     /// The JSON `error` code (stable, part of the contract).
@@ -175,6 +185,7 @@ impl GatewayError {
             Self::Maintenance { .. } => 11,
             Self::IpForbidden { .. } => 12,
             Self::PayloadTooLarge { .. } => 13,
+            Self::CorsRefused { .. } => 14,
         }
     }
 

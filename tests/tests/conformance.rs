@@ -1023,6 +1023,102 @@ async fn transformations(s: &Server, up: &Upstream) {
     assert_eq!(fields, ["requestHeaders.set.Komainu-Claim", "stripPrefix"]);
 }
 
+async fn cors(s: &Server, up: &Upstream) {
+    let mut doc = base_doc(up);
+    doc["routes"].as_array_mut().unwrap().push(json!({
+        "id": "shared", "paths": ["/shared", "/shared/{*rest}"], "methods": ["GET", "POST"], "groups": ["team"],
+        "cors": { "allowOrigins": ["https://app.example.com"], "allowCredentials": true },
+        "backend": { "targets": [{ "url": up.url() }] }
+    }));
+    s.seed(doc).await;
+    let app = "https://app.example.com";
+    // A fresh connection for each call: the Worker in workerd resets one
+    // whose body it did not read.
+    let c = Client::default;
+    let preflight = |origin: &'static str, method: &'static str| {
+        vec![
+            ("origin", origin),
+            ("access-control-request-method", method),
+            (
+                "access-control-request-headers",
+                "content-type, komainu-client-id",
+            ),
+        ]
+    };
+    // The preflight is the gateway's (the route does not even list OPTIONS).
+    let r = c()
+        .send(
+            Method::OPTIONS,
+            &s.url("/shared/x"),
+            &preflight(app, "POST"),
+            "",
+        )
+        .await;
+    r.expect_status(StatusCode::NO_CONTENT);
+    assert_eq!(r.header("access-control-allow-origin"), app);
+    assert_eq!(r.header("access-control-allow-credentials"), "true");
+    assert!(r.header("access-control-allow-methods").contains("POST"));
+    assert!(r
+        .header("access-control-allow-headers")
+        .contains("content-type"));
+    assert_eq!(r.header("access-control-max-age"), "600");
+    assert_eq!(r.header("vary"), "Origin");
+    assert_eq!(r.header("x-upstream"), "", "never forwarded");
+    // Another origin, another method: refused, with a clear error.
+    let r = c()
+        .send(
+            Method::OPTIONS,
+            &s.url("/shared/x"),
+            &preflight("https://evil.example", "POST"),
+            "",
+        )
+        .await;
+    r.expect_error(StatusCode::FORBIDDEN, "cors_refused");
+    assert_eq!(r.header("access-control-allow-origin"), "");
+    let r = c()
+        .send(
+            Method::OPTIONS,
+            &s.url("/shared/x"),
+            &preflight(app, "DELETE"),
+            "",
+        )
+        .await;
+    r.expect_error(StatusCode::FORBIDDEN, "cors_refused");
+    // The real call: the answer names the origin and what a page may read.
+    let mut headers = pair("app");
+    headers.push(("origin", app));
+    let r = c().get(&s.url("/shared/x"), &headers).await;
+    r.expect_status(StatusCode::OK);
+    assert_eq!(r.header("access-control-allow-origin"), app);
+    assert!(r
+        .header("access-control-expose-headers")
+        .contains("komainu-request-id"));
+    assert!(r.headers.get_all("vary").iter().any(|v| v == "Origin"));
+    assert_eq!(r.header("x-upstream"), "test-upstream");
+    // The gateway's own refusals are readable by the page too.
+    let r = c().get(&s.url("/shared/x"), &[("origin", app)]).await;
+    r.expect_error(StatusCode::UNAUTHORIZED, "missing_credentials");
+    assert_eq!(r.header("access-control-allow-origin"), app);
+    // Another origin gets the answer without CORS headers (its browser
+    // keeps it from the page).
+    let mut headers = pair("app");
+    headers.push(("origin", "https://evil.example"));
+    let r = c().get(&s.url("/shared/x"), &headers).await;
+    r.expect_status(StatusCode::OK);
+    assert_eq!(r.header("access-control-allow-origin"), "");
+    // Credentials with any origin: refused, naming the field.
+    let r = s
+        .admin()
+        .call(
+            Method::PATCH,
+            "/api/routes/shared",
+            json!({ "cors": { "allowOrigins": ["*"] } }),
+        )
+        .await;
+    let body = r.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["field"], "cors.allowOrigins[0]");
+}
+
 fn route_json(id: &str, up: &Upstream) -> Value {
     json!({ "id": id, "paths": [format!("/{id}")], "public": true, "backend": { "targets": [{ "url": up.url() }] } })
 }
@@ -1056,6 +1152,7 @@ async fn run_all(s: Server) {
     case!(redirects_and_static_responses);
     case!(body_limits);
     case!(transformations);
+    case!(cors);
 }
 
 #[tokio::test]

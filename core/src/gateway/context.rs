@@ -98,6 +98,9 @@ pub struct RequestContext {
     /// The error [`crate::Gateway::handle_request`] answered with, when it
     /// refused the request (for the log phase).
     pub refusal: Option<crate::GatewayError>,
+    /// The CORS headers the answer carries (an allowed origin on a route
+    /// with CORS).
+    pub cors: Option<super::cors::CorsReply>,
 }
 
 impl RequestContext {
@@ -118,6 +121,7 @@ impl RequestContext {
             quota: None,
             quota_unchecked: None,
             refusal: None,
+            cors: None,
         }
     }
 }

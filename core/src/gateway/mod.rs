@@ -19,6 +19,7 @@
 pub(crate) mod answer;
 mod claim;
 mod context;
+pub mod cors;
 mod head;
 mod log;
 mod phases;
@@ -34,7 +35,7 @@ pub use claim::ClaimSigner;
 pub use context::{ClientInfo, Decision, Forward, Outcome, RequestContext, RequestId};
 pub use head::{HeaderLookup, RequestHead};
 pub use log::{Exchange, Timings};
-pub use reply::response_headers;
+pub use reply::{response_headers, varies_by_origin};
 pub use trace::TraceContext;
 pub use upstream::{
     connection_names, is_hop_by_hop, is_idempotent, without_gateway_cookies, Forwarding,
@@ -107,6 +108,8 @@ pub(crate) struct CompiledRoute {
     strip_prefix: Option<Box<str>>,
     /// The `Host` sent to the backend instead of the target's.
     host_override: Option<Box<str>>,
+    /// CORS, when the route has it.
+    cors: Option<cors::CorsRules>,
     /// Header changes on the request and on the response.
     request_rules: Option<transform::HeaderRules>,
     response_rules: Option<transform::HeaderRules>,
@@ -147,6 +150,7 @@ impl CompiledRoute {
                 .iter()
                 .map(|p| p.to_ascii_lowercase().into_boxed_str())
                 .collect(),
+            cors: route.cors.as_ref().map(cors::CorsRules::of),
             strip_prefix: route.strip_prefix.as_deref().map(Box::from),
             host_override: route.host_override.as_deref().map(Box::from),
             request_rules: transform::HeaderRules::of(&route.request_headers),

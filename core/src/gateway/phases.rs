@@ -113,10 +113,56 @@ impl Gateway {
         ctx.trace =
             TraceContext::continue_or_start(head.first("traceparent"), ctx.request_id.bits());
         self.check_head(head)?;
-        let route = self.route(head)?;
+        // A CORS preflight asks about another method than its own.
+        let preflight = match (head.method(), head.first("origin")) {
+            (&http::Method::OPTIONS, Some(origin)) => head
+                .first("access-control-request-method")
+                .map(|method| (origin, method)),
+            _ => None,
+        };
+        let has_cors = |r: &usize| self.routes[*r].cors.is_some();
+        let (route, method_served) = match (self.route(head), preflight) {
+            (Ok(route), _) => (route, true),
+            (Err(error), Some((_, method))) => {
+                match self.route_for_method(head, method).filter(has_cors) {
+                    Some(route) => (route, true),
+                    // A CORS route on this path that does not serve the
+                    // method asked: the preflight is refused, saying why.
+                    None => (
+                        self.route_for_method(head, b"GET")
+                            .filter(has_cors)
+                            .ok_or(error)?,
+                        false,
+                    ),
+                }
+            }
+            (Err(error), None) => return Err(error),
+        };
         ctx.route = Some(route);
         ctx.route_id = Some(self.routes[route].id.clone());
+        if let (Some(cors), Some(origin)) = (&self.routes[route].cors, head.first("origin")) {
+            ctx.cors = cors.reply(origin);
+        }
         self.access(route, ctx)?;
+        if let (Some(cors), Some((origin, method))) = (&self.routes[route].cors, preflight) {
+            // Answered here, never forwarded, before credentials (a
+            // preflight carries none).
+            ctx.answered = true;
+            let answer = if method_served {
+                cors.preflight(origin, method)
+            } else {
+                None
+            };
+            let mut response = answer.ok_or_else(|| GatewayError::CorsRefused {
+                what: if ctx.cors.is_none() {
+                    format!("the origin {}", String::from_utf8_lossy(origin))
+                } else {
+                    format!("the method {}", String::from_utf8_lossy(method))
+                },
+            })?;
+            super::reply::add_context_headers(ctx, response.headers_mut());
+            return Ok(Decision::Answer(response));
+        }
         self.maintenance(route)?;
         let caller = match self.authenticate(route, head, ctx.received_ms) {
             Ok(caller) => caller,
@@ -187,6 +233,13 @@ impl Gateway {
                 host: host.to_owned(),
                 path: head.path().to_owned(),
             })
+    }
+
+    /// The route serving the request's host and path for `method` (a
+    /// preflight's `Access-Control-Request-Method`).
+    fn route_for_method(&self, head: &impl RequestHead, method: &[u8]) -> Option<usize> {
+        let method = http::Method::from_bytes(method.trim_ascii()).ok()?;
+        self.table.find(head.host(), &method, head.path())
     }
 
     /// **access** (after routing): the route's and the gateway's IP lists

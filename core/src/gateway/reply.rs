@@ -96,6 +96,9 @@ pub(crate) fn add_context_headers(ctx: &RequestContext, headers: &mut HeaderMap)
             headers.insert(name, v);
         }
     });
+    if varies_by_origin(ctx) {
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
 }
 
 /// The headers the respond phase adds to a backend's response (names in
@@ -104,7 +107,17 @@ pub(crate) fn add_context_headers(ctx: &RequestContext, headers: &mut HeaderMap)
 /// themselves; they drop [`super::is_hop_by_hop`] headers too.
 pub fn response_headers(ctx: &RequestContext, mut emit: impl FnMut(&'static str, &[u8])) {
     emit("komainu-request-id", ctx.request_id.as_str().as_bytes());
+    if let Some(cors) = &ctx.cors {
+        cors.for_each(|name, value| emit(name, value.as_bytes()));
+    }
     if let Some(quota) = &ctx.quota {
         quota.for_each_header(emit);
     }
+}
+
+/// Whether the answer varies with the request's `Origin` (CORS echoing an
+/// allowed origin): adapters that write heads themselves add `Vary:
+/// Origin` beside the backend's own `Vary`.
+pub fn varies_by_origin(ctx: &RequestContext) -> bool {
+    ctx.cors.as_ref().is_some_and(|c| c.varies())
 }

@@ -78,12 +78,77 @@ pub struct Route {
     /// The `Host` sent to the backend instead of the target's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_override: Option<String>,
+    /// CORS: the gateway answers preflights and adds the
+    /// `Access-Control-*` headers for the origins it allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
     /// Headers changed on the request sent to the backend.
     #[serde(default, skip_serializing_if = "HeaderChanges::is_empty")]
     pub request_headers: HeaderChanges,
     /// Headers changed on the backend's response sent to the client.
     #[serde(default, skip_serializing_if = "HeaderChanges::is_empty")]
     pub response_headers: HeaderChanges,
+}
+
+/// Cross-origin resource sharing for a route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cors {
+    /// Origins allowed: exact (`https://app.example.com`), or `*` for any.
+    pub allow_origins: Vec<String>,
+    /// Methods a page may use (default GET, HEAD, POST, PUT, PATCH, DELETE).
+    #[serde(default = "cors_methods")]
+    pub allow_methods: Vec<String>,
+    /// Request headers a page may send (default `Authorization`,
+    /// `Content-Type` and the gateway's key headers).
+    #[serde(default = "cors_headers")]
+    pub allow_headers: Vec<String>,
+    /// Response headers a page may read beyond the simple ones (default
+    /// the request id and the quota headers).
+    #[serde(default = "cors_exposed")]
+    pub expose_headers: Vec<String>,
+    /// Whether a page may send cookies or credentials with its calls (not
+    /// with `*`).
+    #[serde(default)]
+    pub allow_credentials: bool,
+    /// How long a browser may keep a preflight's answer (default 600 s).
+    #[serde(default = "cors_max_age")]
+    pub max_age_seconds: u32,
+}
+
+fn cors_methods() -> Vec<String> {
+    ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn cors_headers() -> Vec<String> {
+    [
+        "authorization",
+        "content-type",
+        "komainu-client-id",
+        "komainu-client-secret",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn cors_exposed() -> Vec<String> {
+    [
+        "komainu-request-id",
+        "komainu-daily-calls-remaining",
+        "komainu-monthly-calls-remaining",
+        "ratelimit",
+        "ratelimit-policy",
+        "retry-after",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn cors_max_age() -> u32 {
+    600
 }
 
 /// Headers a route changes: `set` replaces (the incoming value is dropped),
@@ -136,6 +201,7 @@ impl Default for Route {
             redirect: None,
             respond: None,
             upgrades: websocket_only(),
+            cors: None,
             strip_prefix: None,
             host_override: None,
             request_headers: HeaderChanges::default(),

@@ -249,6 +249,11 @@ fn check_route(c: &mut Checker, at: &str, route: &Route, groups: &HashSet<&str>)
             c.fail(format!("{at}.{field}.{at_field}"), why);
         }
     }
+    if let Some(cors) = &route.cors {
+        if let Err((field, why)) = crate::gateway::cors::check(cors) {
+            c.fail(format!("{at}.cors.{field}"), why);
+        }
+    }
     if let Some(prefix) = &route.strip_prefix {
         if let Err(why) = crate::gateway::transform::check_prefix(prefix) {
             c.fail(format!("{at}.stripPrefix"), why);

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use http::Method;
 use komainu_core::events::EventSink as _;
 use komainu_core::gateway::{
-    connection_names, is_hop_by_hop, is_idempotent, response_headers, without_gateway_cookies,
-    ClientInfo, Decision, Exchange, Forwarding, HeaderLookup, RequestContext, RequestHead, Timings,
+    connection_names, is_hop_by_hop, is_idempotent, response_headers, varies_by_origin,
+    without_gateway_cookies, ClientInfo, Decision, Exchange, Forwarding, HeaderLookup,
+    RequestContext, RequestHead, Timings,
 };
 use komainu_core::{Gateway, GatewayError};
 use tokio::io::AsyncWriteExt;
@@ -670,7 +671,7 @@ async fn relay_response(
     out.push(b' ');
     out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    let mut added: [&str; 8] = [""; 8];
+    let mut added: [&str; 12] = [""; 12];
     let mut added_count = 0;
     let mut add = |name: &'static str, value: &[u8]| {
         if added_count < added.len() {
@@ -698,6 +699,9 @@ async fn relay_response(
     });
     if let Some(rules) = rules {
         rules.for_each_added(|name, value| write::header(out, name, value));
+    }
+    if varies_by_origin(ctx) {
+        out.extend_from_slice(b"vary: Origin\r\n");
     }
     if let Some(n) = content_length {
         out.extend_from_slice(b"content-length: ");
