@@ -3,6 +3,10 @@
 //! counters), and the whole request phase (the three, plus target choice,
 //! head rewrite and the signed claim).
 //!
+//! The `balancing` group: the decision on a public route of 8 targets, per
+//! load-balancing strategy (the difference to `roundRobin` is what a
+//! strategy costs per request).
+//!
 //! Run: `cargo bench -p komainu-core --bench decision`.
 
 #![allow(missing_docs)]
@@ -49,8 +53,10 @@ fn document(routes: usize) -> Document {
             targets: vec![Target {
                 url: format!("http://10.0.{}.{}:8080", i / 250, i % 250),
                 weight: 1,
+                backup: false,
             }],
             timeout_ms: 5_000,
+            ..Backend::default()
         },
         public: false,
         groups: vec![format!("g{}", i % 100)],
@@ -197,5 +203,70 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+fn bench_balancing(c: &mut Criterion) {
+    let client = ClientInfo {
+        addr: Some("192.0.2.1".parse().unwrap()),
+        tls: false,
+    };
+    let counters = MemoryCounterStore::new();
+    let template = Request::builder()
+        .method(Method::GET)
+        .uri("/lb/items/42")
+        .header("host", "gateway.example.com")
+        .header("x-user", "user-4711")
+        .header("cookie", "theme=dark; sid=0123456789abcdef")
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+    let mut group = c.benchmark_group("balancing");
+    for (name, lb) in [
+        ("roundRobin", serde_json::json!({})),
+        ("random", serde_json::json!({ "strategy": "random" })),
+        (
+            "leastRequests",
+            serde_json::json!({ "strategy": "leastRequests" }),
+        ),
+        ("hashClientIp", serde_json::json!({ "strategy": "hash" })),
+        (
+            "hashHeader",
+            serde_json::json!({ "strategy": "hash", "header": "x-user" }),
+        ),
+        (
+            "hashCookie",
+            serde_json::json!({ "strategy": "hash", "cookie": "sid" }),
+        ),
+    ] {
+        let targets: Vec<serde_json::Value> = (0..8)
+            .map(|i| serde_json::json!({ "url": format!("http://10.0.0.{i}:8080"), "weight": 1 + i % 3 }))
+            .collect();
+        let doc: Document = serde_json::from_value(serde_json::json!({
+            "format": 1,
+            "routes": [{ "id": "lb", "paths": ["/lb/{*rest}"], "public": true,
+                         "backend": { "targets": targets, "loadBalancing": lb } }],
+        }))
+        .unwrap();
+        let gateway = Gateway::compile(&doc, b"claim-secret", None).unwrap();
+        group.bench_function(BenchmarkId::new("decide", name), |b| {
+            let mut n = 0u128;
+            b.iter(|| {
+                n += 1;
+                let (_, decision) = block_on(gateway.decide(
+                    &counters,
+                    &template,
+                    &client,
+                    NOW_MS,
+                    RequestId::from_random(n),
+                ));
+                let Ok(Decision::Forward(forwarding)) = decision else {
+                    panic!("the bench route forwards")
+                };
+                forwarding.target.authority.as_str().len()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_balancing);
 criterion_main!(benches);

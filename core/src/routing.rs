@@ -263,8 +263,8 @@ mod tests {
             paths: paths.iter().map(|s| s.to_string()).collect(),
             methods: methods.iter().map(|s| s.to_string()).collect(),
             backend: Backend {
-                targets: vec![],
                 timeout_ms: 1000,
+                ..Backend::default()
             },
             public: false,
             groups: vec![],

@@ -80,8 +80,10 @@ pub fn install(doc: &mut Document, backend: SocketAddr, secret: &str) {
             targets: vec![Target {
                 url: format!("http://{backend}"),
                 weight: 1,
+                backup: false,
             }],
             timeout_ms: 10_000,
+            ..Backend::default()
         },
         public,
         groups: vec!["demo".into()],

@@ -87,9 +87,13 @@ try {
   await page.getByRole("button", { name: "Log in" }).click();
   await page.getByText("That admin key was refused").waitFor();
 
-  step = "log in";
-  await page.getByLabel("Secret").fill(adminSecret);
-  await page.getByRole("button", { name: "Log in" }).click();
+  step = "log in, with the keyboard alone";
+  await page.getByLabel("Admin key id").focus();
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.name), "clientSecret");
+  await page.keyboard.press("Control+A");
+  await page.keyboard.type(adminSecret);
+  await page.keyboard.press("Enter");
   await page.getByRole("heading", { name: "Overview" }).waitFor();
   const cookies = await context.cookies(ui);
   const session = cookies.find((c) => c.name === "komainu_session");

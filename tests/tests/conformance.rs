@@ -1119,6 +1119,82 @@ async fn cors(s: &Server, up: &Upstream) {
     assert_eq!(body["field"], "cors.allowOrigins[0]");
 }
 
+async fn load_balancing(s: &Server, up: &Upstream) {
+    let url = up.url();
+    let target = |name: &str, extra: Value| {
+        let mut t = json!({ "url": format!("{url}/{name}") });
+        t.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        t
+    };
+    s.seed(json!({
+        "format": 1,
+        "routes": [
+            { "id": "sticky", "paths": ["/sticky"], "public": true, "backend": {
+                "targets": [target("a", json!({})), target("b", json!({})), target("c", json!({}))],
+                "loadBalancing": { "strategy": "hash", "header": "x-user" } } },
+            { "id": "spare", "paths": ["/spare"], "public": true, "backend": {
+                "targets": [target("main", json!({ "weight": 0 })), target("spare", json!({ "backup": true }))],
+                "loadBalancing": { "strategy": "leastRequests" } } },
+            { "id": "rr", "paths": ["/rr"], "public": true, "backend": {
+                "targets": [target("one", json!({ "weight": 2 })), target("two", json!({}))] } }
+        ]
+    }))
+    .await;
+    let c = Client::default();
+    let served_by = |r: &komainu_e2e::Reply| {
+        r.json()["uri"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    // The same key, the same target; keys spread over the targets.
+    let mut seen = std::collections::BTreeSet::new();
+    for user in 0..30 {
+        let header = format!("user-{user}");
+        let mut targets = std::collections::BTreeSet::new();
+        for _ in 0..3 {
+            let r = c
+                .get(&s.url("/sticky"), &[("x-user", header.as_str())])
+                .await;
+            r.expect_status(StatusCode::OK);
+            targets.insert(served_by(&r));
+        }
+        assert_eq!(targets.len(), 1, "{header} moved: {targets:?}");
+        seen.extend(targets);
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    // No primary takes traffic: the backup does.
+    for _ in 0..3 {
+        let r = c.get(&s.url("/spare"), &[]).await;
+        assert_eq!(served_by(&r), "spare");
+    }
+    // Weighted round robin: 2 to 1.
+    let mut one = 0;
+    for _ in 0..30 {
+        if served_by(&c.get(&s.url("/rr"), &[]).await) == "one" {
+            one += 1;
+        }
+    }
+    assert_eq!(one, 20);
+    // Hashing on a header and a cookie at once is refused, naming the field.
+    let r = s
+        .admin()
+        .call(
+            Method::PATCH,
+            "/api/routes/sticky",
+            json!({ "backend": { "loadBalancing": { "cookie": "sid" } } }),
+        )
+        .await;
+    let body = r.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["field"], "backend.loadBalancing.cookie");
+}
+
 fn route_json(id: &str, up: &Upstream) -> Value {
     json!({ "id": id, "paths": [format!("/{id}")], "public": true, "backend": { "targets": [{ "url": up.url() }] } })
 }
@@ -1153,6 +1229,7 @@ async fn run_all(s: Server) {
     case!(body_limits);
     case!(transformations);
     case!(cors);
+    case!(load_balancing);
 }
 
 #[tokio::test]

@@ -539,8 +539,16 @@ async fn the_stream_delivers_live_events_and_resumes_after_last_event_id() {
 async fn a_stream_reader_that_does_not_read_is_dropped_and_calls_go_on() {
     let up = Upstream::start().await;
     let gw = Komainu::start(&document(&up, json!({})));
-    let addr = gw.admin_base().trim_start_matches("http://").to_owned();
-    let mut reader = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let addr: std::net::SocketAddr = gw
+        .admin_base()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    // A small receive buffer (set before connecting: no autotuning), so
+    // that what the gateway sends fills it whatever the machine's limits.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    let mut reader = socket.connect(addr).await.unwrap();
     let auth = STANDARD.encode(komainu_e2e::gateway::ADMIN_KEY);
     reader
         .write_all(
@@ -551,10 +559,12 @@ async fn a_stream_reader_that_does_not_read_is_dropped_and_calls_go_on() {
         )
         .await
         .unwrap();
-    // Thousands of events the reader never reads: more than its socket holds.
+    // Thousands of events the reader never reads: more than its socket and
+    // the gateway's send buffer hold (~10 MB; loopback buffers grow to
+    // 4 MB and more).
     let c = Client::default();
     let started = Instant::now();
-    for _ in 0..6000 {
+    for _ in 0..15_000 {
         c.get(&gw.url("/open/flood"), &[])
             .await
             .expect_status(StatusCode::OK);

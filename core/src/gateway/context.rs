@@ -101,6 +101,8 @@ pub struct RequestContext {
     /// The CORS headers the answer carries (an allowed origin on a route
     /// with CORS).
     pub cors: Option<super::cors::CorsReply>,
+    /// The index of the route's target the request was sent to.
+    pub target: Option<usize>,
 }
 
 impl RequestContext {
@@ -122,6 +124,7 @@ impl RequestContext {
             quota_unchecked: None,
             refusal: None,
             cors: None,
+            target: None,
         }
     }
 }

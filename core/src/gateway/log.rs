@@ -61,7 +61,11 @@ impl Gateway {
     /// into `sink`. Called once per request, after the answer, with the
     /// context the request phases filled (of this revision).
     pub fn log(&self, ctx: &RequestContext, exchange: Exchange<'_>, sink: &impl EventSink) {
-        let stats = match ctx.route.and_then(|i| self.routes.get(i)) {
+        let route = ctx.route.and_then(|i| self.routes.get(i));
+        if let (Some(route), Some(target)) = (route, ctx.target) {
+            route.balancer.finished(target);
+        }
+        let stats = match route {
             Some(route) => &*route.stats,
             None => &self.stats.unrouted,
         };

@@ -17,6 +17,7 @@
 //! The adapter streams bodies; the core never sees them.
 
 pub(crate) mod answer;
+mod balance;
 mod claim;
 mod context;
 pub mod cors;
@@ -29,7 +30,6 @@ pub mod transform;
 mod upstream;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use claim::ClaimSigner;
 pub use context::{ClientInfo, Decision, Forward, Outcome, RequestContext, RequestId};
@@ -45,7 +45,7 @@ use crate::auth::KeyIndex;
 use crate::model::{
     Document, Exporter, FieldError, QuotaFailure, Route, Settings, ValidationErrors,
 };
-use crate::routing::{RouteTable, TargetUrl};
+use crate::routing::RouteTable;
 use crate::secret::stored::open_sealed_bytes;
 use crate::secret::SealingKey;
 use crate::stats::{KeyStats, RouteStats, Stats};
@@ -87,10 +87,8 @@ pub(crate) struct CompiledRoute {
     public: bool,
     /// Sorted group indexes.
     groups: Vec<usize>,
-    targets: Vec<(TargetUrl, u32)>,
-    total_weight: u64,
-    /// Round-robin position (the only mutable state, and lock-free).
-    next: AtomicU64,
+    /// The targets and how one is chosen.
+    balancer: balance::Balancer,
     timeout_ms: u64,
     quota_failure: QuotaFailure,
     pass_authorization: bool,
@@ -117,12 +115,6 @@ pub(crate) struct CompiledRoute {
 
 impl CompiledRoute {
     fn new(route: &Route, group_index: &HashMap<&str, usize>, settings: &Settings) -> Self {
-        let targets: Vec<(TargetUrl, u32)> = route
-            .backend
-            .targets
-            .iter()
-            .filter_map(|t| TargetUrl::parse(&t.url).ok().map(|u| (u, t.weight)))
-            .collect();
         let mut groups: Vec<usize> = route
             .groups
             .iter()
@@ -135,9 +127,7 @@ impl CompiledRoute {
             stats: std::sync::Arc::default(),
             public: route.public,
             groups,
-            total_weight: targets.iter().map(|(_, w)| u64::from(*w)).sum(),
-            targets,
-            next: AtomicU64::new(0),
+            balancer: balance::Balancer::new(&route.backend),
             timeout_ms: route.backend.timeout_ms,
             quota_failure: route.quota_failure.unwrap_or(settings.quota_failure),
             pass_authorization: route.pass_authorization,
@@ -156,22 +146,6 @@ impl CompiledRoute {
             request_rules: transform::HeaderRules::of(&route.request_headers),
             response_rules: transform::HeaderRules::of(&route.response_headers),
         }
-    }
-
-    /// The next target by weighted round robin; `None` when all weights are 0.
-    fn pick_target(&self) -> Option<&TargetUrl> {
-        if self.total_weight == 0 {
-            return None;
-        }
-        let mut n = self.next.fetch_add(1, Ordering::Relaxed) % self.total_weight;
-        for (url, weight) in &self.targets {
-            let w = u64::from(*weight);
-            if n < w {
-                return Some(url);
-            }
-            n -= w;
-        }
-        None
     }
 }
 

@@ -206,7 +206,7 @@ impl Gateway {
                         .is_some_and(credentials::is_gateway_scheme)
             }
         };
-        self.forward(route, caller.as_ref(), drop_authorization, ctx)
+        self.forward(route, caller.as_ref(), drop_authorization, head, ctx)
             .map(Decision::Forward)
     }
 
@@ -367,20 +367,24 @@ impl Gateway {
         }
     }
 
-    /// **forward**: picks a target (weighted round robin) and signs the
-    /// claim; `drop_authorization` says whether `Authorization` stays out. Default: 503 `no_healthy_target` when no target takes
-    /// traffic.
+    /// **forward**: picks a target (the route's load balancing) and signs
+    /// the claim; `drop_authorization` says whether `Authorization` stays
+    /// out. Default: 503 `no_healthy_target` when no target takes traffic.
     pub(crate) fn forward(
         &self,
         route: usize,
         caller: Option<&Caller<'_>>,
         drop_authorization: bool,
-        ctx: &RequestContext,
+        head: &impl RequestHead,
+        ctx: &mut RequestContext,
     ) -> Result<Forwarding<'_>, GatewayError> {
         let r = &self.routes[route];
-        let target = r
-            .pick_target()
+        let chosen = r
+            .balancer
+            .pick(head, ctx.client_ip, ctx.request_id.bits())
             .ok_or_else(|| GatewayError::NoHealthyTarget(r.id.to_string()))?;
+        ctx.target = Some(chosen);
+        let target = r.balancer.target(chosen);
         let claim = self.claim.sign(
             caller.map(|c| &*c.key.client_id),
             &r.id,

@@ -22,7 +22,9 @@ pub use diff::{Diff, EntityChange, Op};
 pub use document::{AdminKey, Document, LocalState, FORMAT};
 pub use exporter::{Exporter, ExporterKind};
 pub use group::Group;
-pub use route::{Backend, Cors, HeaderChanges, Redirect, Route, StaticResponse, Target};
+pub use route::{
+    Backend, Cors, HeaderChanges, LoadBalancing, Redirect, Route, StaticResponse, Strategy, Target,
+};
 pub use settings::{AlertSettings, MaintenanceSettings, MetricsSettings, QuotaFailure, Settings};
 pub use validate::{
     check_secret, FieldError, ValidationErrors, MAX_SECRET_CHARS, MIN_SECRET_CHARS,

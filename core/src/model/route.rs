@@ -269,6 +269,54 @@ pub struct Backend {
     /// milliseconds (504 after it).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// How a target is chosen for each request (default: weighted round
+    /// robin).
+    #[serde(default, skip_serializing_if = "LoadBalancing::is_default")]
+    pub load_balancing: LoadBalancing,
+}
+
+/// How a route's target is chosen: among the primary targets that take
+/// traffic (weight above 0); the backup targets only when none does.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancing {
+    /// `roundRobin` (default, weighted), `random` (weighted),
+    /// `leastRequests` (the less busy of two targets drawn at random:
+    /// requests in flight on this instance), or `hash` (the same key goes
+    /// to the same target while the targets stay: the client's address,
+    /// or the `header` or `cookie` named).
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// `hash`: the request header whose value is the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// `hash`: the cookie whose value is the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+}
+
+impl LoadBalancing {
+    /// Whether it is the default (weighted round robin).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A load-balancing strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum Strategy {
+    /// Weighted round robin.
+    #[default]
+    RoundRobin,
+    /// Weighted random.
+    Random,
+    /// Power of two choices on the requests in flight.
+    LeastRequests,
+    /// Consistent (rendezvous) hashing on a key of the request.
+    Hash,
 }
 
 /// One target of a backend.
@@ -281,6 +329,9 @@ pub struct Target {
     /// Share of the traffic relative to the other targets; 0 drains the target.
     #[serde(default = "one")]
     pub weight: u32,
+    /// A backup target takes traffic only when no primary target does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backup: bool,
 }
 
 fn yes() -> bool {
@@ -296,6 +347,7 @@ impl Default for Backend {
         Self {
             targets: Vec::new(),
             timeout_ms: default_timeout_ms(),
+            load_balancing: LoadBalancing::default(),
         }
     }
 }

@@ -249,6 +249,35 @@ fn check_route(c: &mut Checker, at: &str, route: &Route, groups: &HashSet<&str>)
             c.fail(format!("{at}.{field}.{at_field}"), why);
         }
     }
+    let lb = &route.backend.load_balancing;
+    if lb.header.is_some() && lb.cookie.is_some() {
+        c.fail(
+            format!("{at}.backend.loadBalancing.cookie"),
+            "hash on a header or on a cookie, not both",
+        );
+    }
+    if (lb.header.is_some() || lb.cookie.is_some()) && lb.strategy != crate::model::Strategy::Hash {
+        c.fail(
+            format!("{at}.backend.loadBalancing.strategy"),
+            "a header or cookie to hash on needs \"strategy\": \"hash\"",
+        );
+    }
+    if let Some(header) = &lb.header {
+        if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            c.fail(
+                format!("{at}.backend.loadBalancing.header"),
+                format!("\"{header}\" is not a header name"),
+            );
+        }
+    }
+    if let Some(cookie) = &lb.cookie {
+        if cookie.is_empty() || cookie.contains([';', '=', ' ', ',']) {
+            c.fail(
+                format!("{at}.backend.loadBalancing.cookie"),
+                format!("\"{cookie}\" is not a cookie name"),
+            );
+        }
+    }
     if let Some(cors) = &route.cors {
         if let Err((field, why)) = crate::gateway::cors::check(cors) {
             c.fail(format!("{at}.cors.{field}"), why);
