@@ -2,6 +2,8 @@
 // is an HttpOnly cookie the page never sees; writes carry the session's
 // CSRF value, which only this origin can read (GET /api/session).
 
+import { h, toast, showFieldErrors } from "./dom.js";
+
 let csrf = null;
 let onLoggedOut = () => {};
 
@@ -111,4 +113,56 @@ export function parseMetrics(text) {
 /** The path of the UI's own origin, where the gateway's API lives. */
 export function apiBase() {
   return new URL("api", document.baseURI).href;
+}
+
+/**
+ * Shows why a save was refused: each field error next to its field (paths
+ * relative to the entity: `prefix` takes `routes[3]` off), the rest in
+ * `slot`. Throws what is not an admin API error.
+ */
+export function showRefusal(form, slot, err, prefix, verb = "Not saved") {
+  if (!(err instanceof ApiError)) throw err;
+  const rest = showFieldErrors(form, err.errors, prefix);
+  if (rest.length || !err.errors.length) {
+    slot.hidden = false;
+    slot.textContent = `${verb}: ${(rest.length ? rest : [err.message]).join(" ")}`;
+  }
+}
+
+/** A button deleting `path` after a confirmation, then going to `back`. */
+export function deleteButton(label, what, question, path, back) {
+  return h("button.danger", {
+    type: "button",
+    onclick: async () => {
+      if (!confirm(question)) return;
+      try {
+        await api("DELETE", path);
+        toast(`${what} deleted.`);
+        location.hash = back;
+      } catch (err) {
+        toast(`Not deleted: ${err.message}`, "error");
+      }
+    },
+  }, label);
+}
+
+/** An enable switch for `entity` (`what`: "Route orders"), saved at once (a merge patch on `path`). */
+export function enableSwitch(what, path, entity) {
+  const box = h("input", {
+    type: "checkbox", role: "switch", checked: entity.enabled !== false, "aria-label": `${what} enabled`,
+    onchange: async () => {
+      box.disabled = true;
+      try {
+        const saved = await api("PATCH", path, { enabled: box.checked });
+        entity.enabled = saved.enabled;
+        toast(`${what} ${entity.enabled ? "enabled" : "disabled"}.`);
+      } catch (err) {
+        box.checked = entity.enabled !== false;
+        toast(`Not changed: ${err.message}`, "error");
+      } finally {
+        box.disabled = false;
+      }
+    },
+  });
+  return box;
 }

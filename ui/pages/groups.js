@@ -1,8 +1,8 @@
 // Groups: routes and keys gathered under one name (a key allowed a group
 // may call its routes).
 
-import { h, fill, field, heading, table, toast, reload, showFieldErrors, clearFieldErrors } from "../dom.js";
-import { api, ApiError } from "../api.js";
+import { h, fill, field, heading, table, toast, reload, clearFieldErrors } from "../dom.js";
+import { api, showRefusal } from "../api.js";
 
 export async function render(main, { args }) {
   const [groups, routes, keys] = await Promise.all([api("GET", "/groups"), api("GET", "/routes"), api("GET", "/apikeys")]);
@@ -28,12 +28,7 @@ export async function render(main, { args }) {
         if (location.hash === "#/groups") reload();
         else location.hash = "#/groups";
       } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
-        const rest = showFieldErrors(form, err.errors, /^groups\[\d+\]/);
-        if (rest.length || !err.errors.length) {
-          formError.hidden = false;
-          formError.textContent = `Not saved: ${(rest.length ? rest : [err.message]).join(" ")}`;
-        }
+        showRefusal(form, formError, err, /^groups\[\d+\]/);
       }
     },
   },

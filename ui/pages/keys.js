@@ -2,8 +2,8 @@
 // lines), consumption per window (live), enable/disable, expiry, rotate
 // with a grace period, and the raw JSON.
 
-import { h, fill, field, heading, table, tabs, lines, toast, copyButton, when, showFieldErrors, clearFieldErrors } from "../dom.js";
-import { api, ApiError } from "../api.js";
+import { h, fill, field, heading, table, tabs, toast, copyButton, when, clearFieldErrors } from "../dom.js";
+import { api, deleteButton, enableSwitch, showRefusal } from "../api.js";
 import { gatewayUrl } from "./tryit.js";
 
 export async function render(main, { args }) {
@@ -34,7 +34,7 @@ async function list(main) {
       ["May call", (k) => [...(k.routes || []).map((r) => `route ${r}`), ...(k.groups || []).map((g) => `group ${g}`)].join(", ") || "nothing"],
       ["Quotas", (k) => quotaText(k.quotas)],
       ["Expires", (k) => (k.expiresAt ? when(k.expiresAt) : "never")],
-      ["Enabled", (k) => enableSwitch(k)],
+      ["Enabled", (k) => keySwitch(k)],
     ], shown, { empty: keys.length ? "No key matches." : "No API key yet: create one." }));
   };
   search.addEventListener("input", draw);
@@ -42,24 +42,8 @@ async function list(main) {
   draw();
 }
 
-function enableSwitch(k) {
-  const box = h("input", {
-    type: "checkbox", role: "switch", checked: k.enabled !== false, "aria-label": `Key ${k.clientId} enabled`,
-    onchange: async () => {
-      box.disabled = true;
-      try {
-        const saved = await api("PATCH", `/apikeys/${encodeURIComponent(k.clientId)}`, { enabled: box.checked });
-        k.enabled = saved.enabled;
-        toast(`Key ${k.clientId} ${k.enabled ? "enabled" : "disabled"}.`);
-      } catch (err) {
-        box.checked = k.enabled !== false;
-        toast(`Not changed: ${err.message}`, "error");
-      } finally {
-        box.disabled = false;
-      }
-    },
-  });
-  return box;
+function keySwitch(k) {
+  return enableSwitch(`Key ${k.clientId}`, `/apikeys/${encodeURIComponent(k.clientId)}`, k);
 }
 
 function numberOrNull(input) {
@@ -160,12 +144,7 @@ async function create(main) {
             h("a.button.secondary", { href: `#/try?key=${encodeURIComponent(saved.clientId)}` }, "Try it with this key")));
         tryItSecret.set(saved.clientId, saved.clientSecret);
       } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
-        const rest = showFieldErrors(form, err.errors, /^apikeys\[\d+\]/);
-        if (rest.length || !err.errors.length) {
-          formError.hidden = false;
-          formError.textContent = `Not created: ${(rest.length ? rest : [err.message]).join(" ")}`;
-        }
+        showRefusal(form, formError, err, /^apikeys\[\d+\]/, "Not created");
       }
     },
   },
@@ -235,7 +214,7 @@ async function detail(main, id) {
     h("dl.facts", {},
       h("dt", {}, "Client id"), h("dd", {}, key.clientId),
       h("dt", {}, "Name"), h("dd", {}, key.name || "–"),
-      h("dt", {}, "Enabled"), h("dd", {}, enableSwitch(key)),
+      h("dt", {}, "Enabled"), h("dd", {}, keySwitch(key)),
       h("dt", {}, "May call"), h("dd", {}, [...(key.routes || []).map((r) => `route ${r}`), ...(key.groups || []).map((g) => `group ${g}`)].join(", ") || "nothing"),
       h("dt", {}, "Quotas"), h("dd", {}, quotaText(key.quotas)),
       h("dt", {}, "Expires"), h("dd", {}, expiryEditor(key)),
@@ -303,19 +282,8 @@ async function detail(main, id) {
       h("a.button.secondary", { href: `#/try?key=${encodeURIComponent(key.clientId)}` }, "Try it with this key")),
     t.list, overview, jsonPanel,
     h("div.actions", {},
-      h("button.danger", {
-        type: "button",
-        onclick: async () => {
-          if (!confirm(`Delete key ${key.clientId}? Its calls are refused at once.`)) return;
-          try {
-            await api("DELETE", `/apikeys/${encodeURIComponent(key.clientId)}`);
-            toast(`Key ${key.clientId} deleted.`);
-            location.hash = "#/keys";
-          } catch (err) {
-            toast(`Not deleted: ${err.message}`, "error");
-          }
-        },
-      }, "Delete key"),
+      deleteButton("Delete key", `Key ${key.clientId}`, `Delete key ${key.clientId}? Its calls are refused at once.`,
+        `/apikeys/${encodeURIComponent(key.clientId)}`, "#/keys"),
       h("a.button.secondary", { href: "#/keys" }, "Back to API keys")));
   let stopped = false;
   const tick = async () => {

@@ -3,7 +3,7 @@
 // not know is kept as it is).
 
 import { h, fill, field, heading, table, tabs, lines, toast, showFieldErrors, clearFieldErrors } from "../dom.js";
-import { api, ApiError } from "../api.js";
+import { api, ApiError, deleteButton, enableSwitch } from "../api.js";
 
 export async function render(main, { args }) {
   if (args[0] === "new") return editor(main, null);
@@ -41,26 +41,7 @@ async function list(main) {
       ["Hosts", (r) => (r.hosts || []).join(" ") || "any"],
       ["Access", (r) => (r.public ? "public" : "API key")],
       ["Backend", (r) => describeTargets(r)],
-      ["Enabled", (r) => {
-        const box = h("input", {
-          type: "checkbox", role: "switch", checked: r.enabled,
-          "aria-label": `Route ${r.id} enabled`,
-          onchange: async () => {
-            box.disabled = true;
-            try {
-              const saved = await api("PATCH", `/routes/${encodeURIComponent(r.id)}`, { enabled: box.checked });
-              r.enabled = saved.enabled;
-              toast(`Route ${r.id} ${r.enabled ? "enabled" : "disabled"}.`);
-            } catch (err) {
-              box.checked = r.enabled;
-              toast(`Not changed: ${err.message}`, "error");
-            } finally {
-              box.disabled = false;
-            }
-          },
-        });
-        return box;
-      }],
+      ["Enabled", (r) => enableSwitch(`Route ${r.id}`, `/routes/${encodeURIComponent(r.id)}`, r)],
     ], shown, { empty: routes.length ? "No route matches." : "No route yet: create one." }));
   };
   search.addEventListener("input", draw);
@@ -214,19 +195,8 @@ function editor(main, original) {
   t.list, formPanel, jsonPanel, formError,
   h("div.actions", {},
     h("button", { type: "submit" }, isNew ? "Create route" : "Save"),
-    isNew ? null : h("button.danger", {
-      type: "button",
-      onclick: async () => {
-        if (!confirm(`Delete route ${original.id}? Calls to it will find no route.`)) return;
-        try {
-          await api("DELETE", `/routes/${encodeURIComponent(original.id)}`);
-          toast(`Route ${original.id} deleted.`);
-          location.hash = "#/routes";
-        } catch (err) {
-          toast(`Not deleted: ${err.message}`, "error");
-        }
-      },
-    }, "Delete"),
+    isNew ? null : deleteButton("Delete", `Route ${original.id}`, `Delete route ${original.id}? Calls to it will find no route.`,
+      `/routes/${encodeURIComponent(original.id)}`, "#/routes"),
     h("a.button.secondary", { href: "#/routes" }, "Back to routes")));
   fill(main, heading(isNew ? "New route" : `Route ${original.id}`), form);
 }

@@ -491,13 +491,11 @@ pub(crate) async fn rotate<S: ConfigStore, C: CounterStore, E: EventSink>(
     Ok(reply)
 }
 
-/// `DELETE /api/apikeys/{id}/quotas`: the key's consumption starts over in
-/// every window (an audit event says who did it); answers the fresh
-/// consumption, as `GET` does.
-pub(crate) async fn reset_quotas<S: ConfigStore, C: CounterStore, E: EventSink>(
+/// The stored revision, the key's quota plan now, and its counts.
+async fn consumption<S: ConfigStore, C: CounterStore, E: EventSink>(
     op: &Op<'_, S, C, E>,
     id: &str,
-) -> Result<AdminReply, AdminError> {
+) -> Result<(u64, Plan, [u64; 3]), AdminError> {
     let doc = op.load().await?;
     let key = doc
         .apikeys
@@ -505,12 +503,23 @@ pub(crate) async fn reset_quotas<S: ConfigStore, C: CounterStore, E: EventSink>(
         .find(|k| k.client_id == id)
         .ok_or_else(|| not_found::<ApiKey>(id))?;
     let plan = Plan::new(&key.quotas, op.ctx.now_ms);
-    let before = op
+    let counts = op
         .ctx
         .counters
         .peek(id, plan.bumps())
         .await
         .map_err(|e| AdminError::store_unavailable(e.to_string()))?;
+    Ok((doc.revision, plan, counts))
+}
+
+/// `DELETE /api/apikeys/{id}/quotas`: the key's consumption starts over in
+/// every window (an audit event says who did it); answers the fresh
+/// consumption, as `GET` does.
+pub(crate) async fn reset_quotas<S: ConfigStore, C: CounterStore, E: EventSink>(
+    op: &Op<'_, S, C, E>,
+    id: &str,
+) -> Result<AdminReply, AdminError> {
+    let (revision, plan, before) = consumption(op, id).await?;
     op.ctx
         .counters
         .reset(id, plan.bumps())
@@ -531,7 +540,7 @@ pub(crate) async fn reset_quotas<S: ConfigStore, C: CounterStore, E: EventSink>(
             actor: op.actor.to_owned(),
             action: "apikey.quotas.reset".into(),
             target: Some(id.to_owned()),
-            revision: doc.revision,
+            revision,
             before: Some(serde_json::json!({ "used": used(before) })),
             after: Some(serde_json::json!({ "used": used([0; 3]) })),
         }),
@@ -544,20 +553,8 @@ pub(crate) async fn quotas<S: ConfigStore, C: CounterStore, E: EventSink>(
     op: &Op<'_, S, C, E>,
     id: &str,
 ) -> Result<AdminReply, AdminError> {
-    let doc = op.load().await?;
-    let key = doc
-        .apikeys
-        .iter()
-        .find(|k| k.client_id == id)
-        .ok_or_else(|| not_found::<ApiKey>(id))?;
     let now = op.ctx.now_ms;
-    let plan = Plan::new(&key.quotas, now);
-    let counts = op
-        .ctx
-        .counters
-        .peek(id, plan.bumps())
-        .await
-        .map_err(|e| AdminError::store_unavailable(e.to_string()))?;
+    let (_, plan, counts) = consumption(op, id).await?;
     let windows: Vec<Value> = plan
         .bumps()
         .iter()

@@ -9,29 +9,20 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::model::HeaderChanges;
 
-/// Headers a route may not change: hop-by-hop, framing, and those the
-/// gateway sets itself (on either side).
-const RESERVED: [&str; 19] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
-    "transfer-encoding",
-    "content-length",
-    "host",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "komainu-request-id",
-    "komainu-claim",
-    "traceparent",
-    "komainu-upstream-latency",
-    "komainu-proxy-latency",
-];
+/// Whether a route may not change header `name`: hop-by-hop, framing,
+/// and the headers the gateway sets itself (on either side).
+fn is_reserved(name: &str) -> bool {
+    super::upstream::is_hop_by_hop(name)
+        || super::upstream::is_set_by_gateway(name)
+        || [
+            "transfer-encoding",
+            "content-length",
+            "komainu-upstream-latency",
+            "komainu-proxy-latency",
+        ]
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name))
+}
 
 /// One side's header changes, compiled.
 #[derive(Debug, Default)]
@@ -102,7 +93,7 @@ pub(crate) fn check_changes(changes: &HeaderChanges) -> Result<(), (String, Stri
         if HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err((field, format!("\"{name}\" is not a header name")));
         }
-        if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        if is_reserved(name) {
             return Err((
                 field,
                 format!("\"{name}\" is set by the HTTP layer or the gateway itself: a route cannot change it (the backend's Host: hostOverride)"),

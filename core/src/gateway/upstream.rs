@@ -76,6 +76,11 @@ pub fn without_gateway_cookies(value: &[u8]) -> Option<Vec<u8>> {
     Some(kept)
 }
 
+/// Whether the gateway sets `name` itself on the way to the backend.
+pub(crate) fn is_set_by_gateway(name: &str) -> bool {
+    SET_BY_GATEWAY.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
 /// Whether `name` is a hop-by-hop header (any case). Headers named by
 /// `Connection` are hop-by-hop too: see [`connection_names`].
 pub fn is_hop_by_hop(name: &str) -> bool {
@@ -145,7 +150,7 @@ impl Forwarding<'_> {
     /// HTTP layer's business and not judged here.
     pub fn drops(&self, name: &str) -> bool {
         is_hop_by_hop(name)
-            || SET_BY_GATEWAY.iter().any(|h| h.eq_ignore_ascii_case(name))
+            || is_set_by_gateway(name)
             || name.eq_ignore_ascii_case(CLIENT_ID_HEADER)
             || name.eq_ignore_ascii_case(CLIENT_SECRET_HEADER)
             || (self.drop_authorization && name.eq_ignore_ascii_case("authorization"))
