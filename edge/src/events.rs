@@ -58,6 +58,8 @@ struct Emitted {
 pub struct EdgeEvents {
     emitted: RefCell<Vec<Emitted>>,
     kept: RefCell<Vec<String>>,
+    /// Test events, each for one webhook exporter (past its filters).
+    tests: RefCell<Vec<(String, String)>>,
 }
 
 impl EventSink for EdgeEvents {
@@ -85,6 +87,32 @@ impl EventSink for EdgeEvents {
         self.emitted.borrow_mut().push(Emitted { kind, json });
     }
 
+    fn exporter_status(
+        &self,
+        _id: &str,
+    ) -> Result<Option<komainu_core::events::ExporterStatus>, NotOffered> {
+        Err(NotOffered(
+            "the Worker keeps no exporter queue to report on: it sends webhooks after each answer (waitUntil, three attempts) and logs their failures (wrangler tail)",
+        ))
+    }
+
+    fn test_exporter(&self, id: &str, event: Event) -> Result<bool, NotOffered> {
+        let webhook = crate::live::current().is_some_and(|g| {
+            g.exporters()
+                .iter()
+                .any(|e| e.config.id == id && e.config.kind == ExporterKind::Webhook)
+        });
+        if !webhook {
+            return Err(NotOffered(
+                "file and redis-stream exporters run natively only: the Worker sends webhooks",
+            ));
+        }
+        let json = event.to_cloudevent(SOURCE);
+        worker::console_log!("{json}");
+        self.tests.borrow_mut().push((id.to_owned(), json));
+        Ok(true)
+    }
+
     fn recent(&self, query: &EventQuery) -> Result<Vec<String>, NotOffered> {
         Ok(RING.with(|ring| {
             let ring = ring.borrow();
@@ -104,7 +132,7 @@ impl EventSink for EdgeEvents {
 impl EdgeEvents {
     /// Whether anything was emitted.
     pub fn is_empty(&self) -> bool {
-        self.emitted.borrow().is_empty()
+        self.emitted.borrow().is_empty() && self.tests.borrow().is_empty()
     }
 
     /// Appends the audit events and alerts gathered to the Durable
@@ -129,6 +157,7 @@ impl EdgeEvents {
     /// a process: they run natively only.
     pub async fn deliver(&self, gateway: &Gateway) {
         let emitted = std::mem::take(&mut *self.emitted.borrow_mut());
+        let tests = std::mem::take(&mut *self.tests.borrow_mut());
         for exporter in gateway.exporters() {
             let config = &exporter.config;
             if config.kind != ExporterKind::Webhook {
@@ -139,6 +168,12 @@ impl EdgeEvents {
                 .iter()
                 .filter(|e| filter.accepts(&e.kind))
                 .map(|e| e.json.as_str())
+                .chain(
+                    tests
+                        .iter()
+                        .filter(|(id, _)| *id == config.id)
+                        .map(|(_, json)| json.as_str()),
+                )
                 .collect();
             if batch.is_empty() {
                 continue;

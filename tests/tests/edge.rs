@@ -186,4 +186,43 @@ async fn the_worker_sends_each_requests_events_to_webhooks_after_the_answer() {
     assert_eq!(event["source"], "/komainu/worker");
     assert_eq!(event["data"]["routeId"], "open");
     delivery.assert_signed_with(secret);
+
+    // A test event goes to that webhook, past its type filters.
+    let r = admin
+        .call(
+            Method::POST,
+            "/api/exporters/hook/test",
+            serde_json::Value::Null,
+        )
+        .await;
+    r.expect_status(StatusCode::ACCEPTED);
+    let test_id = r.json()["eventId"].as_str().unwrap().to_owned();
+    let got = receiver
+        .wait_for(std::time::Duration::from_secs(10), |d| {
+            d.iter().any(|d| {
+                d.json()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["id"] == test_id.as_str())
+            })
+        })
+        .await;
+    let delivery = got
+        .iter()
+        .find(|d| {
+            d.json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["id"] == test_id.as_str())
+        })
+        .unwrap();
+    assert!(delivery
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["type"] == "io.komainu.test.v1"));
+    delivery.assert_signed_with(secret);
 }
