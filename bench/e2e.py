@@ -281,7 +281,7 @@ def main():
                         "p99Us": statistics.median(g["p99Us"] for g in got),
                         "p99UsMin": min(g["p99Us"] for g in got), "p99UsMax": max(g["p99Us"] for g in got),
                         "errors": sum(g["errors"] for g in got), "rounds": got}
-                 for name, got in rounds.items()}
+                 for name, got in rounds.items() if got}
 
         rss = {"nginx": peak_rss_kib(nginx_pid), "komainu-memory": peak_rss_kib(k_mem.pid)}
         if not args.no_redis:
@@ -308,7 +308,7 @@ def main():
             cpu = statistics.median(v["cpuUsPerReq"]) if v["cpuUsPerReq"] else None
             user = statistics.median(v["userUsPerReq"]) if v["userUsPerReq"] else None
             kernel = statistics.median(v["kernelUsPerReq"]) if v["kernelUsPerReq"] else None
-            f = fixed[name]
+            f = fixed.get(name)
             row = {"rpsMedian": med, "rpsMin": min(v["rps"]), "rpsMax": max(v["rps"]), "ratioToNginx": med / nginx_rps,
                    "p50MsMedian": statistics.median(v["p50Ms"]), "p99MsMedian": statistics.median(v["p99Ms"]),
                    "cpuUsPerRequest": cpu, "userUsPerRequest": user, "kernelUsPerRequest": kernel,
@@ -323,8 +323,8 @@ def main():
                         if cpu else f"{'-':>12}{'-':>14}{'-':>9}{'-':>18}")
             print(f"{name:16}{med:12.0f} ({min(v['rps']):.0f}-{max(v['rps']):.0f}){row['ratioToNginx']:9.2f}"
                   f"{span(row['pairedRatioToNginx']):>18}"
-                  f"{row['p50MsMedian']:9.3f}{row['p99MsMedian']:9.3f}{cpu_text}{f['p50Us']:14.0f}"
-                  f"{f['p99Us']:12.0f} ({f['p99UsMin']}-{f['p99UsMax']})")
+                  f"{row['p50MsMedian']:9.3f}{row['p99MsMedian']:9.3f}{cpu_text}"
+                  + (f"{f['p50Us']:14.0f}{f['p99Us']:12.0f} ({f['p99UsMin']}-{f['p99UsMax']})" if f else "  (no fixed-rate phase)"))
         ev, base = results["komainu-key-events"], results["komainu-key"]
         ev_rps = [a / b for a, b in zip(ev["rps"], base["rps"])]
         ev_cpu = [a / b for a, b in zip(ev["cpuUsPerReq"], base["cpuUsPerReq"])]
