@@ -65,6 +65,15 @@ async function visit(hash, name, ready) {
   await shot(name);
   await axe(name);
 }
+// Clicks and waits for the admin API write it causes: a toast from an earlier
+// save may still be on screen, so the toast alone does not prove this one.
+async function clickAndAwait(button, method, path) {
+  const [answer] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === method && new URL(r.url()).pathname.endsWith(`/api${path}`)),
+    button.click(),
+  ]);
+  assert.ok(answer.ok(), `${method} ${path} answered ${answer.status()}`);
+}
 const apiStatus = (path, init = {}) =>
   page.evaluate(async ([p, i]) => (await fetch(`api${p}`, i)).status, [path, init]);
 
@@ -148,7 +157,7 @@ try {
   // ...survives a save from the form.
   await visit("#/routes/orders", "route-edit", "h1:has-text('Route orders')");
   await page.getByLabel("Name").fill("Orders API");
-  await page.getByRole("button", { name: "Save" }).click();
+  await clickAndAwait(page.getByRole("button", { name: "Save" }), "PUT", "/routes/orders");
   await page.getByText("Route orders saved").waitFor();
   const kept = await page.evaluate(async () => (await fetch("api/routes/orders")).json());
   assert.equal(kept.name, "Orders API");
@@ -244,7 +253,7 @@ try {
   const key = JSON.parse(await json.inputValue());
   key.quotas.perDay = 500;
   await json.fill(JSON.stringify(key, null, 2));
-  await page.getByRole("button", { name: "Save JSON" }).click();
+  await clickAndAwait(page.getByRole("button", { name: "Save JSON" }), "PUT", "/apikeys/alice");
   await page.getByText("saved: live now").waitFor();
   const stored = await page.evaluate(async () => (await fetch("api/apikeys/alice")).json());
   assert.equal(stored.quotas.perDay, 500);
