@@ -120,6 +120,11 @@ def komainu(tmp, name, store, proxy_port, admin_port, backend_port, env_extra=No
              "backend": {"targets": [{"url": f"http://127.0.0.1:{backend_port}"}]}},
             {"id": "keyed", "paths": ["/keyed", "/keyed/{*rest}"],
              "backend": {"targets": [{"url": f"http://127.0.0.1:{backend_port}"}]}},
+            # Three targets, power of two choices: what balancing costs
+            # over "public" (one target), in the same run.
+            {"id": "spread", "paths": ["/spread", "/spread/{*rest}"], "public": True,
+             "backend": {"targets": [{"url": f"http://127.0.0.1:{backend_port}/t{i}"} for i in (1, 2, 3)],
+                         "loadBalancing": {"strategy": "leastRequests"}}},
         ],
         "apikeys": [{"clientId": "bench", "clientSecret": SECRET, "routes": ["keyed"],
                      "quotas": {"perSecond": 10**12, "perDay": 10**15, "perMonth": 10**16}}],
@@ -221,6 +226,7 @@ def main():
             ("nginx", nginx_pid, f"http://127.0.0.1:{nginx_port}/x", []),
             ("nginx-json-log", nginx_log_pid, f"http://127.0.0.1:{nginx_log_port}/x", []),
             ("komainu-public", k_mem.pid, f"http://127.0.0.1:{kp}/public/x", []),
+            ("komainu-3-targets", k_mem.pid, f"http://127.0.0.1:{kp}/spread/x", []),
             ("komainu-key", k_mem.pid, f"http://127.0.0.1:{kp}/keyed/x", key_headers),
             ("komainu-key-events", k_ev.pid, f"http://127.0.0.1:{ep}/keyed/x", key_headers),
         ]
@@ -325,6 +331,12 @@ def main():
                   f"{span(row['pairedRatioToNginx']):>18}"
                   f"{row['p50MsMedian']:9.3f}{row['p99MsMedian']:9.3f}{cpu_text}"
                   + (f"{f['p50Us']:14.0f}{f['p99Us']:12.0f} ({f['p99UsMin']}-{f['p99UsMax']})" if f else "  (no fixed-rate phase)"))
+        spread, one = results["komainu-3-targets"]["cpuUsPerReq"], results["komainu-public"]["cpuUsPerReq"]
+        if spread and one:
+            diffs = sorted(a - b for a, b in zip(spread, one))
+            summary["balancingCostUs"] = {"median": statistics.median(diffs), "min": diffs[0], "max": diffs[-1]}
+            print(f"\nthree targets (leastRequests) over one: {statistics.median(diffs):+.2f} us CPU/request "
+                  f"(paired rounds: {diffs[0]:+.2f} to {diffs[-1]:+.2f})")
         ev, base = results["komainu-key-events"], results["komainu-key"]
         ev_rps = [a / b for a, b in zip(ev["rps"], base["rps"])]
         ev_cpu = [a / b for a, b in zip(ev["cpuUsPerReq"], base["cpuUsPerReq"])]

@@ -29,7 +29,7 @@ use crate::model::FieldError;
 use crate::model::{Route, ValidationErrors};
 
 /// A backend target's base URL, parsed once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetUrl {
     /// `http` or `https`.
     pub scheme: Scheme,
@@ -67,6 +67,12 @@ impl TargetUrl {
             authority,
             base_path,
         })
+    }
+}
+
+impl std::fmt::Display for TargetUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
     }
 }
 

@@ -121,6 +121,16 @@ impl RouteStats {
         }
     }
 
+    /// Requests counted so far.
+    pub(crate) fn requests_total(&self) -> u64 {
+        self.requests
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|n| n.load(Relaxed))
+            .sum()
+    }
+
     /// Adds body bytes received from the client and sent to it.
     pub(crate) fn add_bytes(&self, bytes_in: u64, bytes_out: u64) {
         if bytes_in > 0 {

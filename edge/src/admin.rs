@@ -94,6 +94,7 @@ pub async fn handle(
     let now = now_ms();
     let events = EdgeEvents::default();
     let config = DoConfigStore { env };
+    let live_gateway = live::current();
     let ctx = AdminContext {
         config: &config,
         counters: &DoCounterStore { env },
@@ -104,6 +105,7 @@ pub async fn handle(
         claim_secret: claim_secret.as_bytes(),
         sealing: sealing.as_ref(),
         live_revision: live::revision(),
+        live: live_gateway.as_deref(),
         base_path: &settings.admin_path,
         now_ms: now,
         random: random_secret_bytes()?,

@@ -75,7 +75,7 @@ async fn serve(
         Ok(pq) => pq.split('?').next().unwrap_or("/").to_owned(),
         Err(_) => parts.uri.path().to_owned(),
     };
-    let (ctx, outcome) = gateway
+    let (mut ctx, outcome) = gateway
         .handle_request(&counters, &mut parts, &client, now, request_id)
         .await;
     if let Some(why) = &ctx.quota_unchecked {
@@ -83,7 +83,10 @@ async fn serve(
     }
     // The log phase, once the answer's head is known (the Worker streams
     // the body on after this function returns: its size is not known here).
-    let log = |status: u16, error: Option<&GatewayError>, backend_ms: Option<u64>| {
+    let log = |ctx: &komainu_core::gateway::RequestContext,
+               status: u16,
+               error: Option<&GatewayError>,
+               backend_ms: Option<u64>| {
         let elapsed_us = now_ms().saturating_sub(now) * 1000;
         let exchange = Exchange {
             method: Some(&method),
@@ -96,57 +99,75 @@ async fn serve(
             bytes_out: 0,
             attempts: u32::from(
                 backend_ms.is_some() || error.is_some_and(|e| e.blame() == Blame::Backend),
-            ),
+            ) + ctx.retries,
             timings: Timings {
                 total_us: elapsed_us,
                 head_us: elapsed_us,
                 backend_us: backend_ms.map(|ms| ms * 1000),
             },
         };
-        gateway.log(&ctx, exchange, events);
+        gateway.log(ctx, exchange, events);
     };
     let forward = match outcome {
         Outcome::Respond(response) => {
-            log(response.status().as_u16(), ctx.refusal.as_ref(), None);
+            log(&ctx, response.status().as_u16(), ctx.refusal.as_ref(), None);
             return head::core_response(response);
         }
         Outcome::Forward(forward) => forward,
     };
-    let target = parts
-        .uri
-        .authority()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let upstream = head::upstream_request(&parts, req.inner().body())?;
-    let fetch = Fetch::Request(upstream);
-    let sent_at = now_ms();
-    let sent = pin!(fetch.send());
-    let timeout = pin!(Delay::from(Duration::from_millis(forward.timeout_ms)));
-    let error = match select(sent, timeout).await {
-        Either::Left((Ok(response), _)) => {
-            let mut headers = head::header_map(response.headers());
-            gateway.handle_response(&ctx, &mut headers);
-            let status = response.status_code();
-            let backend_ms = now_ms().saturating_sub(sent_at);
-            let proxy_ms = sent_at.saturating_sub(now);
-            gateway.latency_headers(proxy_ms * 1000, backend_ms * 1000, |name, value| {
-                if let Ok(v) = http::HeaderValue::from_bytes(value) {
-                    headers.insert(name, v);
+    // `fetch` does not say whether anything was sent: only a request that
+    // may go twice goes to another target (idempotent, without a body).
+    let replayable =
+        req.inner().body().is_none() && komainu_core::gateway::is_idempotent(&parts.method);
+    let error = loop {
+        let target = parts
+            .uri
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let upstream = head::upstream_request(&parts, req.inner().body())?;
+        let fetch = Fetch::Request(upstream);
+        let sent_at = now_ms();
+        let sent = pin!(fetch.send());
+        let timeout = pin!(Delay::from(Duration::from_millis(forward.timeout_ms)));
+        let error = match select(sent, timeout).await {
+            Either::Left((Ok(response), _)) => {
+                let mut headers = head::header_map(response.headers());
+                gateway.handle_response(&ctx, &mut headers);
+                let status = response.status_code();
+                let backend_ms = now_ms().saturating_sub(sent_at);
+                let proxy_ms = sent_at.saturating_sub(now);
+                gateway.latency_headers(proxy_ms * 1000, backend_ms * 1000, |name, value| {
+                    if let Ok(v) = http::HeaderValue::from_bytes(value) {
+                        headers.insert(name, v);
+                    }
+                });
+                log(&ctx, status, None, Some(backend_ms));
+                let raw = web_sys::Response::from(response);
+                return head::streamed_response(status, &headers, raw.body());
+            }
+            Either::Left((Err(e), _)) => {
+                GatewayError::BadGateway(format!("cannot reach {target}: {e}"))
+            }
+            Either::Right(_) => {
+                break GatewayError::GatewayTimeout {
+                    timeout_ms: forward.timeout_ms,
                 }
-            });
-            log(status, None, Some(backend_ms));
-            let raw = web_sys::Response::from(response);
-            return head::streamed_response(status, &headers, raw.body());
+            }
+        };
+        if !replayable {
+            break error;
         }
-        Either::Left((Err(e), _)) => {
-            GatewayError::BadGateway(format!("cannot reach {target}: {e}"))
+        let Some(retry) = gateway.retry(&mut ctx, now_ms()) else {
+            break error;
+        };
+        komainu_core::gateway::retarget(&mut parts, retry.from, retry.target);
+        if retry.wait_ms > 0 {
+            Delay::from(Duration::from_millis(retry.wait_ms)).await;
         }
-        Either::Right(_) => GatewayError::GatewayTimeout {
-            timeout_ms: forward.timeout_ms,
-        },
     };
     let response = gateway.error_response(&ctx, &error);
-    log(response.status().as_u16(), Some(&error), None);
+    log(&ctx, response.status().as_u16(), Some(&error), None);
     head::core_response(response)
 }
 

@@ -218,6 +218,7 @@ async fn handle_api(
     } else {
         Some(state.admin_writes.lock().await)
     };
+    let live = state.gateway.load_full();
     let ctx = AdminContext {
         config: &state.config,
         counters: &state.counters,
@@ -227,7 +228,8 @@ async fn handle_api(
         proxy_port: Some(state.proxy_addr.port()),
         claim_secret: state.claim_secret.as_bytes(),
         sealing: state.sealing.as_ref(),
-        live_revision: state.gateway.load().revision(),
+        live_revision: live.revision(),
+        live: Some(&live),
         base_path: "",
         now_ms: now_ms(),
         random,

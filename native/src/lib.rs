@@ -28,6 +28,7 @@ pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod h1;
+pub mod health;
 pub mod http_server;
 pub mod metrics;
 pub mod proxy;

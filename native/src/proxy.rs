@@ -167,7 +167,7 @@ async fn forward(
     gateway: &Gateway,
     upstream: &Pool,
     mut parts: http::request::Parts,
-    body: Incoming,
+    mut body: Incoming,
     peer: SocketAddr,
     (sent, arrived): (&mut Sent, Instant),
 ) -> (
@@ -187,7 +187,7 @@ async fn forward(
         addr: Some(peer.ip()),
         tls,
     };
-    let (ctx, outcome) = gateway
+    let (mut ctx, outcome) = gateway
         .handle_request(
             &state.counters,
             &mut parts,
@@ -204,45 +204,66 @@ async fn forward(
         }
         Outcome::Forward(forward) => forward,
     };
-    let target = parts
-        .uri
-        .authority()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
     parts.version = Version::HTTP_11;
     let timeout = Duration::from_millis(forward.timeout_ms);
     sent.max_body = forward.max_body_bytes;
+    // Without a body, an idempotent request may go again to another
+    // target after a broken exchange; any request may after a target that
+    // could not be reached (nothing of it was sent).
+    let bodiless = hyper::body::Body::is_end_stream(&body);
+    let idempotent = komainu_core::gateway::is_idempotent(&parts.method);
     let started = Instant::now();
-    let exchange = h1::bridge_send(upstream, Request::from_parts(parts, body), timeout, sent);
-    let result = tokio::time::timeout(timeout, exchange).await;
-    let error = match result {
-        Ok(Ok(response)) => {
-            let backend_us = micros(started.elapsed());
-            let (mut head, body) = response.into_parts();
-            gateway.handle_response(&ctx, &mut head.headers);
-            let proxy_us = micros(arrived.elapsed()).saturating_sub(backend_us);
-            gateway.latency_headers(proxy_us, backend_us, |name, value| {
-                if let Ok(v) = http::HeaderValue::from_bytes(value) {
-                    head.headers.insert(name, v);
-                }
-            });
-            return (
-                ctx,
-                Response::from_parts(head, Either::Left(body)),
-                None,
-                Some(backend_us),
-            );
+    let error = loop {
+        let target = parts
+            .uri
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let exchange = h1::bridge_send(upstream, &parts, &mut body, timeout, sent);
+        let (error, retryable) = match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(response)) => {
+                let backend_us = micros(started.elapsed());
+                let (mut head, body) = response.into_parts();
+                gateway.handle_response(&ctx, &mut head.headers);
+                let proxy_us = micros(arrived.elapsed()).saturating_sub(backend_us);
+                gateway.latency_headers(proxy_us, backend_us, |name, value| {
+                    if let Ok(v) = http::HeaderValue::from_bytes(value) {
+                        head.headers.insert(name, v);
+                    }
+                });
+                return (
+                    ctx,
+                    Response::from_parts(head, Either::Left(body)),
+                    None,
+                    Some(backend_us),
+                );
+            }
+            Ok(Err(UpstreamError::Connect(why))) => (
+                GatewayError::BadGateway(format!("cannot connect to {target}: {why}")),
+                true,
+            ),
+            Ok(Err(UpstreamError::Exchange(why))) => (
+                GatewayError::BadGateway(format!("{target} broke the exchange: {why}")),
+                bodiless && idempotent,
+            ),
+            Ok(Err(UpstreamError::TooLarge(limit))) => {
+                (GatewayError::PayloadTooLarge { limit }, false)
+            }
+            Err(_) => (
+                GatewayError::GatewayTimeout {
+                    timeout_ms: forward.timeout_ms,
+                },
+                false,
+            ),
+        };
+        if !retryable {
+            break error;
         }
-        Ok(Err(UpstreamError::Connect(why))) => {
-            GatewayError::BadGateway(format!("cannot connect to {target}: {why}"))
-        }
-        Ok(Err(UpstreamError::Exchange(why))) => {
-            GatewayError::BadGateway(format!("{target} broke the exchange: {why}"))
-        }
-        Ok(Err(UpstreamError::TooLarge(limit))) => GatewayError::PayloadTooLarge { limit },
-        Err(_) => GatewayError::GatewayTimeout {
-            timeout_ms: forward.timeout_ms,
-        },
+        let Some(retry) = gateway.retry(&mut ctx, now_ms()) else {
+            break error;
+        };
+        komainu_core::gateway::retarget(&mut parts, retry.from, retry.target);
+        tokio::time::sleep(Duration::from_millis(retry.wait_ms)).await;
     };
     let response = backend_error(gateway, &ctx, &error);
     (ctx, response, Some(error), None)

@@ -72,6 +72,11 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         admin_writes: tokio::sync::Mutex::new(()),
     });
     let follower = tokio::spawn(reload::follow(state.clone(), shutdown_rx.clone()));
+    let checker = tokio::spawn(crate::health::run(
+        Arc::downgrade(&state),
+        state.backend_tls.clone(),
+        shutdown_rx.clone(),
+    ));
     let dispatcher = tokio::spawn(events::dispatch(
         state.events.hub.clone(),
         receivers.events,
@@ -118,6 +123,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let _ = joined.await;
     let _ = admin_task.await;
     let _ = follower.await;
+    let _ = checker.await;
     drop(state);
     // Every sender is gone with the state: the dispatcher drains and ends.
     let _ = tokio::time::timeout(Duration::from_secs(5), dispatcher).await;

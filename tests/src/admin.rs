@@ -94,6 +94,7 @@ pub fn template(path: &str) -> String {
             format!("/api/apikeys/{{clientId}}/{tail}")
         }
         ["api", "apikeys", _] => "/api/apikeys/{clientId}".into(),
+        ["api", "routes", _, "health"] => "/api/routes/{id}/health".into(),
         ["api", "exporters", _, tail @ ("status" | "test")] => {
             format!("/api/exporters/{{id}}/{tail}")
         }

@@ -62,18 +62,32 @@ impl Upstream {
         .await
     }
 
+    /// Starts an upstream on `addr` (a port used before: a backend
+    /// coming back).
+    pub async fn start_at(addr: SocketAddr) -> Self {
+        Self::serve(TcpListener::bind(addr).await.expect("bind upstream"), None)
+    }
+
     async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind upstream");
+        Self::serve(listener, tls)
+    }
+
+    /// Serves `listener`; dropping the upstream closes its listener and
+    /// every connection it has open (a backend killed).
+    fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let addr = listener.local_addr().expect("upstream address");
         let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
             loop {
+                while connections.try_join_next().is_some() {}
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let tls = tls.clone();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let builder =
                         hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     match tls {

@@ -1195,6 +1195,58 @@ async fn load_balancing(s: &Server, up: &Upstream) {
     assert_eq!(body["field"], "backend.loadBalancing.cookie");
 }
 
+/// An unreachable target is retried on another and taken out by the
+/// circuit breaker; the route's health says so.
+async fn breaker_and_retries(s: &Server, up: &Upstream) {
+    let dead = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    s.seed(json!({
+        "format": 1,
+        "routes": [{ "id": "flaky", "paths": ["/flaky"], "public": true, "backend": {
+            "targets": [{ "url": format!("http://{dead}") }, { "url": up.url() }],
+            "circuitBreaker": { "consecutiveFailures": 2, "openSeconds": 60 } } }]
+    }))
+    .await;
+    for i in 0..10 {
+        // A fresh connection each time (workerd resets a connection whose
+        // backend failed).
+        let r = Client::default().get(&s.url("/flaky"), &[]).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "call {i}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let r = s
+        .admin()
+        .call(Method::GET, "/api/routes/flaky/health", Value::Null)
+        .await;
+    if r.status == StatusCode::OK {
+        let h = r.json();
+        assert_eq!(h["status"], "healthy");
+        assert_eq!(h["targets"][0]["status"], "down", "{h}");
+        assert_eq!(h["targets"][0]["breaker"], "open", "{h}");
+        assert_eq!(h["targets"][1]["status"], "up", "{h}");
+    } else {
+        // At the edge, health is per isolate: the one answering the admin
+        // API may not have served the route yet.
+        assert!(s.is_edge(), "{}", String::from_utf8_lossy(&r.body));
+    }
+    // A name that does not exist is refused, naming the field.
+    let r = s
+        .admin()
+        .call(
+            Method::PATCH,
+            "/api/routes/flaky",
+            json!({ "backend": { "circuitBreaker": { "openSeconds": -1 } } }),
+        )
+        .await;
+    r.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+}
+
 fn route_json(id: &str, up: &Upstream) -> Value {
     json!({ "id": id, "paths": [format!("/{id}")], "public": true, "backend": { "targets": [{ "url": up.url() }] } })
 }
@@ -1230,6 +1282,7 @@ async fn run_all(s: Server) {
     case!(transformations);
     case!(cors);
     case!(load_balancing);
+    case!(breaker_and_retries);
 }
 
 #[tokio::test]

@@ -62,6 +62,9 @@ pub struct AdminContext<'a, S, C, E> {
     pub sealing: Option<&'a SealingKey>,
     /// The revision the adapter is serving (for health).
     pub live_revision: u64,
+    /// The gateway serving requests here, if it is compiled (for the
+    /// health of its targets).
+    pub live: Option<&'a crate::Gateway>,
     /// What precedes `/api` in URLs (`""` natively, `/_komainu` at the edge).
     pub base_path: &'a str,
     /// Now, in Unix milliseconds.
@@ -196,6 +199,22 @@ async fn route<S: ConfigStore, C: CounterStore, E: EventSink>(
         }),
         (["export"], &Method::GET) => transfer::export(&op).await,
         (["import"], &Method::POST) => transfer::import(&op).await,
+        (["routes", id, "health"], &Method::GET) => {
+            let live = ctx.live.ok_or_else(|| {
+                AdminError::not_offered("no configuration is live here yet: send a request first")
+            })?;
+            let health = live.route_health(id, ctx.now_ms).ok_or_else(|| {
+                AdminError::not_found(format!(
+                    "no route \"{id}\" in the live configuration (revision {})",
+                    live.revision()
+                ))
+            })?;
+            Ok(ok(StatusCode::OK, &health))
+        }
+        (["routes", _, "health"], _) => Err(AdminError::method_not_allowed(
+            "GET",
+            "a route's health answers GET",
+        )),
         (["routes", rest @ ..], _) => {
             entities::dispatch::<crate::model::Route, _, _, _>(&op, rest).await
         }

@@ -97,6 +97,7 @@ impl Harness {
             claim_secret: b"claim",
             sealing: Some(&self.sealing),
             live_revision: self.live_revision,
+            live: None,
             base_path: "",
             now_ms: self.now_ms,
             random: {

@@ -1,13 +1,17 @@
 //! Choosing a route's target: weighted round robin, weighted random, the
 //! less busy of two (power of two choices on requests in flight), or
 //! consistent (rendezvous) hashing on a key of the request; backup targets
-//! only when no primary takes traffic. Built once per configuration; on the
+//! only when no primary takes traffic. Targets out of service (an open
+//! circuit, failed health checks: [`super::health`]) are skipped; a retry
+//! goes to a target not tried yet. Built once per configuration; on the
 //! request path, a few atomics and arithmetic, no allocation.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::head::RequestHead;
+use super::health::{BreakerRules, HealthChange, TargetHealth};
 use crate::model::{Backend, Strategy};
 use crate::routing::TargetUrl;
 
@@ -15,7 +19,10 @@ use crate::routing::TargetUrl;
 struct Slot {
     url: TargetUrl,
     weight: u32,
+    backup: bool,
     in_flight: AtomicU32,
+    /// Shared with the revisions before and after this one.
+    health: Arc<TargetHealth>,
 }
 
 /// What a `hash` strategy hashes.
@@ -40,28 +47,29 @@ pub(crate) struct Balancer {
     hash_on: HashOn,
     /// Round-robin position.
     next: AtomicU64,
+    /// The passive circuit breaker, when the route has one.
+    breaker: Option<BreakerRules>,
 }
 
 impl Balancer {
     /// The balancer of a (validated) backend.
     pub(crate) fn new(backend: &Backend) -> Self {
-        let parsed: Vec<(Slot, bool)> = backend
+        let slots: Vec<Slot> = backend
             .targets
             .iter()
             .filter_map(|t| {
-                let slot = Slot {
+                Some(Slot {
                     url: TargetUrl::parse(&t.url).ok()?,
                     weight: t.weight,
+                    backup: t.backup,
                     in_flight: AtomicU32::new(0),
-                };
-                Some((slot, t.backup))
+                    health: Arc::default(),
+                })
             })
             .collect();
-        let backups: Vec<bool> = parsed.iter().map(|(_, backup)| *backup).collect();
-        let slots: Vec<Slot> = parsed.into_iter().map(|(slot, _)| slot).collect();
         let tier = |backup: bool| {
             let members: Vec<usize> = (0..slots.len())
-                .filter(|&i| backups[i] == backup && slots[i].weight > 0)
+                .filter(|&i| slots[i].backup == backup && slots[i].weight > 0)
                 .collect();
             let weight = members.iter().map(|&i| u64::from(slots[i].weight)).sum();
             Tier { members, weight }
@@ -78,7 +86,38 @@ impl Balancer {
                 (None, None) => HashOn::ClientIp,
             },
             next: AtomicU64::new(0),
+            breaker: backend.circuit_breaker.as_ref().map(BreakerRules::of),
         }
+    }
+
+    /// Takes over the health of the same targets (by URL) in `previous`.
+    pub(crate) fn carry_health_from(&mut self, previous: &Balancer) {
+        for slot in &mut self.slots {
+            if let Some(old) = previous.slots.iter().find(|o| o.url == slot.url) {
+                slot.health = old.health.clone();
+            }
+        }
+    }
+
+    /// Each target: its URL, whether it is a backup, its weight, its health.
+    pub(crate) fn targets(
+        &self,
+    ) -> impl Iterator<Item = (&TargetUrl, bool, u32, &Arc<TargetHealth>)> {
+        self.slots
+            .iter()
+            .map(|s| (&s.url, s.backup, s.weight, &s.health))
+    }
+
+    /// How long an open circuit keeps a target out (ms); 0 without a breaker.
+    pub(crate) fn open_ms(&self) -> u64 {
+        self.breaker.map_or(0, |b| b.open_ms)
+    }
+
+    /// Counts the outcome of a request sent to target `i` against its
+    /// circuit breaker (when the route has one): the change of state, if any.
+    pub(crate) fn report(&self, i: usize, failed: bool, now_ms: u64) -> Option<HealthChange> {
+        let rules = self.breaker.as_ref()?;
+        self.slots.get(i)?.health.report(i, failed, rules, now_ms)
     }
 
     /// The target at `i`.
@@ -88,12 +127,14 @@ impl Balancer {
 
     /// Chooses a target for a request: its index, or `None` when no target
     /// takes traffic. `random` is the request's own randomness (its id's
-    /// bits); `client` its address.
+    /// bits); `client` its address; `now_ms` tells when an open circuit
+    /// may be probed.
     pub(crate) fn pick(
         &self,
         head: &impl RequestHead,
         client: Option<IpAddr>,
         random: u128,
+        now_ms: u64,
     ) -> Option<usize> {
         let tier = if self.primary.weight > 0 {
             &self.primary
@@ -102,15 +143,30 @@ impl Balancer {
         } else {
             return None;
         };
-        let chosen = match self.strategy {
-            Strategy::RoundRobin => self.by_weight(tier, self.next.fetch_add(1, Ordering::Relaxed)),
-            Strategy::Random => self.by_weight(tier, random as u64),
-            Strategy::LeastRequests => self.less_busy(tier, random),
-            Strategy::Hash => match self.key(head, client) {
-                Some(key) => rendezvous(tier, key.as_ref()),
-                None => self.by_weight(tier, self.next.fetch_add(1, Ordering::Relaxed)),
-            },
+        let key = match self.strategy {
+            Strategy::Hash => self.key(head, client),
+            _ => None,
         };
+        let n = if key.is_some() {
+            0
+        } else {
+            self.position(random)
+        };
+        let mut chosen = self.choose(tier, tier.weight, key.as_ref(), n, random, |_| true);
+        if !self.slots[chosen].health.available() {
+            // Out of service: the request goes where the healthy ones are.
+            chosen = self.pick_healthy(key.as_ref(), n, random, now_ms, 0)?;
+        }
+        if self.strategy == Strategy::LeastRequests {
+            self.slots[chosen].in_flight.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(chosen)
+    }
+
+    /// Another target, for a retry: a healthy one not in `tried` (a bit
+    /// per target), by weight; `None` when none is left.
+    pub(crate) fn pick_other(&self, tried: u64, random: u128, now_ms: u64) -> Option<usize> {
+        let chosen = self.pick_healthy(None, random as u64, random, now_ms, tried)?;
         if self.strategy == Strategy::LeastRequests {
             self.slots[chosen].in_flight.fetch_add(1, Ordering::Relaxed);
         }
@@ -131,10 +187,73 @@ impl Balancer {
         }
     }
 
-    /// The member of `tier` the `n`th unit of weight falls on.
-    fn by_weight(&self, tier: &Tier, n: u64) -> usize {
-        let mut n = n % tier.weight;
-        for &i in &tier.members {
+    /// The round-robin (or random) position of a request.
+    fn position(&self, random: u128) -> u64 {
+        match self.strategy {
+            Strategy::Random | Strategy::LeastRequests => random as u64,
+            Strategy::RoundRobin | Strategy::Hash => self.next.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// A member of `tier` among those `ok` admits (of total weight
+    /// `weight`), by the route's strategy.
+    fn choose(
+        &self,
+        tier: &Tier,
+        weight: u64,
+        key: Option<&Key<'_>>,
+        n: u64,
+        random: u128,
+        ok: impl Fn(usize) -> bool,
+    ) -> usize {
+        match (self.strategy, key) {
+            (Strategy::LeastRequests, _) => self.less_busy(tier, weight, random, ok),
+            (Strategy::Hash, Some(key)) => rendezvous(tier, key.as_ref(), ok),
+            _ => self.by_weight(tier, weight, n, ok),
+        }
+    }
+
+    /// The slow path, when the chosen target is out or for a retry: the
+    /// half-open probe of a circuit whose cool-down is over, else a
+    /// healthy target not in `tried`; primaries first, then backups.
+    fn pick_healthy(
+        &self,
+        key: Option<&Key<'_>>,
+        n: u64,
+        random: u128,
+        now_ms: u64,
+        tried: u64,
+    ) -> Option<usize> {
+        let fresh = |i: usize| i >= 64 || tried & (1 << i) == 0;
+        for tier in [&self.primary, &self.backup] {
+            if let Some(rules) = &self.breaker {
+                let probe =
+                    tier.members.iter().copied().find(|&i| {
+                        fresh(i) && self.slots[i].health.try_probe(now_ms, rules.open_ms)
+                    });
+                if probe.is_some() {
+                    return probe;
+                }
+            }
+            let ok = |i: usize| fresh(i) && self.slots[i].health.available();
+            let weight: u64 = tier
+                .members
+                .iter()
+                .filter(|&&i| ok(i))
+                .map(|&i| u64::from(self.slots[i].weight))
+                .sum();
+            if weight > 0 {
+                return Some(self.choose(tier, weight, key, n, random, ok));
+            }
+        }
+        None
+    }
+
+    /// The member of `tier` (among those `ok` admits, of total weight
+    /// `weight`) the `n`th unit of weight falls on.
+    fn by_weight(&self, tier: &Tier, weight: u64, n: u64, ok: impl Fn(usize) -> bool) -> usize {
+        let mut n = n % weight;
+        for &i in tier.members.iter().filter(|&&i| ok(i)) {
             let w = u64::from(self.slots[i].weight);
             if n < w {
                 return i;
@@ -144,18 +263,28 @@ impl Balancer {
         tier.members[0]
     }
 
-    /// Of two members drawn at random, the one with fewer requests in flight.
-    fn less_busy(&self, tier: &Tier, random: u128) -> usize {
-        let n = tier.members.len();
-        if n == 1 {
-            return tier.members[0];
+    /// Of two members drawn at random by weight (among those `ok` admits),
+    /// the one with fewer requests in flight.
+    fn less_busy(
+        &self,
+        tier: &Tier,
+        weight: u64,
+        random: u128,
+        ok: impl Fn(usize) -> bool,
+    ) -> usize {
+        let a = self.by_weight(tier, weight, random as u64, &ok);
+        let mut b = self.by_weight(tier, weight, (random >> 64) as u64, &ok);
+        if b == a {
+            // Two different members when there are two: the next one.
+            let at = tier.members.iter().position(|&i| i == a).unwrap_or(0);
+            let len = tier.members.len();
+            if let Some(next) = (1..len)
+                .map(|k| tier.members[(at + k) % len])
+                .find(|&i| ok(i))
+            {
+                b = next;
+            }
         }
-        let a = (random as u64 % n as u64) as usize;
-        let mut b = ((random >> 64) as u64 % (n as u64 - 1)) as usize;
-        if b >= a {
-            b += 1;
-        }
-        let (a, b) = (tier.members[a], tier.members[b]);
         let load = |i: usize| self.slots[i].in_flight.load(Ordering::Relaxed);
         if load(b) < load(a) {
             b
@@ -207,10 +336,10 @@ impl AsRef<[u8]> for Key<'_> {
 /// Rendezvous hashing: the member whose (key, member) hash is highest.
 /// Removing a target moves only the keys that were on it; the hash is
 /// fixed (not seeded per process), so every instance agrees.
-fn rendezvous(tier: &Tier, key: &[u8]) -> usize {
+fn rendezvous(tier: &Tier, key: &[u8], ok: impl Fn(usize) -> bool) -> usize {
     let base = fnv1a(key);
     let mut best = (0u64, tier.members[0]);
-    for &i in &tier.members {
+    for &i in tier.members.iter().filter(|&&i| ok(i)) {
         let score = mix(base ^ mix(i as u64 + 1));
         if score > best.0 {
             best = (score, i);
@@ -276,7 +405,10 @@ mod tests {
             serde_json::json!({}),
         );
         let h = head(&[]);
-        let c = counts(&b, (0..400).map(|n| b.pick(&h, None, n).expect("a target")));
+        let c = counts(
+            &b,
+            (0..400).map(|n| b.pick(&h, None, n, 0).expect("a target")),
+        );
         assert_eq!(c, [300, 100, 0, 0]);
     }
 
@@ -289,12 +421,12 @@ mod tests {
             ]),
             serde_json::json!({ "strategy": "random" }),
         );
-        assert_eq!(b.pick(&head(&[]), None, 7), Some(1));
+        assert_eq!(b.pick(&head(&[]), None, 7, 0), Some(1));
         let none = balancer(
             serde_json::json!([{ "url": "http://a", "weight": 0 }]),
             serde_json::json!({}),
         );
-        assert_eq!(none.pick(&head(&[]), None, 7), None);
+        assert_eq!(none.pick(&head(&[]), None, 7, 0), None);
     }
 
     #[test]
@@ -311,7 +443,7 @@ mod tests {
         let mut to_c = 0;
         for n in 0..300u128 {
             let r = n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
-            let i = b.pick(&h, None, r).expect("a target");
+            let i = b.pick(&h, None, r, 0).expect("a target");
             if i == 2 {
                 to_c += 1;
             }
@@ -337,11 +469,14 @@ mod tests {
         let users: Vec<String> = (0..400).map(|i| format!("user-{i}")).collect();
         let picks: Vec<usize> = users
             .iter()
-            .map(|u| b.pick(&head(&[("x-user", u)]), None, 0).expect("a target"))
+            .map(|u| {
+                b.pick(&head(&[("x-user", u)]), None, 0, 0)
+                    .expect("a target")
+            })
             .collect();
         for (u, p) in users.iter().zip(&picks) {
             assert_eq!(
-                b.pick(&head(&[("x-user", u)]), None, 99),
+                b.pick(&head(&[("x-user", u)]), None, 99, 0),
                 Some(*p),
                 "stable"
             );
@@ -357,7 +492,7 @@ mod tests {
         );
         for (u, p) in users.iter().zip(&picks) {
             let now = three
-                .pick(&head(&[("x-user", u)]), None, 0)
+                .pick(&head(&[("x-user", u)]), None, 0, 0)
                 .expect("a target");
             if *p != 3 {
                 assert_eq!(now, *p, "{u} stays");
@@ -374,12 +509,15 @@ mod tests {
         );
         let h1 = head(&[("cookie", "theme=dark; sid=abc")]);
         let h2 = head(&[("cookie", "sid=abc")]);
-        assert_eq!(by_cookie.pick(&h1, None, 1), by_cookie.pick(&h2, None, 2));
+        assert_eq!(
+            by_cookie.pick(&h1, None, 1, 0),
+            by_cookie.pick(&h2, None, 2, 0)
+        );
         let by_ip = balancer(targets, serde_json::json!({ "strategy": "hash" }));
         let ip: IpAddr = "203.0.113.9".parse().expect("an address");
         assert_eq!(
-            by_ip.pick(&head(&[]), Some(ip), 1),
-            by_ip.pick(&head(&[]), Some(ip), 2)
+            by_ip.pick(&head(&[]), Some(ip), 1, 0),
+            by_ip.pick(&head(&[]), Some(ip), 2, 0)
         );
     }
 }

@@ -103,6 +103,13 @@ pub struct RequestContext {
     pub cors: Option<super::cors::CorsReply>,
     /// The index of the route's target the request was sent to.
     pub target: Option<usize>,
+    /// The targets tried before (a bit per target index), for retries.
+    pub tried: u64,
+    /// Retries made.
+    pub retries: u32,
+    /// Targets that went down or came back while this request ran (their
+    /// alerts are raised by the log phase).
+    pub health_changes: Vec<super::health::HealthChange>,
 }
 
 impl RequestContext {
@@ -125,6 +132,9 @@ impl RequestContext {
             refusal: None,
             cors: None,
             target: None,
+            tried: 0,
+            retries: 0,
+            health_changes: Vec::new(),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use http::Method;
 
 use super::context::RequestContext;
+use super::health::HealthChange;
 use super::Gateway;
 use crate::error::Blame;
 use crate::events::alert::Severity;
@@ -64,6 +65,20 @@ impl Gateway {
         let route = ctx.route.and_then(|i| self.routes.get(i));
         if let (Some(route), Some(target)) = (route, ctx.target) {
             route.balancer.finished(target);
+            let failed = match exchange.error {
+                Some(e) => e.blame() == Blame::Backend,
+                None => super::retry::is_failure_status(exchange.status),
+            };
+            let change = route.balancer.report(target, failed, ctx.received_ms);
+            if change.is_some() || !ctx.health_changes.is_empty() {
+                for change in ctx.health_changes.iter().chain(&change) {
+                    self.health_alert(route, change, ctx, sink);
+                }
+            }
+        } else if let (Some(route), false) = (route, ctx.health_changes.is_empty()) {
+            for change in &ctx.health_changes {
+                self.health_alert(route, change, ctx, sink);
+            }
         }
         let stats = match route {
             Some(route) => &*route.stats,
@@ -151,6 +166,26 @@ impl Gateway {
         });
     }
 
+    /// `target_down` / `target_up`: a route's target went out of service
+    /// or came back.
+    fn health_alert(
+        &self,
+        route: &super::CompiledRoute,
+        change: &HealthChange,
+        ctx: &RequestContext,
+        sink: &impl EventSink,
+    ) {
+        let random = ctx.request_id.bits().rotate_left(32) ^ (change.target as u128 + 0x100);
+        let target = route.balancer.target(change.target);
+        sink.emit(health_event(
+            &route.id,
+            target,
+            change,
+            ctx.received_ms,
+            random,
+        ));
+    }
+
     /// `quota_almost_spent` and `quota_spent` for the daily and monthly
     /// windows (a per-second window is throttling, not news). Counters are
     /// exact, so exactly one call per window sees each threshold: no state
@@ -201,6 +236,37 @@ impl Gateway {
             sink.emit(Event::new(random, ctx.received_ms, EventData::Alert(alert)));
         }
     }
+}
+
+/// The alert event of a change of a target's health (`target_down` or
+/// `target_up`), for the log phase and the active checkers alike.
+pub fn health_event(
+    route_id: &str,
+    target: &crate::routing::TargetUrl,
+    change: &HealthChange,
+    now_ms: u64,
+    random: u128,
+) -> Event {
+    let (name, severity, verb) = if change.up {
+        ("target_up", Severity::Info, "is back in service")
+    } else {
+        ("target_down", Severity::Critical, "is out of service")
+    };
+    let mut alert = AlertEvent::new(
+        name,
+        severity,
+        format!(
+            "target {target} of route \"{route_id}\" {verb}: {}",
+            change.reason
+        ),
+    );
+    alert.route = Some(route_id.to_owned());
+    alert.details = serde_json::json!({
+        "target": target.to_string(),
+        "index": change.target,
+        "reason": change.reason,
+    });
+    Event::new(random, now_ms, EventData::Alert(alert))
 }
 
 /// The count that raises `quota_almost_spent` for a window of `limit`

@@ -22,9 +22,11 @@ mod claim;
 mod context;
 pub mod cors;
 mod head;
+pub mod health;
 mod log;
 mod phases;
 mod reply;
+mod retry;
 mod trace;
 pub mod transform;
 mod upstream;
@@ -34,8 +36,9 @@ use std::collections::HashMap;
 pub use claim::ClaimSigner;
 pub use context::{ClientInfo, Decision, Forward, Outcome, RequestContext, RequestId};
 pub use head::{HeaderLookup, RequestHead};
-pub use log::{Exchange, Timings};
+pub use log::{health_event, Exchange, Timings};
 pub use reply::{response_headers, varies_by_origin};
+pub use retry::{retarget, HealthProbe, Retry, RouteHealth, TargetHealthEntry};
 pub use trace::TraceContext;
 pub use upstream::{
     connection_names, is_hop_by_hop, is_idempotent, without_gateway_cookies, Forwarding,
@@ -89,6 +92,10 @@ pub(crate) struct CompiledRoute {
     groups: Vec<usize>,
     /// The targets and how one is chosen.
     balancer: balance::Balancer,
+    /// Retries on another target, and their budget.
+    retries: retry::RetryPolicy,
+    /// Active health checks (natively).
+    health_check: Option<crate::model::HealthCheck>,
     timeout_ms: u64,
     quota_failure: QuotaFailure,
     pass_authorization: bool,
@@ -128,6 +135,8 @@ impl CompiledRoute {
             public: route.public,
             groups,
             balancer: balance::Balancer::new(&route.backend),
+            retries: retry::RetryPolicy::new(&route.backend.retries),
+            health_check: route.backend.health_check.clone(),
             timeout_ms: route.backend.timeout_ms,
             quota_failure: route.quota_failure.unwrap_or(settings.quota_failure),
             pass_authorization: route.pass_authorization,
@@ -212,10 +221,17 @@ impl Gateway {
     }
 
     /// Takes over the counters of `previous` (the revision this one
-    /// replaces): metrics are cumulative across configuration changes.
-    /// Adapters call it once per change, before swapping the new revision in.
+    /// replaces) and the health of the targets the two share: metrics are
+    /// cumulative across configuration changes, and a target that is down
+    /// stays down. Adapters call it once per change, before swapping the
+    /// new revision in.
     pub fn carry_stats_from(&mut self, previous: &Gateway) {
         self.stats = previous.stats.clone();
+        for route in &mut self.routes {
+            if let Some(old) = previous.routes.iter().find(|r| r.id == route.id) {
+                route.balancer.carry_health_from(&old.balancer);
+            }
+        }
         for route in &mut self.routes {
             route.stats = self.stats.route(&route.id, || {
                 previous

@@ -383,7 +383,7 @@ impl Gateway {
         let r = &self.routes[route];
         let chosen = r
             .balancer
-            .pick(head, ctx.client_ip, ctx.request_id.bits())
+            .pick(head, ctx.client_ip, ctx.request_id.bits(), ctx.received_ms)
             .ok_or_else(|| GatewayError::NoHealthyTarget(r.id.to_string()))?;
         ctx.target = Some(chosen);
         let target = r.balancer.target(chosen);

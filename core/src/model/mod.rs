@@ -23,7 +23,8 @@ pub use document::{AdminKey, Document, LocalState, FORMAT};
 pub use exporter::{Exporter, ExporterKind};
 pub use group::Group;
 pub use route::{
-    Backend, Cors, HeaderChanges, LoadBalancing, Redirect, Route, StaticResponse, Strategy, Target,
+    Backend, CircuitBreaker, Cors, HeaderChanges, HealthCheck, LoadBalancing, Redirect, Retries,
+    Route, StaticResponse, Strategy, Target, MAX_TARGETS,
 };
 pub use settings::{AlertSettings, MaintenanceSettings, MetricsSettings, QuotaFailure, Settings};
 pub use validate::{

@@ -256,6 +256,9 @@ fn ok() -> u16 {
     200
 }
 
+/// The most targets a backend may have.
+pub const MAX_TARGETS: usize = 64;
+
 /// The backend of a route: its targets and how to reach them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
@@ -273,6 +276,145 @@ pub struct Backend {
     /// robin).
     #[serde(default, skip_serializing_if = "LoadBalancing::is_default")]
     pub load_balancing: LoadBalancing,
+    /// Passive health: a target that keeps failing is taken out of the
+    /// rotation for a cool-down, then tried again by one request. Off when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreaker>,
+    /// Active health: each target polled on a path (native deployment;
+    /// the Worker relies on the circuit breaker). Off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// Another target is tried when one cannot be reached (default: one
+    /// retry, within a budget of 20 % of the route's requests).
+    #[serde(default, skip_serializing_if = "Retries::is_default")]
+    pub retries: Retries,
+}
+
+/// When a target's circuit opens: after `consecutiveFailures` failures in a
+/// row, or when `errorRatePercent` of at least `minimumRequests` calls in a
+/// `windowSeconds` window failed. Open, it takes no traffic for
+/// `openSeconds`; then one request goes to it (half-open): success closes
+/// the circuit, failure opens it again. A failure is a target that could
+/// not be reached, broke the exchange or timed out, or answered 502, 503 or
+/// 504.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CircuitBreaker {
+    /// Failures in a row that open the circuit (default 5; 0 turns this
+    /// rule off).
+    #[serde(default = "five")]
+    pub consecutive_failures: u32,
+    /// Share of failed calls (percent) that opens the circuit; none by
+    /// default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate_percent: Option<u8>,
+    /// Calls a window needs before its error rate counts (default 20).
+    #[serde(default = "twenty")]
+    pub minimum_requests: u32,
+    /// Length of the error-rate window (default 10 s).
+    #[serde(default = "ten")]
+    pub window_seconds: u32,
+    /// How long an open circuit keeps the target out (default 10 s).
+    #[serde(default = "ten")]
+    pub open_seconds: u32,
+}
+
+/// Polling each target: `GET path` every `intervalMs`; a target is down
+/// after `unhealthyThreshold` failed checks in a row and up again after
+/// `healthyThreshold` good ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheck {
+    /// The path asked, under the target's base path (default `/`).
+    #[serde(default = "slash")]
+    pub path: String,
+    /// Time between two checks of a target (default 5000 ms).
+    #[serde(default = "five_seconds")]
+    pub interval_ms: u64,
+    /// Time a check may take (default 2000 ms; at most the interval).
+    #[serde(default = "two_seconds")]
+    pub timeout_ms: u64,
+    /// Statuses that mean healthy (default: any 2xx or 3xx).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expected_statuses: Vec<u16>,
+    /// Good checks in a row that bring a down target back (default 2).
+    #[serde(default = "two")]
+    pub healthy_threshold: u32,
+    /// Failed checks in a row that take a target down (default 3).
+    #[serde(default = "three")]
+    pub unhealthy_threshold: u32,
+}
+
+/// Retrying a request on another target. Only when it is safe: the
+/// target could not be reached (nothing was sent), or the method is
+/// idempotent, the request has no body and no byte of a response came.
+/// Each retry waits up to `backoffMs` (doubling with each retry of a
+/// request, full jitter). In any 10 s, a route makes at most 10 retries
+/// plus `budgetPercent` of its requests of the 10 s before, so that
+/// retries cannot multiply an outage. (At the edge, where `fetch` does not
+/// say whether anything was sent, only idempotent requests without a body
+/// are retried.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retries {
+    /// Retries after the first attempt (default 1; 0 turns retries off).
+    #[serde(default = "one")]
+    pub attempts: u32,
+    /// Longest wait before a retry, in milliseconds (default 0: at once).
+    #[serde(default)]
+    pub backoff_ms: u64,
+    /// Retries allowed, as a share of the route's requests (default 20).
+    #[serde(default = "twenty_percent")]
+    pub budget_percent: u8,
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Self {
+            attempts: 1,
+            backoff_ms: 0,
+            budget_percent: 20,
+        }
+    }
+}
+
+impl Retries {
+    /// Whether it is the default.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn five() -> u32 {
+    5
+}
+fn twenty() -> u32 {
+    20
+}
+fn twenty_percent() -> u8 {
+    20
+}
+fn ten() -> u32 {
+    10
+}
+fn two() -> u32 {
+    2
+}
+fn three() -> u32 {
+    3
+}
+fn slash() -> String {
+    "/".to_owned()
+}
+fn five_seconds() -> u64 {
+    5_000
+}
+fn two_seconds() -> u64 {
+    2_000
 }
 
 /// How a route's target is chosen: among the primary targets that take
@@ -348,6 +490,9 @@ impl Default for Backend {
             targets: Vec::new(),
             timeout_ms: default_timeout_ms(),
             load_balancing: LoadBalancing::default(),
+            circuit_breaker: None,
+            health_check: None,
+            retries: Retries::default(),
         }
     }
 }

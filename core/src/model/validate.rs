@@ -278,6 +278,7 @@ fn check_route(c: &mut Checker, at: &str, route: &Route, groups: &HashSet<&str>)
             );
         }
     }
+    check_health(c, &format!("{at}.backend"), &route.backend);
     if let Some(cors) = &route.cors {
         if let Err((field, why)) = crate::gateway::cors::check(cors) {
             c.fail(format!("{at}.cors.{field}"), why);
@@ -355,6 +356,108 @@ fn check_route(c: &mut Checker, at: &str, route: &Route, groups: &HashSet<&str>)
         );
     }
     check_group_refs(c, at, &route.groups, groups);
+}
+
+/// The circuit breaker, health checks and retries of a backend.
+fn check_health(c: &mut Checker, at: &str, backend: &crate::model::Backend) {
+    if backend.targets.len() > crate::model::MAX_TARGETS {
+        c.fail(
+            format!("{at}.targets"),
+            format!("at most {} targets", crate::model::MAX_TARGETS),
+        );
+    }
+    if let Some(b) = &backend.circuit_breaker {
+        let at = format!("{at}.circuitBreaker");
+        if b.consecutive_failures > 1000 {
+            c.fail(
+                format!("{at}.consecutiveFailures"),
+                "must be between 0 and 1000",
+            );
+        }
+        match b.error_rate_percent {
+            Some(p) if !(1..=100).contains(&p) => c.fail(
+                format!("{at}.errorRatePercent"),
+                "must be between 1 and 100",
+            ),
+            None if b.consecutive_failures == 0 => c.fail(
+                format!("{at}.consecutiveFailures"),
+                "with 0 here, give errorRatePercent: a breaker needs a rule that opens it",
+            ),
+            _ => {}
+        }
+        if !(1..=1_000_000).contains(&b.minimum_requests) {
+            c.fail(
+                format!("{at}.minimumRequests"),
+                "must be between 1 and 1000000",
+            );
+        }
+        if !(1..=3600).contains(&b.window_seconds) {
+            c.fail(format!("{at}.windowSeconds"), "must be between 1 and 3600");
+        }
+        if !(1..=3600).contains(&b.open_seconds) {
+            c.fail(format!("{at}.openSeconds"), "must be between 1 and 3600");
+        }
+    }
+    if let Some(h) = &backend.health_check {
+        let at = format!("{at}.healthCheck");
+        if !h.path.starts_with('/') || h.path.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'#') {
+            c.fail(
+                format!("{at}.path"),
+                format!(
+                    "\"{}\" must be a path starting with \"/\" (a query may follow)",
+                    h.path
+                ),
+            );
+        }
+        if !(100..=3_600_000).contains(&h.interval_ms) {
+            c.fail(
+                format!("{at}.intervalMs"),
+                "must be between 100 and 3600000 milliseconds",
+            );
+        }
+        if h.timeout_ms == 0 || h.timeout_ms > h.interval_ms {
+            c.fail(
+                format!("{at}.timeoutMs"),
+                "must be at least 1 millisecond and at most intervalMs",
+            );
+        }
+        for (j, status) in h.expected_statuses.iter().enumerate() {
+            if !(100..=599).contains(status) {
+                c.fail(
+                    format!("{at}.expectedStatuses[{j}]"),
+                    "must be a status between 100 and 599",
+                );
+            }
+        }
+        if !(1..=100).contains(&h.healthy_threshold) {
+            c.fail(
+                format!("{at}.healthyThreshold"),
+                "must be between 1 and 100",
+            );
+        }
+        if !(1..=100).contains(&h.unhealthy_threshold) {
+            c.fail(
+                format!("{at}.unhealthyThreshold"),
+                "must be between 1 and 100",
+            );
+        }
+    }
+    let r = &backend.retries;
+    if r.attempts > 5 {
+        c.fail(format!("{at}.retries.attempts"), "must be between 0 and 5");
+    }
+    if r.backoff_ms > 10_000 {
+        c.fail(
+            format!("{at}.retries.backoffMs"),
+            "must be between 0 and 10000 milliseconds",
+        );
+    }
+    if r.budget_percent > 100 {
+        c.fail(
+            format!("{at}.retries.budgetPercent"),
+            "must be between 0 and 100",
+        );
+    }
 }
 
 fn check_apikey(c: &mut Checker, at: &str, key: &ApiKey, groups: &HashSet<&str>) {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::uri::Scheme;
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use komainu_core::routing::TargetUrl;
@@ -33,13 +33,16 @@ const BODY_CHUNK: usize = 64 * 1024;
 
 /// Sends `req` (absolute URI of the target, head rewritten by the core) on
 /// an idle or new connection of `pool`, and reads the response head.
+///
+/// The request is borrowed: after an [`UpstreamError::Connect`] nothing of
+/// it was sent, and the caller may send it again to another target.
 pub async fn send(
     pool: &Pool,
-    req: Request<Incoming>,
+    parts: &http::request::Parts,
+    body: &mut Incoming,
     body_idle: Duration,
     tally: &mut Sent,
 ) -> Result<Response<Relayed>, UpstreamError> {
-    let (parts, mut body) = req.into_parts();
     let target = TargetUrl {
         scheme: parts.uri.scheme().cloned().unwrap_or(Scheme::HTTP),
         authority: parts
@@ -111,7 +114,7 @@ pub async fn send(
             return Err(UpstreamError::Exchange(root_cause(&e)));
         }
         if !replayable {
-            send_body(&mut conn, &mut body, framing == Framing::Chunked, tally).await?;
+            send_body(&mut conn, body, framing == Framing::Chunked, tally).await?;
         }
         match read_response_head(&mut conn, None).await {
             Ok(()) => break conn,

@@ -32,6 +32,7 @@ use crate::proxy::{warn_backend_failure, warn_if_uncounted};
 use crate::random;
 use crate::state::{now_ms, State};
 use crate::upstream::{root_cause, UpstreamError};
+use komainu_core::routing::TargetUrl;
 
 /// A client connection: socket, bytes received, bytes to send.
 pub struct Client {
@@ -216,7 +217,7 @@ async fn serve(
             String::new()
         }
     };
-    let ctx = &decided
+    let ctx = &mut decided
         .insert(Decided {
             ctx,
             method: Some(req.method().clone()),
@@ -230,7 +231,7 @@ async fn serve(
     let is_head = *req.method() == Method::HEAD;
     let idempotent = is_idempotent(req.method());
     let expects_continue = req.expects_continue;
-    let forwarding = match decision {
+    let mut forwarding = match decision {
         Ok(Decision::Forward(forwarding)) => forwarding,
         Ok(Decision::Answer(response)) => {
             // The route answers itself (redirect, static response).
@@ -258,7 +259,7 @@ async fn serve(
         .filter(|p| forwarding.allows_upgrade(p))
         .map(<[u8]>::to_vec);
     out.clear();
-    write_upstream_head(
+    let mut spans = write_upstream_head(
         out,
         &req,
         upgrade.as_deref(),
@@ -299,21 +300,26 @@ async fn serve(
         return Next::Close;
     }
 
-    let target = forwarding.target;
     let backend_timeout = Duration::from_millis(forwarding.timeout_ms);
     let sent = send(
-        upgrade.as_deref(),
-        idempotent,
+        Sending {
+            upgrade: upgrade.as_deref(),
+            idempotent,
+            gateway,
+            spans: &mut spans,
+        },
         io,
         buf,
         out,
         pool,
-        &forwarding,
+        (&mut forwarding, &mut *ctx),
         &mut body,
         backend_timer.as_mut(),
         tally,
     )
     .await;
+    let ctx = &*ctx;
+    let target = forwarding.target;
     let conn = match sent {
         Ok(conn) => conn,
         Err(Failure::Gateway(error)) => {
@@ -388,9 +394,13 @@ fn write_upstream_head(
     forwarding: &Forwarding<'_>,
     client: &ClientInfo,
     ctx: &RequestContext,
-) {
+) -> TargetSpans {
     out.extend_from_slice(req.method().as_str().as_bytes());
     out.push(b' ');
+    let mut spans = TargetSpans {
+        base_path: (out.len(), forwarding.target.base_path.len()),
+        host: None,
+    };
     out.extend_from_slice(forwarding.target.base_path.as_bytes());
     out.extend_from_slice(forwarding.upstream_path(req.path_and_query()).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
@@ -421,6 +431,9 @@ fn write_upstream_head(
         }
     }
     forwarding.added_headers(req, client, ctx, |name, value| {
+        if name == "host" {
+            spans.host = Some((out.len() + name.len() + 2, value.len()));
+        }
         write::header(out, name, value);
     });
     forwarding.route_headers(|name, value| write::header(out, name, value));
@@ -439,6 +452,35 @@ fn write_upstream_head(
         Framing::Empty | Framing::UntilClose => {}
     }
     out.extend_from_slice(b"\r\n");
+    spans
+}
+
+/// Where the target shows in a written request head: its base path in
+/// the request line and the `Host` value (offset, length).
+struct TargetSpans {
+    base_path: (usize, usize),
+    host: Option<(usize, usize)>,
+}
+
+impl TargetSpans {
+    /// Points the head in `out` at target `to` instead of `from` (a
+    /// retry): the base path, and `Host` when it was the target's.
+    fn retarget(&mut self, out: &mut Vec<u8>, from: &TargetUrl, to: &TargetUrl) {
+        if let Some((at, len)) = self.host {
+            if out.get(at..at + len) == Some(from.authority.as_str().as_bytes()) {
+                let new = to.authority.as_str().as_bytes();
+                out.splice(at..at + len, new.iter().copied());
+                self.host = Some((at, new.len()));
+            }
+        }
+        let (at, len) = self.base_path;
+        out.splice(at..at + len, to.base_path.bytes());
+        let moved = to.base_path.len() as isize - len as isize;
+        self.base_path = (at, to.base_path.len());
+        if let Some((h, _)) = self.host.as_mut() {
+            *h = h.saturating_add_signed(moved);
+        }
+    }
 }
 
 fn is_framing(name: &str) -> bool {
@@ -453,31 +495,58 @@ enum Failure {
     Client,
 }
 
+/// What `send` needs beyond the buffers: the request's traits and what a
+/// retry on another target needs.
+struct Sending<'a, 'g> {
+    upgrade: Option<&'a [u8]>,
+    idempotent: bool,
+    gateway: &'g Gateway,
+    spans: &'a mut TargetSpans,
+}
+
 /// Sends the head (and the body that came with it, in `out`) on an idle
 /// or new connection, then the rest of the body, and waits for the
 /// response head. A reused connection that turns out closed before any
 /// response byte is replaced by a new one when the whole request is still
 /// in `out` and its method is idempotent (a POST is never sent twice).
-/// Every write to the backend and the wait for its head are bounded by the
-/// route's timeout: a backend that stops reading gets 504.
+/// When the core allows a retry ([`Gateway::retry`]), another target is
+/// tried: after a target that could not be reached (nothing was sent), or
+/// one that broke an idempotent request without a body before any
+/// response byte. Every write to the backend and the wait for its head are
+/// bounded by the route's timeout: a backend that stops reading gets 504.
 #[allow(clippy::too_many_arguments)]
-async fn send(
-    upgrade: Option<&[u8]>,
-    idempotent: bool,
+async fn send<'g>(
+    sending: Sending<'_, 'g>,
     client: &mut TcpStream,
     buf: &mut ReadBuf,
-    out: &[u8],
+    out: &mut Vec<u8>,
     pool: &Pool,
-    forwarding: &Forwarding<'_>,
+    (forwarding, ctx): (&mut Forwarding<'g>, &mut RequestContext),
     body: &mut Body,
     mut timer: Pin<&mut Sleep>,
     tally: &mut Tally,
 ) -> Result<Conn, Failure> {
-    let target = forwarding.target;
+    let Sending {
+        upgrade,
+        idempotent,
+        gateway,
+        spans,
+    } = sending;
     let replayable = body.done();
+    // Nothing beyond the head: the request can go again, anywhere.
+    let bodiless = replayable && tally.body_data == 0 && upgrade.is_none();
     let mut fresh_only = false;
     let started = Instant::now();
+    // Another target, when the core allows one: the head is pointed at it.
+    let mut retarget =
+        |out: &mut Vec<u8>, forwarding: &mut Forwarding<'g>, ctx: &mut RequestContext| {
+            let retry = gateway.retry(ctx, now_ms())?;
+            spans.retarget(out, forwarding.target, retry.target);
+            forwarding.target = retry.target;
+            Some(Duration::from_millis(retry.wait_ms))
+        };
     loop {
+        let target = forwarding.target;
         tally.attempts += 1;
         let idle = if fresh_only {
             None
@@ -486,10 +555,21 @@ async fn send(
         };
         let mut conn = match idle {
             Some(conn) => conn,
-            None => pool
-                .connect(target)
-                .await
-                .map_err(|e| Failure::Gateway(upstream_error(forwarding, e)))?,
+            None => match pool.connect(target).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    let error = upstream_error(forwarding, e);
+                    match retarget(out, forwarding, ctx) {
+                        Some(wait) => {
+                            tracing::debug!(%error, "retrying on another target");
+                            tokio::time::sleep(wait).await;
+                            fresh_only = false;
+                            continue;
+                        }
+                        None => return Err(Failure::Gateway(error)),
+                    }
+                }
+            },
         };
         let retry_allowed = conn.reused && replayable && idempotent;
         let timeout = Duration::from_millis(forwarding.timeout_ms);
@@ -534,10 +614,21 @@ async fn send(
                     HeadFailure::Io(e) => root_cause(&e),
                     HeadFailure::Invalid(why) => why,
                 };
-                return Err(Failure::Gateway(GatewayError::BadGateway(format!(
+                let error = GatewayError::BadGateway(format!(
                     "{} broke the exchange: {why}",
                     target.authority
-                ))));
+                ));
+                let unanswered = conn.buf.is_empty();
+                drop(conn);
+                if idempotent && bodiless && unanswered {
+                    if let Some(wait) = retarget(out, forwarding, ctx) {
+                        tracing::debug!(%error, "retrying on another target");
+                        tokio::time::sleep(wait).await;
+                        fresh_only = false;
+                        continue;
+                    }
+                }
+                return Err(Failure::Gateway(error));
             }
             None => return Err(Failure::Gateway(timed_out(forwarding))),
         }
