@@ -158,12 +158,11 @@ async fn serve(
         if !replayable {
             break error;
         }
-        let Some(retry) = gateway.retry(&mut ctx, now_ms()) else {
+        let Some(wait_ms) = gateway.retry_request(&mut ctx, &mut parts, now_ms()) else {
             break error;
         };
-        komainu_core::gateway::retarget(&mut parts, retry.from, retry.target);
-        if retry.wait_ms > 0 {
-            Delay::from(Duration::from_millis(retry.wait_ms)).await;
+        if wait_ms > 0 {
+            Delay::from(Duration::from_millis(wait_ms)).await;
         }
     };
     let response = gateway.error_response(&ctx, &error);

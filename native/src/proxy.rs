@@ -259,11 +259,10 @@ async fn forward(
         if !retryable {
             break error;
         }
-        let Some(retry) = gateway.retry(&mut ctx, now_ms()) else {
+        let Some(wait_ms) = gateway.retry_request(&mut ctx, &mut parts, now_ms()) else {
             break error;
         };
-        komainu_core::gateway::retarget(&mut parts, retry.from, retry.target);
-        tokio::time::sleep(Duration::from_millis(retry.wait_ms)).await;
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
     };
     let response = backend_error(gateway, &ctx, &error);
     (ctx, response, Some(error), None)

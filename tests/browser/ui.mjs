@@ -156,6 +156,13 @@ try {
   }), 200);
   // ...survives a save from the form.
   await visit("#/routes/orders", "route-edit", "h1:has-text('Route orders')");
+  // The targets' health, as the answering instance sees it.
+  await page.getByRole("heading", { name: "Target health" }).waitFor();
+  if (opts.deployment !== "worker") {
+    const targets = page.getByRole("region", { name: "Targets of route orders" });
+    await targets.waitFor();
+    assert.match(await targets.textContent(), /up/);
+  }
   await page.getByLabel("Name").fill("Orders API");
   await clickAndAwait(page.getByRole("button", { name: "Save" }), "PUT", "/routes/orders");
   await page.getByText("Route orders saved").waitFor();

@@ -198,5 +198,30 @@ function editor(main, original) {
     isNew ? null : deleteButton("Delete", `Route ${original.id}`, `Delete route ${original.id}? Calls to it will find no route.`,
       `/routes/${encodeURIComponent(original.id)}`, "#/routes"),
     h("a.button.secondary", { href: "#/routes" }, "Back to routes")));
-  fill(main, heading(isNew ? "New route" : `Route ${original.id}`), form);
+  fill(main, heading(isNew ? "New route" : `Route ${original.id}`), form,
+    isNew ? null : healthSection(original.id));
+}
+
+/** The health of a route's targets, as the answering instance sees it. */
+function healthSection(id) {
+  const box = h("div", { "aria-live": "polite" }, h("p.muted", {}, "Loading…"));
+  api("GET", `/routes/${encodeURIComponent(id)}/health`).then((health) => {
+    const state = (t) => t.status === "up" ? "up" : `down${t.breaker !== "closed" ? ` (circuit ${t.breaker === "halfOpen" ? "half-open" : "open"})` : ""}`;
+    const why = (t) => t.openedBecause || (t.check && t.check.lastError) || "";
+    box.replaceChildren(
+      h("p", {}, `Route: ${health.status}`,
+        health.circuitBreaker ? " · circuit breaker on" : "",
+        health.healthCheck ? " · health checks on" : ""),
+      table(`Targets of route ${id}`, [
+        ["Target", (t) => t.url + (t.backup ? " (backup)" : "")],
+        ["State", state],
+        ["Failures in a row", (t) => String(t.consecutiveFailures)],
+        ["Last check", (t) => t.check ? `${t.check.lastStatus || "no answer"} at ${new Date(t.check.lastAt).toLocaleTimeString()}` : "—"],
+        ["Why", why],
+      ], health.targets, { empty: "This route has no targets." }));
+  }, (err) => {
+    box.replaceChildren(h("p.muted", {}, err instanceof ApiError ? err.message : String(err)));
+  });
+  return h("section.card", { "aria-labelledby": "health-title" },
+    h("h2", { id: "health-title" }, "Target health"), box);
 }

@@ -38,7 +38,7 @@ pub use context::{ClientInfo, Decision, Forward, Outcome, RequestContext, Reques
 pub use head::{HeaderLookup, RequestHead};
 pub use log::{health_event, Exchange, Timings};
 pub use reply::{response_headers, varies_by_origin};
-pub use retry::{retarget, HealthProbe, Retry, RouteHealth, TargetHealthEntry};
+pub use retry::{HealthProbe, Retry, RouteHealth, TargetHealthEntry};
 pub use trace::TraceContext;
 pub use upstream::{
     connection_names, is_hop_by_hop, is_idempotent, without_gateway_cookies, Forwarding,

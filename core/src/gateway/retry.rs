@@ -130,6 +130,21 @@ impl Gateway {
         })
     }
 
+    /// [`Gateway::retry`] for a request already rewritten for its target
+    /// (`parts`, as [`Gateway::handle_request`] leaves it): pointed at the
+    /// next target. The answer is how long to wait before sending it;
+    /// `None`: answer with the failure.
+    pub fn retry_request(
+        &self,
+        ctx: &mut RequestContext,
+        parts: &mut Parts,
+        now_ms: u64,
+    ) -> Option<u64> {
+        let retry = self.retry(ctx, now_ms)?;
+        retarget(parts, retry.from, retry.target);
+        Some(retry.wait_ms)
+    }
+
     /// The health of route `id`'s targets on this instance, as of `now_ms`.
     pub fn route_health(&self, id: &str, now_ms: u64) -> Option<RouteHealth> {
         let route = self.routes.iter().find(|r| &*r.id == id)?;
@@ -254,9 +269,8 @@ pub struct TargetHealthEntry {
 
 /// Points a request already rewritten for target `from` at target `to`:
 /// its URI (the path moved from one base path to the other) and its
-/// `Host`, when that was the target's. For adapters that retry with the
-/// rewritten head.
-pub fn retarget(parts: &mut Parts, from: &TargetUrl, to: &TargetUrl) {
+/// `Host`, when that was the target's.
+fn retarget(parts: &mut Parts, from: &TargetUrl, to: &TargetUrl) {
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let rest = pq.strip_prefix(from.base_path.as_str()).unwrap_or(pq);
     let uri = Uri::builder()
