@@ -55,7 +55,7 @@ fn document(routes: usize) -> Document {
                 weight: 1,
                 backup: false,
             }],
-            timeout_ms: 5_000,
+            timeout_ms: Some(5_000),
             ..Backend::default()
         },
         public: false,

@@ -85,10 +85,12 @@ pub enum GatewayError {
     /// The route has no target able to take traffic.
     #[error("route \"{0}\" has no healthy target")]
     NoHealthyTarget(String),
-    /// The backend did not answer in time.
-    #[error("the backend did not answer within {timeout_ms} ms")]
+    /// A timeout of the exchange with the backend ran out.
+    #[error("{} within {timeout_ms} ms (timeouts.{})", timeout.what(), timeout.field())]
     GatewayTimeout {
-        /// The route's timeout.
+        /// Which one.
+        timeout: crate::gateway::Timeout,
+        /// Its value.
         timeout_ms: u64,
     },
     /// The gateway's store failed and the policy is to refuse.

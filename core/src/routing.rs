@@ -269,7 +269,7 @@ mod tests {
             paths: paths.iter().map(|s| s.to_string()).collect(),
             methods: methods.iter().map(|s| s.to_string()).collect(),
             backend: Backend {
-                timeout_ms: 1000,
+                timeout_ms: Some(1000),
                 ..Backend::default()
             },
             public: false,

@@ -7,7 +7,9 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use http::StatusCode;
 use komainu_core::error::Blame;
-use komainu_core::gateway::{ClientInfo, Exchange, Outcome, RequestHead, RequestId, Timings};
+use komainu_core::gateway::{
+    ClientInfo, Exchange, Outcome, RequestHead, RequestId, Timeout, Timings,
+};
 use komainu_core::GatewayError;
 use worker::{Context, Delay, Env, Fetch, Request, Response, Result};
 
@@ -129,7 +131,11 @@ async fn serve(
         let fetch = Fetch::Request(upstream);
         let sent_at = now_ms();
         let sent = pin!(fetch.send());
-        let timeout = pin!(Delay::from(Duration::from_millis(forward.timeout_ms)));
+        // `fetch` opens the connection itself: at the edge `headMs` counts
+        // from the request sent, connecting included (and `totalMs` cuts it).
+        let elapsed = Duration::from_millis(sent_at.saturating_sub(now));
+        let (limit, which) = forward.timeouts.limit(Timeout::Head, elapsed);
+        let timeout = pin!(Delay::from(limit));
         let error = match select(sent, timeout).await {
             Either::Left((Ok(response), _)) => {
                 let mut headers = head::header_map(response.headers());
@@ -149,11 +155,7 @@ async fn serve(
             Either::Left((Err(e), _)) => {
                 GatewayError::BadGateway(format!("cannot reach {target}: {e}"))
             }
-            Either::Right(_) => {
-                break GatewayError::GatewayTimeout {
-                    timeout_ms: forward.timeout_ms,
-                }
-            }
+            Either::Right(_) => break forward.timeouts.error(which),
         };
         if !replayable {
             break error;

@@ -82,7 +82,7 @@ pub fn install(doc: &mut Document, backend: SocketAddr, secret: &str) {
                 weight: 1,
                 backup: false,
             }],
-            timeout_ms: 10_000,
+            timeout_ms: Some(10_000),
             ..Backend::default()
         },
         public,

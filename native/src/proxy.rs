@@ -15,7 +15,9 @@ use http::Version;
 use http_body_util::{Either, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
-use komainu_core::gateway::{ClientInfo, Exchange, Outcome, RequestContext, RequestHead, Timings};
+use komainu_core::gateway::{
+    ClientInfo, Exchange, Outcome, RequestContext, RequestHead, Timeout, Timings,
+};
 use komainu_core::{Gateway, GatewayError};
 
 use crate::h1::{self, Pool, Relayed, Sent};
@@ -205,7 +207,10 @@ async fn forward(
         Outcome::Forward(forward) => forward,
     };
     parts.version = Version::HTTP_11;
-    let timeout = Duration::from_millis(forward.timeout_ms);
+    let clock = h1::Clock {
+        timeouts: forward.timeouts,
+        arrived,
+    };
     sent.max_body = forward.max_body_bytes;
     // Without a body, an idempotent request may go again to another
     // target after a broken exchange; any request may after a target that
@@ -219,9 +224,9 @@ async fn forward(
             .authority()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let exchange = h1::bridge_send(upstream, &parts, &mut body, timeout, sent);
-        let (error, retryable) = match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(response)) => {
+        let exchange = h1::bridge_send(upstream, &parts, &mut body, clock, sent);
+        let (error, retryable) = match exchange.await {
+            Ok(response) => {
                 let backend_us = micros(started.elapsed());
                 let (mut head, body) = response.into_parts();
                 gateway.handle_response(&ctx, &mut head.headers);
@@ -238,23 +243,19 @@ async fn forward(
                     Some(backend_us),
                 );
             }
-            Ok(Err(UpstreamError::Connect(why))) => (
+            Err(UpstreamError::Connect(why)) => (
                 GatewayError::BadGateway(format!("cannot connect to {target}: {why}")),
                 true,
             ),
-            Ok(Err(UpstreamError::Exchange(why))) => (
+            Err(UpstreamError::Exchange(why)) => (
                 GatewayError::BadGateway(format!("{target} broke the exchange: {why}")),
                 bodiless && idempotent,
             ),
-            Ok(Err(UpstreamError::TooLarge(limit))) => {
-                (GatewayError::PayloadTooLarge { limit }, false)
+            Err(UpstreamError::TooLarge(limit)) => (GatewayError::PayloadTooLarge { limit }, false),
+            // Nothing was sent when no connection could be opened in time.
+            Err(UpstreamError::TimedOut(which)) => {
+                (forward.timeouts.error(which), which == Timeout::Connect)
             }
-            Err(_) => (
-                GatewayError::GatewayTimeout {
-                    timeout_ms: forward.timeout_ms,
-                },
-                false,
-            ),
         };
         if !retryable {
             break error;

@@ -11,6 +11,9 @@ pub enum UpstreamError {
     /// The connection broke during the exchange.
     #[error("{0}")]
     Exchange(String),
+    /// A timeout of the route ran out (504 naming it).
+    #[error("{}", .0.what())]
+    TimedOut(komainu_core::gateway::Timeout),
     /// The client's body went past the route's limit (bytes): not sent on.
     #[error("the request body is larger than {0} bytes")]
     TooLarge(u64),

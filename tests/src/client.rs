@@ -135,6 +135,36 @@ impl Client {
         }
     }
 
+    /// Like [`Client::send`], an error (connection broken, body cut) being
+    /// an answer too.
+    pub async fn try_send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Reply, String> {
+        let mut builder = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let request = builder
+            .body(Full::new(body.into()))
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .inner
+            .request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
     /// A GET with headers.
     pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Reply {
         self.send(Method::GET, url, headers, Bytes::new()).await

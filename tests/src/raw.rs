@@ -52,6 +52,11 @@ pub struct RawConn {
 }
 
 impl RawConn {
+    /// The socket (what was buffered is dropped).
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// Connects to the host and port of `url` (`http://127.0.0.1:port/...`).
     pub async fn connect(url: &str) -> Self {
         let addr = url

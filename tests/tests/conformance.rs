@@ -1247,6 +1247,42 @@ async fn breaker_and_retries(s: &Server, up: &Upstream) {
     r.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
 }
 
+/// Named timeouts: the response head, and the whole exchange cutting the
+/// head wait short; 504 naming the one that ran out.
+async fn named_timeouts(s: &Server, up: &Upstream) {
+    let route = |id: &str, timeouts: Value| {
+        json!({ "id": id, "paths": [format!("/{id}/{{*rest}}")], "public": true,
+                "stripPrefix": format!("/{id}"),
+                "backend": { "targets": [{ "url": up.url() }], "timeouts": timeouts } })
+    };
+    s.seed(json!({
+        "format": 1,
+        "routes": [
+            route("t-head", json!({ "headMs": 300 })),
+            route("t-total", json!({ "headMs": 5000, "totalMs": 400 }))
+        ]
+    }))
+    .await;
+    for (path, field) in [
+        ("/t-head/slow/3000", "headMs"),
+        ("/t-total/slow/3000", "totalMs"),
+    ] {
+        let started = std::time::Instant::now();
+        let r = Client::default().get(&s.url(path), &[]).await;
+        let body = r.expect_error(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout");
+        assert!(
+            body["message"].as_str().unwrap_or("").contains(field),
+            "{path}: {body}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(2500),
+            "{path}"
+        );
+    }
+    let r = Client::default().get(&s.url("/t-head/slow/10"), &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
 fn route_json(id: &str, up: &Upstream) -> Value {
     json!({ "id": id, "paths": [format!("/{id}")], "public": true, "backend": { "targets": [{ "url": up.url() }] } })
 }
@@ -1283,6 +1319,7 @@ async fn run_all(s: Server) {
     case!(cors);
     case!(load_balancing);
     case!(breaker_and_retries);
+    case!(named_timeouts);
 }
 
 #[tokio::test]

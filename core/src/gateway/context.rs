@@ -170,8 +170,8 @@ pub enum Outcome {
 /// How to forward: the request head itself was rewritten in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Forward {
-    /// Time allowed for the backend's response head, in milliseconds.
-    pub timeout_ms: u64,
+    /// The route's timeouts.
+    pub timeouts: super::Timeouts,
     /// Largest request body: stop streaming past it, answer 413.
     pub max_body_bytes: Option<u64>,
 }

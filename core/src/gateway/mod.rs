@@ -27,6 +27,7 @@ mod log;
 mod phases;
 mod reply;
 mod retry;
+pub mod timeouts;
 mod trace;
 pub mod transform;
 mod upstream;
@@ -39,6 +40,7 @@ pub use head::{HeaderLookup, RequestHead};
 pub use log::{health_event, Exchange, Timings};
 pub use reply::{response_headers, varies_by_origin};
 pub use retry::{HealthProbe, Retry, RouteHealth, TargetHealthEntry};
+pub use timeouts::{Timeout, Timeouts};
 pub use trace::TraceContext;
 pub use upstream::{
     connection_names, is_hop_by_hop, is_idempotent, without_gateway_cookies, Forwarding,
@@ -96,7 +98,7 @@ pub(crate) struct CompiledRoute {
     retries: retry::RetryPolicy,
     /// Active health checks (natively).
     health_check: Option<crate::model::HealthCheck>,
-    timeout_ms: u64,
+    timeouts: Timeouts,
     quota_failure: QuotaFailure,
     pass_authorization: bool,
     /// In maintenance (the route's flag or the gateway's).
@@ -137,7 +139,7 @@ impl CompiledRoute {
             balancer: balance::Balancer::new(&route.backend),
             retries: retry::RetryPolicy::new(&route.backend.retries),
             health_check: route.backend.health_check.clone(),
-            timeout_ms: route.backend.timeout_ms,
+            timeouts: Timeouts::of(&route.backend, settings),
             quota_failure: route.quota_failure.unwrap_or(settings.quota_failure),
             pass_authorization: route.pass_authorization,
             maintenance: route.maintenance || settings.maintenance.enabled,

@@ -63,7 +63,7 @@ impl Gateway {
         match rewrite_request(parts, &forwarding, client, &ctx) {
             Ok(()) => {
                 let forward = Forward {
-                    timeout_ms: forwarding.timeout_ms,
+                    timeouts: forwarding.timeouts,
                     max_body_bytes: forwarding.max_body_bytes,
                 };
                 (ctx, Outcome::Forward(forward))
@@ -395,7 +395,7 @@ impl Gateway {
         );
         Ok(Forwarding {
             target,
-            timeout_ms: r.timeout_ms,
+            timeouts: r.timeouts,
             max_body_bytes: r.max_body_bytes,
             drop_authorization,
             upgrades: &r.upgrades,

@@ -105,7 +105,11 @@ fn forwards_with_rewritten_head_and_verifiable_claim() {
     assert_eq!(
         outcome,
         Outcome::Forward(Forward {
-            timeout_ms: 1500,
+            timeouts: crate::gateway::Timeouts {
+                head_ms: 1500,
+                idle_ms: 1500,
+                ..Default::default()
+            },
             max_body_bytes: None
         })
     );

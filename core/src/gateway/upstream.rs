@@ -110,8 +110,8 @@ pub fn connection_names(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 pub struct Forwarding<'g> {
     /// The chosen target.
     pub target: &'g TargetUrl,
-    /// Time allowed for the backend's response head, in milliseconds.
-    pub timeout_ms: u64,
+    /// The route's timeouts.
+    pub timeouts: super::Timeouts,
     /// Largest request body: an adapter streaming a body of unknown length
     /// stops past it and answers 413 `payload_too_large` (a declared length
     /// is judged by the core before forwarding).

@@ -24,7 +24,7 @@ pub use exporter::{Exporter, ExporterKind};
 pub use group::Group;
 pub use route::{
     Backend, CircuitBreaker, Cors, HeaderChanges, HealthCheck, LoadBalancing, Redirect, Retries,
-    Route, StaticResponse, Strategy, Target, MAX_TARGETS,
+    Route, StaticResponse, Strategy, Target, Timeouts, MAX_TARGETS,
 };
 pub use settings::{AlertSettings, MaintenanceSettings, MetricsSettings, QuotaFailure, Settings};
 pub use validate::{

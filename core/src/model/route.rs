@@ -256,11 +256,45 @@ fn ok() -> u16 {
     200
 }
 
+/// The timeouts of an exchange with a backend, in milliseconds (each
+/// between 1 and 3600000; `totalMs` up to 86400000). One definition for
+/// every path (HTTP/1, HTTP/2, the Worker); 504 `gateway_timeout` naming
+/// the one that ran out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Timeouts {
+    /// Opening a connection to a target (TCP, and TLS for https; default
+    /// 5000). Nothing was sent: another target may be tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<u64>,
+    /// From the request sent to the backend's response head (default
+    /// 30000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_ms: Option<u64>,
+    /// The longest gap while a body moves, either way: the backend not
+    /// reading the request's body, or not sending its response's (default
+    /// 30000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_ms: Option<u64>,
+    /// The whole exchange, from the request's arrival to the last byte of
+    /// the answer (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<u64>,
+}
+
+impl Timeouts {
+    /// Whether none is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// The most targets a backend may have.
 pub const MAX_TARGETS: usize = 64;
 
 /// The backend of a route: its targets and how to reach them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Backend {
@@ -268,10 +302,15 @@ pub struct Backend {
     /// targets all have weight 0 (or that has none) answers 503.
     #[serde(default)]
     pub targets: Vec<Target>,
-    /// Time allowed for the backend to send its response head, in
-    /// milliseconds (504 after it).
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
+    /// The one timeout of earlier versions, in milliseconds: the response
+    /// head and the gaps in a body (`timeouts.headMs` and `idleMs`, which
+    /// win when set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Named timeouts; those left out come from `settings.timeouts`, then
+    /// the defaults.
+    #[serde(default, skip_serializing_if = "Timeouts::is_empty")]
+    pub timeouts: Timeouts,
     /// How a target is chosen for each request (default: weighted round
     /// robin).
     #[serde(default, skip_serializing_if = "LoadBalancing::is_default")]
@@ -482,21 +521,4 @@ fn yes() -> bool {
 
 fn one() -> u32 {
     1
-}
-
-impl Default for Backend {
-    fn default() -> Self {
-        Self {
-            targets: Vec::new(),
-            timeout_ms: default_timeout_ms(),
-            load_balancing: LoadBalancing::default(),
-            circuit_breaker: None,
-            health_check: None,
-            retries: Retries::default(),
-        }
-    }
-}
-
-fn default_timeout_ms() -> u64 {
-    30_000
 }

@@ -41,6 +41,9 @@ pub struct Settings {
     /// Clients from these networks may call no route.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_block: Vec<String>,
+    /// The timeouts of routes that do not set them (`backend.timeouts`).
+    #[serde(default, skip_serializing_if = "super::Timeouts::is_empty")]
+    pub timeouts: super::Timeouts,
     /// Largest request body, in bytes, for routes that set none (413
     /// `payload_too_large` beyond it); unset: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -160,6 +163,7 @@ impl Default for Settings {
             ip_allow: Vec::new(),
             ip_block: Vec::new(),
             max_request_body_bytes: None,
+            timeouts: super::Timeouts::default(),
             trusted_proxies: Vec::new(),
         }
     }

@@ -162,6 +162,7 @@ pub(crate) fn check_document(doc: &Document) -> Result<(), ValidationErrors> {
             c.fail(format!("settings.{field}[{j}]"), why);
         }
     }
+    check_timeouts(&mut c, "settings.timeouts", &doc.settings.timeouts);
     let maintenance = &doc.settings.maintenance;
     if !(1..=604_800).contains(&maintenance.retry_after_seconds) {
         c.fail(
@@ -349,13 +350,39 @@ fn check_route(c: &mut Checker, at: &str, route: &Route, groups: &HashSet<&str>)
             c.fail(format!("{at}.backend.targets[{j}].url"), why);
         }
     }
-    if route.backend.timeout_ms == 0 || route.backend.timeout_ms > 3_600_000 {
+    if route
+        .backend
+        .timeout_ms
+        .is_some_and(|ms| ms == 0 || ms > 3_600_000)
+    {
         c.fail(
             format!("{at}.backend.timeoutMs"),
             "must be between 1 and 3600000 milliseconds",
         );
     }
+    check_timeouts(
+        c,
+        &format!("{at}.backend.timeouts"),
+        &route.backend.timeouts,
+    );
     check_group_refs(c, at, &route.groups, groups);
+}
+
+/// Named timeouts (a route's or the settings').
+pub(crate) fn check_timeouts(c: &mut Checker, at: &str, t: &crate::model::Timeouts) {
+    for (name, value, max) in [
+        ("connectMs", t.connect_ms, 3_600_000),
+        ("headMs", t.head_ms, 3_600_000),
+        ("idleMs", t.idle_ms, 3_600_000),
+        ("totalMs", t.total_ms, 86_400_000),
+    ] {
+        if value.is_some_and(|ms| ms == 0 || ms > max) {
+            c.fail(
+                format!("{at}.{name}"),
+                format!("must be between 1 and {max} milliseconds"),
+            );
+        }
+    }
 }
 
 /// The circuit breaker, health checks and retries of a backend.

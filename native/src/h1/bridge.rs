@@ -25,8 +25,9 @@ use super::pool::{Conn, Pool};
 use super::request::{header_slots, Framing, HeaderSlots};
 use super::response::{read_response_head, HeadFailure, ResponseFraming};
 use super::write;
-use super::CLIENT_IDLE;
+use super::{Clock, CLIENT_IDLE};
 use crate::upstream::{root_cause, UpstreamError};
+use komainu_core::gateway::Timeout;
 
 /// Read buffer growth for response bodies.
 const BODY_CHUNK: usize = 64 * 1024;
@@ -40,7 +41,7 @@ pub async fn send(
     pool: &Pool,
     parts: &http::request::Parts,
     body: &mut Incoming,
-    body_idle: Duration,
+    clock: Clock,
     tally: &mut Sent,
 ) -> Result<Response<Relayed>, UpstreamError> {
     let target = TargetUrl {
@@ -103,10 +104,17 @@ pub async fn send(
         tally.attempts += 1;
         let mut conn = match idle {
             Some(conn) => conn,
-            None => pool.connect(&target).await?,
+            None => clock
+                .bounded(Timeout::Connect, pool.connect(&target))
+                .await
+                .map_err(UpstreamError::TimedOut)??,
         };
         let retry = conn.reused && replayable;
-        if let Err(e) = conn.io.write_all(&out).await {
+        let written = clock
+            .bounded(Timeout::Idle, conn.io.write_all(&out))
+            .await
+            .map_err(UpstreamError::TimedOut)?;
+        if let Err(e) = written {
             if retry {
                 fresh_only = true;
                 continue;
@@ -114,9 +122,13 @@ pub async fn send(
             return Err(UpstreamError::Exchange(root_cause(&e)));
         }
         if !replayable {
-            send_body(&mut conn, body, framing == Framing::Chunked, tally).await?;
+            send_body(&mut conn, body, framing == Framing::Chunked, tally, clock).await?;
         }
-        match read_response_head(&mut conn, None).await {
+        let head = clock
+            .bounded(Timeout::Head, read_response_head(&mut conn, None))
+            .await
+            .map_err(UpstreamError::TimedOut)?;
+        match head {
             Ok(()) => break conn,
             Err(HeadFailure::Closed) if retry && conn.buf.is_empty() => fresh_only = true,
             Err(HeadFailure::Closed) => {
@@ -129,7 +141,7 @@ pub async fn send(
         }
     };
     let (response, framing) = response_head(&mut conn, parts.method == http::Method::HEAD)?;
-    Ok(response.map(|()| Relayed::new(conn, &framing, pool, target, body_idle)))
+    Ok(response.map(|()| Relayed::new(conn, &framing, pool, target, clock)))
 }
 
 /// What sending a request took: connections tried, body bytes sent.
@@ -149,6 +161,7 @@ async fn send_body(
     body: &mut Incoming,
     chunked: bool,
     tally: &mut Sent,
+    clock: Clock,
 ) -> Result<(), UpstreamError> {
     fn broken(e: &(dyn std::error::Error + 'static)) -> UpstreamError {
         UpstreamError::Exchange(root_cause(e))
@@ -169,9 +182,18 @@ async fn send_body(
             let mut size = format!("{:x}\r\n", data.len()).into_bytes();
             size.extend_from_slice(&data);
             size.extend_from_slice(b"\r\n");
-            conn.io.write_all(&size).await.map_err(|e| broken(&e))?;
+            clock
+                .bounded(Timeout::Idle, conn.io.write_all(&size))
+                .await
+                .map_err(UpstreamError::TimedOut)?
+                .map_err(|e| broken(&e))?;
         } else {
-            conn.io.write_all(&data).await.map_err(|e| broken(&e))?;
+            // A backend that stops reading the upload loses the exchange.
+            clock
+                .bounded(Timeout::Idle, conn.io.write_all(&data))
+                .await
+                .map_err(UpstreamError::TimedOut)?
+                .map_err(|e| broken(&e))?;
         }
     }
     if chunked {
@@ -243,8 +265,10 @@ pub struct Relayed {
     reusable: bool,
     pool: Pool,
     target: TargetUrl,
-    /// Longest wait for the backend's next bytes (the route's timeout).
+    /// Longest wait for the backend's next bytes (`idleMs`).
     idle: Duration,
+    /// When the whole exchange must be over (`totalMs`), if bounded.
+    ends: Option<tokio::time::Instant>,
     /// Armed while waiting for the backend.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
@@ -265,8 +289,9 @@ impl Relayed {
         framing: &ResponseFraming,
         pool: &Pool,
         target: TargetUrl,
-        idle: Duration,
+        clock: Clock,
     ) -> Self {
+        let idle = Duration::from_millis(clock.timeouts.idle_ms);
         let body = Body::new(framing.framing);
         let slot = Arc::new(Mutex::new(Slot {
             conn: Some(conn),
@@ -283,6 +308,9 @@ impl Relayed {
             pool: pool.clone(),
             target,
             idle,
+            ends: clock.timeouts.total_ms.map(|ms| {
+                tokio::time::Instant::from_std(clock.arrived) + Duration::from_millis(ms)
+            }),
             stalled: None,
         }
     }
@@ -355,15 +383,16 @@ impl HttpBody for Relayed {
             match conn.buf.poll_read_from(cx, &mut conn.io, BODY_CHUNK) {
                 Poll::Pending => {
                     // A backend that stops sending mid-way loses the stream.
-                    let idle = this.idle;
-                    let timer = this
-                        .stalled
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    let (idle, ends) = (this.idle, this.ends);
+                    let timer = this.stalled.get_or_insert_with(|| {
+                        let at = tokio::time::Instant::now() + idle;
+                        Box::pin(tokio::time::sleep_until(ends.map_or(at, |e| e.min(at))))
+                    });
                     if std::future::Future::poll(timer.as_mut(), cx).is_ready() {
                         slot.conn = None;
                         return Poll::Ready(Some(Err(io::Error::new(
                             io::ErrorKind::TimedOut,
-                            "the backend's answer stalled longer than the route's timeout",
+                            "the backend's answer stalled past timeouts.idleMs (or totalMs)",
                         ))));
                     }
                     return Poll::Pending;

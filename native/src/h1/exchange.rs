@@ -27,11 +27,12 @@ use super::pool::{Conn, Pool};
 use super::request::{header_slots, Framing, HeadError, HeaderSlots, Request};
 use super::response::{read_response_head, HeadFailure, ResponseFraming};
 use super::CLIENT_IDLE;
-use super::{deadline, write, HEAD_LIMIT};
+use super::{deadline, write, Clock, HEAD_LIMIT};
 use crate::proxy::{warn_backend_failure, warn_if_uncounted};
 use crate::random;
 use crate::state::{now_ms, State};
 use crate::upstream::{root_cause, UpstreamError};
+use komainu_core::gateway::Timeout;
 use komainu_core::routing::TargetUrl;
 
 /// A client connection: socket, bytes received, bytes to send.
@@ -300,13 +301,17 @@ async fn serve(
         return Next::Close;
     }
 
-    let backend_timeout = Duration::from_millis(forwarding.timeout_ms);
+    let clock = Clock {
+        timeouts: forwarding.timeouts,
+        arrived,
+    };
     let sent = send(
         Sending {
             upgrade: upgrade.as_deref(),
             idempotent,
             gateway,
             spans: &mut spans,
+            clock,
         },
         io,
         buf,
@@ -353,7 +358,7 @@ async fn serve(
         gateway,
         ctx,
         asked,
-        backend_timeout,
+        clock,
         backend_timer.as_mut(),
         (arrived, tally),
     )
@@ -502,6 +507,7 @@ struct Sending<'a, 'g> {
     idempotent: bool,
     gateway: &'g Gateway,
     spans: &'a mut TargetSpans,
+    clock: Clock,
 }
 
 /// Sends the head (and the body that came with it, in `out`) on an idle
@@ -531,6 +537,7 @@ async fn send<'g>(
         idempotent,
         gateway,
         spans,
+        clock,
     } = sending;
     let replayable = body.done();
     // Nothing beyond the head: the request can go again, anywhere.
@@ -555,32 +562,35 @@ async fn send<'g>(
         };
         let mut conn = match idle {
             Some(conn) => conn,
-            None => match pool.connect(target).await {
+            None => match clock
+                .within(Timeout::Connect, timer.as_mut(), pool.connect(target))
+                .await
+                .and_then(|c| c.map_err(|e| upstream_error(forwarding, e)))
+            {
                 Ok(conn) => conn,
-                Err(e) => {
-                    let error = upstream_error(forwarding, e);
-                    match retarget(out, forwarding, ctx) {
-                        Some(wait) => {
-                            tracing::debug!(%error, "retrying on another target");
-                            tokio::time::sleep(wait).await;
-                            fresh_only = false;
-                            continue;
-                        }
-                        None => return Err(Failure::Gateway(error)),
+                Err(error) => match retarget(out, forwarding, ctx) {
+                    Some(wait) => {
+                        tracing::debug!(%error, "retrying on another target");
+                        tokio::time::sleep(wait).await;
+                        fresh_only = false;
+                        continue;
                     }
-                }
+                    None => return Err(Failure::Gateway(error)),
+                },
             },
         };
         let retry_allowed = conn.reused && replayable && idempotent;
-        let timeout = Duration::from_millis(forwarding.timeout_ms);
-        match deadline(timer.as_mut(), timeout, conn.io.write_all(out)).await {
-            Some(Ok(())) => {}
-            Some(Err(_)) if retry_allowed => {
+        match clock
+            .within(Timeout::Idle, timer.as_mut(), conn.io.write_all(out))
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) if retry_allowed => {
                 fresh_only = true;
                 continue;
             }
-            Some(Err(e)) => return Err(Failure::Gateway(exchange_error(forwarding, &e))),
-            None => return Err(Failure::Gateway(timed_out(forwarding))),
+            Ok(Err(e)) => return Err(Failure::Gateway(exchange_error(forwarding, &e))),
+            Err(timed_out) => return Err(Failure::Gateway(timed_out)),
         }
         if !body.done() {
             tally.bytes_in += stream_request_body(
@@ -588,27 +598,28 @@ async fn send<'g>(
                 buf,
                 &mut conn,
                 body,
-                forwarding,
+                (forwarding, clock),
                 timer.as_mut(),
                 &mut tally.body_data,
             )
             .await?;
         }
-        match deadline(
-            timer.as_mut(),
-            timeout,
-            read_response_head(&mut conn, upgrade),
-        )
-        .await
-        {
-            Some(Ok(())) => {
+        let head = clock
+            .within(
+                Timeout::Head,
+                timer.as_mut(),
+                read_response_head(&mut conn, upgrade),
+            )
+            .await;
+        match head {
+            Ok(Ok(())) => {
                 tally.backend_us = Some(micros(started.elapsed()));
                 return Ok(conn);
             }
-            Some(Err(HeadFailure::Closed)) if retry_allowed && conn.buf.is_empty() => {
+            Ok(Err(HeadFailure::Closed)) if retry_allowed && conn.buf.is_empty() => {
                 fresh_only = true;
             }
-            Some(Err(failure)) => {
+            Ok(Err(failure)) => {
                 let why = match failure {
                     HeadFailure::Closed => "the connection was closed before a response".into(),
                     HeadFailure::Io(e) => root_cause(&e),
@@ -630,14 +641,8 @@ async fn send<'g>(
                 }
                 return Err(Failure::Gateway(error));
             }
-            None => return Err(Failure::Gateway(timed_out(forwarding))),
+            Err(timed_out) => return Err(Failure::Gateway(timed_out)),
         }
-    }
-}
-
-fn timed_out(forwarding: &Forwarding<'_>) -> GatewayError {
-    GatewayError::GatewayTimeout {
-        timeout_ms: forwarding.timeout_ms,
     }
 }
 
@@ -646,7 +651,7 @@ async fn stream_request_body(
     buf: &mut ReadBuf,
     conn: &mut Conn,
     body: &mut Body,
-    forwarding: &Forwarding<'_>,
+    (forwarding, clock): (&Forwarding<'_>, Clock),
     mut timer: Pin<&mut Sleep>,
     data: &mut u64,
 ) -> Result<u64, Failure> {
@@ -669,17 +674,18 @@ async fn stream_request_body(
         if let Some(limit) = forwarding.max_body_bytes.filter(|&l| *data > l) {
             return Err(Failure::Gateway(GatewayError::PayloadTooLarge { limit }));
         }
-        let timeout = Duration::from_millis(forwarding.timeout_ms);
-        match deadline(
-            timer.as_mut(),
-            timeout,
-            conn.io.write_all(&buf.filled()[..n]),
-        )
-        .await
+        // A backend that stops reading the upload loses the exchange.
+        match clock
+            .within(
+                Timeout::Idle,
+                timer.as_mut(),
+                conn.io.write_all(&buf.filled()[..n]),
+            )
+            .await
         {
-            Some(Ok(())) => {}
-            Some(Err(e)) => return Err(Failure::Gateway(exchange_error(forwarding, &e))),
-            None => return Err(Failure::Gateway(timed_out(forwarding))),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Failure::Gateway(exchange_error(forwarding, &e))),
+            Err(timed_out) => return Err(Failure::Gateway(timed_out)),
         }
         buf.consume(n);
         sent += n as u64;
@@ -703,7 +709,7 @@ async fn relay_response(
     gateway: &Gateway,
     ctx: &RequestContext,
     asked: Asked,
-    backend_idle: Duration,
+    clock: Clock,
     mut timer: Pin<&mut Sleep>,
     (arrived, tally): (Instant, &mut Tally),
 ) -> Next {
@@ -838,7 +844,8 @@ async fn relay_response(
             Err(_) => return Next::Close,
         }
         if !out.is_empty() {
-            match deadline(timer.as_mut(), CLIENT_IDLE, client.write_all(out)).await {
+            let limit = CLIENT_IDLE.min(clock.limit(Timeout::Total).0);
+            match deadline(timer.as_mut(), limit, client.write_all(out)).await {
                 Some(Ok(())) => {}
                 Some(Err(_)) | None => return Next::Close,
             }
@@ -847,18 +854,24 @@ async fn relay_response(
         if body.done() {
             break;
         }
-        // A backend that stops sending its body mid-way (longer than the
-        // route's timeout between two reads) loses the exchange.
-        match deadline(
-            timer.as_mut(),
-            backend_idle,
-            conn.buf.read_from(&mut conn.io, BODY_CHUNK),
-        )
-        .await
+        // A backend that stops sending its body mid-way (longer than
+        // `idleMs` between two reads, or past `totalMs`) loses the
+        // exchange: the answer has begun, the connection is closed.
+        match clock
+            .within(
+                Timeout::Idle,
+                timer.as_mut(),
+                conn.buf.read_from(&mut conn.io, BODY_CHUNK),
+            )
+            .await
         {
-            Some(Ok(0)) if body.end_of_stream() => break,
-            Some(Ok(0) | Err(_)) | None => return Next::Close,
-            Some(Ok(_)) => {}
+            Ok(Ok(0)) if body.end_of_stream() => break,
+            Ok(Ok(0) | Err(_)) => return Next::Close,
+            Err(timed_out) => {
+                tracing::warn!(request_id = %ctx.request_id, error = %timed_out, "answer cut");
+                return Next::Close;
+            }
+            Ok(Ok(_)) => {}
         }
     }
     if switching {
@@ -955,6 +968,7 @@ fn upstream_error(forwarding: &Forwarding<'_>, e: UpstreamError) -> GatewayError
             GatewayError::BadGateway(format!("{target} broke the exchange: {why}"))
         }
         UpstreamError::TooLarge(limit) => GatewayError::PayloadTooLarge { limit },
+        UpstreamError::TimedOut(which) => forwarding.timeouts.error(which),
     }
 }
 

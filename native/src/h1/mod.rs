@@ -29,6 +29,8 @@ pub use bridge::{send as bridge_send, Relayed, Sent};
 pub use pool::Pool;
 pub use server::serve;
 
+use komainu_core::gateway::Timeout;
+
 /// Largest head accepted, request or response (a larger request head is
 /// answered 431).
 pub const HEAD_LIMIT: usize = crate::http_server::MAX_HEAD_BYTES;
@@ -64,6 +66,52 @@ pub(crate) async fn deadline<F: std::future::Future>(
         }
     })
     .await
+}
+
+/// The route's timeouts, counted from the request's arrival.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    /// The route's timeouts.
+    pub timeouts: komainu_core::gateway::Timeouts,
+    /// When the request arrived.
+    pub arrived: std::time::Instant,
+}
+
+impl Clock {
+    /// How long a wait of kind `kind` may take now, and which timeout
+    /// that is.
+    pub(crate) fn limit(&self, kind: Timeout) -> (std::time::Duration, Timeout) {
+        // The clock is read only when the whole exchange is bounded.
+        let elapsed = match self.timeouts.total_ms {
+            Some(_) => self.arrived.elapsed(),
+            None => std::time::Duration::ZERO,
+        };
+        self.timeouts.limit(kind, elapsed)
+    }
+
+    /// Runs `fut` within the limit of its kind: `Err` names the timeout
+    /// that ran out (504).
+    pub(crate) async fn within<F: std::future::Future>(
+        &self,
+        kind: Timeout,
+        timer: std::pin::Pin<&mut tokio::time::Sleep>,
+        fut: F,
+    ) -> Result<F::Output, komainu_core::GatewayError> {
+        let (limit, which) = self.limit(kind);
+        deadline(timer, limit, fut)
+            .await
+            .ok_or_else(|| self.timeouts.error(which))
+    }
+
+    /// Like `within`, without a reusable timer (the HTTP/2 path).
+    pub(crate) async fn bounded<F: std::future::Future>(
+        &self,
+        kind: Timeout,
+        fut: F,
+    ) -> Result<F::Output, Timeout> {
+        let (limit, which) = self.limit(kind);
+        tokio::time::timeout(limit, fut).await.map_err(|_| which)
+    }
 }
 
 /// Which kind of head is awaited.

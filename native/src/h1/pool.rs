@@ -15,7 +15,6 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use komainu_core::routing::TargetUrl;
 use rustls::pki_types::ServerName;
@@ -29,7 +28,6 @@ use crate::upstream::{root_cause, UpstreamError};
 /// Idle connections kept per backend, at most.
 const MAX_IDLE_PER_BACKEND: usize = 256;
 /// Time allowed to open a connection (TCP and TLS).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read buffer of a backend connection.
 const BUFFER: usize = 16 * 1024;
 
@@ -187,9 +185,8 @@ impl Pool {
 
     /// Opens a new connection to `target`'s backend.
     pub async fn connect(&self, target: &TargetUrl) -> Result<Conn, UpstreamError> {
-        let opened = tokio::time::timeout(CONNECT_TIMEOUT, self.open(target)).await;
-        let io = opened
-            .unwrap_or_else(|_| Err(UpstreamError::Connect("connection timed out".into())))?;
+        // Bounded by the caller (the route's `timeouts.connectMs`).
+        let io = self.open(target).await?;
         Ok(Conn {
             io,
             buf: ReadBuf::new(BUFFER),
