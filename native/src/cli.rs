@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway: the proxy listener and the admin listener.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the configuration document of a running gateway (native or edge).
     Export(ExportArgs),
     /// Replace (or merge) the configuration of a running gateway from a document, atomically.
@@ -186,9 +186,57 @@ pub struct ServeArgs {
     /// (`/komainu/{name}`) [default: the host name]
     #[arg(long, env = "KOMAINU_INSTANCE_NAME")]
     pub instance_name: Option<String>,
+
+    /// A certificate chain (PEM) to serve HTTPS with; repeat it with
+    /// `--tls-key` for several (chosen by the name the client asks for,
+    /// SNI; the first one otherwise). Reloaded when the files change.
+    #[arg(long, env = "KOMAINU_TLS_CERT", value_delimiter = ',')]
+    pub tls_cert: Vec<std::path::PathBuf>,
+
+    /// The private key (PEM) of each `--tls-cert`, in the same order.
+    #[arg(long, env = "KOMAINU_TLS_KEY", value_delimiter = ',')]
+    pub tls_key: Vec<std::path::PathBuf>,
+
+    /// Address of the HTTPS proxy listener (HTTP/2 and HTTP/1.1 by ALPN),
+    /// when certificates are given [default: 0.0.0.0:8443]
+    #[arg(long, env = "KOMAINU_TLS_ADDR")]
+    pub tls_addr: Option<SocketAddr>,
+
+    /// Also listen here for plain HTTP and answer every request with a
+    /// redirect (308) to the same URL over HTTPS (needs `--tls-cert`).
+    #[arg(long, env = "KOMAINU_HTTPS_REDIRECT_ADDR")]
+    pub https_redirect_addr: Option<SocketAddr>,
 }
 
 impl ServeArgs {
+    /// The certificate and key files to serve HTTPS with, paired; an
+    /// error says what is missing.
+    pub fn tls_files(&self) -> Result<Vec<crate::tls_server::CertFiles>, String> {
+        if self.tls_cert.len() != self.tls_key.len() {
+            return Err(format!(
+                "give one --tls-key per --tls-cert, in the same order ({} certificates, {} keys)",
+                self.tls_cert.len(),
+                self.tls_key.len()
+            ));
+        }
+        if self.tls_cert.is_empty()
+            && (self.tls_addr.is_some() || self.https_redirect_addr.is_some())
+        {
+            return Err(
+                "--tls-addr and --https-redirect-addr need --tls-cert and --tls-key".into(),
+            );
+        }
+        Ok(self
+            .tls_cert
+            .iter()
+            .zip(&self.tls_key)
+            .map(|(cert, key)| crate::tls_server::CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })
+            .collect())
+    }
+
     /// The proxy address: the flag, else `0.0.0.0:$PORT`, else `0.0.0.0:8080`.
     pub fn proxy_addr(&self) -> Result<SocketAddr, String> {
         if let Some(addr) = self.proxy_addr {

@@ -38,6 +38,7 @@ pub mod serve;
 pub mod state;
 pub mod store;
 pub mod tls;
+pub mod tls_server;
 pub mod try_it;
 pub mod upstream;
 pub mod workers;

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            cli::Command::Serve(args) => serve::run(args).await,
+            cli::Command::Serve(args) => serve::run(*args).await,
             cli::Command::Export(args) => admin_client::export(args).await,
             cli::Command::Import(args) => admin_client::import(args).await,
             cli::Command::Sync(args) => admin_client::sync(args).await,

@@ -36,6 +36,26 @@ pub async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<LoggedBody>, Infallible> {
+    serve(state, upstream, req, peer, false).await
+}
+
+/// [`handle`] for a request that came over TLS (the HTTPS listener).
+pub async fn handle_secure(
+    state: Arc<State>,
+    upstream: Pool,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<LoggedBody>, Infallible> {
+    serve(state, upstream, req, peer, true).await
+}
+
+async fn serve(
+    state: Arc<State>,
+    upstream: Pool,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    secure: bool,
+) -> Result<Response<LoggedBody>, Infallible> {
     let arrived = Instant::now();
     let gateway = state.gateway.load_full();
     let (parts, body) = req.into_parts();
@@ -52,7 +72,7 @@ pub async fn handle(
         &upstream,
         parts,
         body,
-        peer,
+        (peer, secure),
         (&mut sent, arrived),
     )
     .await;
@@ -170,7 +190,7 @@ async fn forward(
     upstream: &Pool,
     mut parts: http::request::Parts,
     mut body: Incoming,
-    peer: SocketAddr,
+    (peer, secure): (SocketAddr, bool),
     (sent, arrived): (&mut Sent, Instant),
 ) -> (
     RequestContext,
@@ -180,11 +200,12 @@ async fn forward(
 ) {
     // Komainu itself listens in clear; behind a TLS-terminating router, that
     // router's word on the scheme is taken when configured to.
-    let tls = state.behind_proxy
-        && parts
-            .headers
-            .get("x-forwarded-proto")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let tls = secure
+        || state.behind_proxy
+            && parts
+                .headers
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     let client_info = ClientInfo {
         addr: Some(peer.ip()),
         tls,

@@ -18,7 +18,7 @@ use crate::cli::ServeArgs;
 use crate::events::{self, exporters::Exporters, Events};
 use crate::state::State;
 use crate::store::{self, ConfigStoreKind};
-use crate::{demo, deployment_key, http_server, random, reload, tls, workers};
+use crate::{demo, deployment_key, http_server, random, reload, tls, tls_server, workers};
 
 /// Runs the gateway until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> Result<(), String> {
@@ -29,6 +29,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let (proxy_listeners, proxy_addr) = workers::bind(proxy_addr, worker_count)?;
     let admin_listener = bind(args.admin_addr, "admin").await?;
     let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
+    let https = bind_https(&args).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let demo = if args.demo {
@@ -111,6 +112,31 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         prepared.new_admin_key.as_deref(),
         demo_secret.as_deref(),
     );
+    let mut https_tasks = Vec::new();
+    if let Some(https) = https {
+        let version = env!("CARGO_PKG_VERSION");
+        let port = https.addr.port();
+        if let Some(listener) = https.redirect {
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            println!("komainu {version}: redirect to https listening on http://{addr}");
+            https_tasks.push(tokio::spawn(tls_server::redirect(
+                listener,
+                port,
+                shutdown_rx.clone(),
+            )));
+        }
+        println!(
+            "komainu {version}: proxy listening on https://{}",
+            https.addr
+        );
+        https_tasks.push(tokio::spawn(tls_server::serve(
+            https.listener,
+            state.clone(),
+            https.certs,
+            https.config,
+            shutdown_rx.clone(),
+        )));
+    }
 
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
@@ -121,6 +147,9 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         }
     });
     let _ = joined.await;
+    for task in https_tasks {
+        let _ = tokio::time::timeout(grace, task).await;
+    }
     let _ = admin_task.await;
     let _ = follower.await;
     let _ = checker.await;
@@ -129,6 +158,45 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let _ = tokio::time::timeout(Duration::from_secs(5), dispatcher).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The HTTPS listener, ready to serve.
+struct Https {
+    listener: TcpListener,
+    addr: SocketAddr,
+    certs: Arc<tls_server::Certificates>,
+    config: Arc<rustls::ServerConfig>,
+    redirect: Option<TcpListener>,
+}
+
+/// Loads the certificates and binds the HTTPS (and redirect) listeners,
+/// when `--tls-cert` is given: a certificate that does not load stops the
+/// start, naming its file.
+async fn bind_https(args: &ServeArgs) -> Result<Option<Https>, String> {
+    let files = args.tls_files()?;
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let certs = tls_server::Certificates::load(files)?;
+    let config = tls_server::server_config(certs.clone())?;
+    let listener = bind(
+        args.tls_addr
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8443))),
+        "https proxy",
+    )
+    .await?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let redirect = match args.https_redirect_addr {
+        Some(at) => Some(bind(at, "https redirect").await?),
+        None => None,
+    };
+    Ok(Some(Https {
+        listener,
+        addr,
+        certs,
+        config,
+        redirect,
+    }))
 }
 
 /// Prints where Komainu listens (the test harness reads these lines), the
