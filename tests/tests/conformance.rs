@@ -1247,6 +1247,37 @@ async fn breaker_and_retries(s: &Server, up: &Upstream) {
     r.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
 }
 
+/// A path rewritten from a template of the route's parameters; a
+/// template naming a variable the route does not have is refused.
+async fn path_rewrite(s: &Server, up: &Upstream) {
+    s.seed(json!({
+        "format": 1,
+        "routes": [{ "id": "users", "paths": ["/users/{id}/{*rest}"], "public": true,
+                     "rewritePath": "/v2/accounts/{id}/{rest}",
+                     "backend": { "targets": [{ "url": format!("{}/base", up.url()) }] } }]
+    }))
+    .await;
+    let r = Client::default()
+        .get(&s.url("/users/42/orders/7?x=1"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["uri"], "/base/v2/accounts/42/orders/7?x=1");
+    let r = s
+        .admin()
+        .call(
+            Method::PATCH,
+            "/api/routes/users",
+            json!({ "rewritePath": "/v2/{user}" }),
+        )
+        .await;
+    let body = r.expect_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["field"], "rewritePath", "{body}");
+    assert!(
+        body["message"].as_str().unwrap_or("").contains("{user}"),
+        "{body}"
+    );
+}
+
 /// Named timeouts: the response head, and the whole exchange cutting the
 /// head wait short; 504 naming the one that ran out.
 async fn named_timeouts(s: &Server, up: &Upstream) {
@@ -1320,6 +1351,7 @@ async fn run_all(s: Server) {
     case!(load_balancing);
     case!(breaker_and_retries);
     case!(named_timeouts);
+    case!(path_rewrite);
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ mod log;
 mod phases;
 mod reply;
 mod retry;
+pub mod rewrite;
 pub mod timeouts;
 mod trace;
 pub mod transform;
@@ -113,6 +114,8 @@ pub(crate) struct CompiledRoute {
     upgrades: Vec<Box<str>>,
     /// A path prefix taken off before forwarding.
     strip_prefix: Option<Box<str>>,
+    /// The path sent on, from a template.
+    rewrite: Option<rewrite::PathRewrite>,
     /// The `Host` sent to the backend instead of the target's.
     host_override: Option<Box<str>>,
     /// CORS, when the route has it.
@@ -153,6 +156,10 @@ impl CompiledRoute {
                 .collect(),
             cors: route.cors.as_ref().map(cors::CorsRules::of),
             strip_prefix: route.strip_prefix.as_deref().map(Box::from),
+            rewrite: route
+                .rewrite_path
+                .as_deref()
+                .and_then(|t| rewrite::PathRewrite::compile(t, &route.paths).ok()),
             host_override: route.host_override.as_deref().map(Box::from),
             request_rules: transform::HeaderRules::of(&route.request_headers),
             response_rules: transform::HeaderRules::of(&route.response_headers),

@@ -401,6 +401,7 @@ impl Gateway {
             upgrades: &r.upgrades,
             claim,
             strip_prefix: r.strip_prefix.as_deref(),
+            rewrite: r.rewrite.as_ref(),
             host_override: r.host_override.as_deref(),
             rules: r.request_rules.as_ref(),
         })

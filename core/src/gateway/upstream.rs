@@ -124,6 +124,8 @@ pub struct Forwarding<'g> {
     pub(crate) claim: String,
     /// The route's path prefix taken off before forwarding.
     pub(crate) strip_prefix: Option<&'g str>,
+    /// The route's path template.
+    pub(crate) rewrite: Option<&'g super::rewrite::PathRewrite>,
     /// The route's `Host` for the backend.
     pub(crate) host_override: Option<&'g str>,
     /// The route's changes to the request's headers.
@@ -160,7 +162,10 @@ impl Forwarding<'_> {
     /// The path and query to send: the client's, less the route's
     /// `stripPrefix` when it starts with it.
     pub fn upstream_path<'a>(&self, path_and_query: &'a str) -> std::borrow::Cow<'a, str> {
-        super::transform::strip_prefix(self.strip_prefix, path_and_query)
+        match self.rewrite {
+            Some(rewrite) => rewrite.apply(path_and_query),
+            None => super::transform::strip_prefix(self.strip_prefix, path_and_query),
+        }
     }
 
     /// The headers the route sets and appends on the request (after

@@ -75,6 +75,12 @@ pub struct Route {
     /// (`/api`: `/api/orders` goes to the backend as `/orders`, `/api` as `/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strip_prefix: Option<String>,
+    /// The path sent to the backend, from a template: the route's path
+    /// parameters (`{id}` of `/users/{id}`, `{rest}` of `/files/{*rest}`)
+    /// and `{path}` (the whole request path); the query is kept. Not with
+    /// `stripPrefix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite_path: Option<String>,
     /// The `Host` sent to the backend instead of the target's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_override: Option<String>,
@@ -203,6 +209,7 @@ impl Default for Route {
             upgrades: websocket_only(),
             cors: None,
             strip_prefix: None,
+            rewrite_path: None,
             host_override: None,
             request_headers: HeaderChanges::default(),
             response_headers: HeaderChanges::default(),

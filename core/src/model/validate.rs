@@ -285,6 +285,18 @@ fn check_route(c: &mut Checker, at: &str, route: &Route, groups: &HashSet<&str>)
             c.fail(format!("{at}.cors.{field}"), why);
         }
     }
+    if let Some(template) = &route.rewrite_path {
+        if route.strip_prefix.is_some() {
+            c.fail(
+                format!("{at}.rewritePath"),
+                "give stripPrefix or rewritePath, not both ({path} in the template is the whole path)",
+            );
+        } else if let Err(why) =
+            crate::gateway::rewrite::PathRewrite::compile(template, &route.paths)
+        {
+            c.fail(format!("{at}.rewritePath"), why);
+        }
+    }
     if let Some(prefix) = &route.strip_prefix {
         if let Err(why) = crate::gateway::transform::check_prefix(prefix) {
             c.fail(format!("{at}.stripPrefix"), why);
