@@ -191,7 +191,9 @@ async fn a_post_is_never_sent_twice_and_unreachable_targets_are_skipped() {
     let doc = json!({ "format": 1, "routes": [
         { "id": "pay", "paths": ["/pay"], "public": true, "backend": {
             "targets": [{ "url": broken.url() }, { "url": ok.url() }],
-            "loadBalancing": { "strategy": "hash", "header": "x-user" } } },
+            "loadBalancing": { "strategy": "hash", "header": "x-user" },
+            // What is safe to retry, not the budget, is under test here.
+            "retries": { "budgetPercent": 100 } } },
         { "id": "dead-first", "paths": ["/df"], "public": true, "backend": {
             "targets": [{ "url": format!("http://{dead}") }, { "url": ok.url() }] } },
         { "id": "no-retry", "paths": ["/nr"], "public": true, "backend": {
@@ -228,6 +230,14 @@ async fn a_post_is_never_sent_twice_and_unreachable_targets_are_skipped() {
         let u = format!("user-{i}");
         let r = c.get(&k.url("/pay"), &[("x-user", &u)]).await;
         assert_eq!(r.status, StatusCode::OK, "GET for {u}");
+    }
+    // An idempotent request whose whole body the gateway holds goes on too.
+    for i in 0..20 {
+        let u = format!("user-{i}");
+        let r = c
+            .send(Method::PUT, &k.url("/pay"), &[("x-user", &u)], "amount=10")
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "PUT for {u}");
     }
     // Nothing was sent to an unreachable target: any method goes on.
     for _ in 0..6 {

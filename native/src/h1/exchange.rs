@@ -540,8 +540,9 @@ async fn send<'g>(
         clock,
     } = sending;
     let replayable = body.done();
-    // Nothing beyond the head: the request can go again, anywhere.
-    let bodiless = replayable && tally.body_data == 0 && upgrade.is_none();
+    // The whole request (head and body) is still in `out`: an idempotent
+    // one can go again, anywhere.
+    let resendable = replayable && upgrade.is_none();
     let mut fresh_only = false;
     let started = Instant::now();
     // Another target, when the core allows one: the head is pointed at it.
@@ -631,7 +632,7 @@ async fn send<'g>(
                 ));
                 let unanswered = conn.buf.is_empty();
                 drop(conn);
-                if idempotent && bodiless && unanswered {
+                if idempotent && resendable && unanswered {
                     if let Some(wait) = retarget(out, forwarding, ctx) {
                         tracing::debug!(%error, "retrying on another target");
                         tokio::time::sleep(wait).await;
