@@ -25,6 +25,10 @@ use crate::random;
 use crate::state::{now_ms, State};
 use crate::upstream::UpstreamError;
 
+/// A client's request to switch protocols: the protocol asked, and its
+/// side of the connection once switched.
+type Switch = (http::HeaderValue, hyper::upgrade::OnUpgrade);
+
 /// Response bodies: the backend's, streamed, or one the gateway wrote.
 pub type ProxyBody = Either<Relayed, Full<Bytes>>;
 
@@ -52,10 +56,17 @@ pub async fn handle_secure(
 async fn serve(
     state: Arc<State>,
     upstream: Pool,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: SocketAddr,
     secure: bool,
 ) -> Result<Response<LoggedBody>, Infallible> {
+    // A client asking to switch protocols (HTTP/1.1 over TLS): its side of
+    // a tunnel, should the route allow it and the backend switch.
+    let switch = req
+        .headers()
+        .get(http::header::UPGRADE)
+        .cloned()
+        .map(|protocol| (protocol, hyper::upgrade::on(&mut req)));
     let arrived = Instant::now();
     let gateway = state.gateway.load_full();
     let (parts, body) = req.into_parts();
@@ -72,7 +83,7 @@ async fn serve(
         &upstream,
         parts,
         body,
-        (peer, secure),
+        (peer, secure, switch),
         (&mut sent, arrived),
     )
     .await;
@@ -190,7 +201,7 @@ async fn forward(
     upstream: &Pool,
     mut parts: http::request::Parts,
     mut body: Incoming,
-    (peer, secure): (SocketAddr, bool),
+    (peer, secure, switch): (SocketAddr, bool, Option<Switch>),
     (sent, arrived): (&mut Sent, Instant),
 ) -> (
     RequestContext,
@@ -245,12 +256,41 @@ async fn forward(
             .authority()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let exchange = h1::bridge_send(upstream, &parts, &mut body, clock, sent);
+        let protocol = switch
+            .as_ref()
+            .filter(|_| forward.upgrade)
+            .map(|(p, _)| p.as_bytes());
+        let exchange = h1::bridge_send(upstream, &parts, &mut body, (clock, protocol), sent);
         let (error, retryable) = match exchange.await {
             Ok(response) => {
                 let backend_us = micros(started.elapsed());
                 let (mut head, body) = response.into_parts();
                 gateway.handle_response(&ctx, &mut head.headers);
+                if head.status == http::StatusCode::SWITCHING_PROTOCOLS {
+                    // (Only when the client asked: the backend's head was
+                    // checked to switch to that very protocol.)
+                    if let Some((protocol, client)) = switch {
+                        if body.tunnel(client) {
+                            head.headers.insert(http::header::UPGRADE, protocol);
+                            head.headers.insert(
+                                http::header::CONNECTION,
+                                http::HeaderValue::from_static("upgrade"),
+                            );
+                            let empty = Either::Right(Full::new(Bytes::new()));
+                            return (
+                                ctx,
+                                Response::from_parts(head, empty),
+                                None,
+                                Some(backend_us),
+                            );
+                        }
+                    }
+                    let error = GatewayError::BadGateway(format!(
+                        "{target} switched protocols, then closed"
+                    ));
+                    let response = backend_error(gateway, &ctx, &error);
+                    return (ctx, response, Some(error), None);
+                }
                 let proxy_us = micros(arrived.elapsed()).saturating_sub(backend_us);
                 gateway.latency_headers(proxy_us, backend_us, |name, value| {
                     if let Ok(v) = http::HeaderValue::from_bytes(value) {

@@ -18,6 +18,7 @@ use komainu_e2e::gateway::{run_to_exit, temp_dir, ADMIN_KEY, CLAIM_SECRET};
 use komainu_e2e::{Komainu, Upstream};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A self-signed certificate for `name` (made with openssl), written to
 /// `dir/name.pem` and `dir/name.key`; its DER.
@@ -145,16 +146,47 @@ fn listening(k: &Komainu, what: &str) -> SocketAddr {
         .unwrap_or_else(|| panic!("no \"{what}\" in: {out}"))
 }
 
+/// A backend that switches to whatever protocol is asked, then echoes.
+async fn switching_echo() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let mut byte = [0u8; 1];
+                    if s.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n")
+                    .await;
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
 #[tokio::test]
 async fn https_by_sni_alpn_reload_and_redirect() {
     let dir = temp_dir();
     let (a_cert, a_key, a_der) = certificate(&dir, "a.test");
     let (b_cert, b_key, b_der) = certificate(&dir, "b.test");
     let up = Upstream::start().await;
+    let echo = switching_echo().await;
     std::fs::write(
         dir.join("data.json"),
-        serde_json::json!({ "format": 1, "routes": [{ "id": "r", "paths": ["/{*rest}"], "public": true,
-            "backend": { "targets": [{ "url": up.url() }] } }] })
+        serde_json::json!({ "format": 1, "routes": [
+            { "id": "r", "paths": ["/{*rest}"], "public": true,
+              "backend": { "targets": [{ "url": up.url() }] } },
+            { "id": "ws", "paths": ["/ws"], "public": true,
+              "backend": { "targets": [{ "url": format!("http://{echo}") }] } }
+        ] })
         .to_string(),
     )
     .unwrap();
@@ -203,6 +235,31 @@ async fn https_by_sni_alpn_reload_and_redirect() {
     let (status, echo) = two.get("a.test", "/over-h2").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(echo["uri"], "/over-h2");
+
+    // A WebSocket over TLS: switched, then bytes both ways.
+    let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
+    let mut ws = both
+        .connect(ServerName::try_from("a.test").unwrap(), tcp)
+        .await
+        .unwrap();
+    ws.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        ws.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    ws.write_all(b"ping over tls").await.unwrap();
+    let mut back = [0u8; 13];
+    ws.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"ping over tls");
 
     // The certificate of a.test swapped on disk while `a` stays connected.
     let new_dir = dir.join("new");

@@ -174,6 +174,9 @@ pub struct Forward {
     pub timeouts: super::Timeouts,
     /// Largest request body: stop streaming past it, answer 413.
     pub max_body_bytes: Option<u64>,
+    /// The client asks to switch to a protocol the route allows (its
+    /// `Upgrade` header, taken out of the rewritten head, goes on).
+    pub upgrade: bool,
 }
 
 #[cfg(test)]

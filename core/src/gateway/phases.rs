@@ -60,11 +60,17 @@ impl Gateway {
             Ok(Decision::Answer(response)) => return (ctx, Outcome::Respond(response)),
             Err(error) => return self.refuse(ctx, error),
         };
+        // (Upgrade is hop-by-hop: read before the head is rewritten.)
+        let upgrade = parts
+            .headers
+            .get(http::header::UPGRADE)
+            .is_some_and(|p| forwarding.allows_upgrade(p.as_bytes()));
         match rewrite_request(parts, &forwarding, client, &ctx) {
             Ok(()) => {
                 let forward = Forward {
                     timeouts: forwarding.timeouts,
                     max_body_bytes: forwarding.max_body_bytes,
+                    upgrade,
                 };
                 (ctx, Outcome::Forward(forward))
             }

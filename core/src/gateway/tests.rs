@@ -110,7 +110,8 @@ fn forwards_with_rewritten_head_and_verifiable_claim() {
                 idle_ms: 1500,
                 ..Default::default()
             },
-            max_body_bytes: None
+            max_body_bytes: None,
+            upgrade: false,
         })
     );
     assert_eq!(parts.uri, "http://10.0.0.1:9000/base/users/42?x=1");

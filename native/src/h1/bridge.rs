@@ -17,6 +17,7 @@ use http::uri::Scheme;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioIo;
 use komainu_core::routing::TargetUrl;
 use tokio::io::AsyncWriteExt;
 
@@ -41,7 +42,7 @@ pub async fn send(
     pool: &Pool,
     parts: &http::request::Parts,
     body: &mut Incoming,
-    clock: Clock,
+    (clock, upgrade): (Clock, Option<&[u8]>),
     tally: &mut Sent,
 ) -> Result<Response<Relayed>, UpstreamError> {
     let target = TargetUrl {
@@ -89,6 +90,11 @@ pub async fn send(
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         Framing::Empty | Framing::UntilClose => {}
     }
+    if let Some(protocol) = upgrade {
+        // Hop-by-hop, yet what the backend must see to switch protocols.
+        write::header(&mut out, "upgrade", protocol);
+        out.extend_from_slice(b"connection: upgrade\r\n");
+    }
     out.extend_from_slice(b"\r\n");
 
     // A request without a body can go again on a new connection when a
@@ -125,7 +131,7 @@ pub async fn send(
             send_body(&mut conn, body, framing == Framing::Chunked, tally, clock).await?;
         }
         let head = clock
-            .bounded(Timeout::Head, read_response_head(&mut conn, None))
+            .bounded(Timeout::Head, read_response_head(&mut conn, upgrade))
             .await
             .map_err(UpstreamError::TimedOut)?;
         match head {
@@ -334,6 +340,37 @@ async fn watch(slot: Weak<Mutex<Slot>>, limit: Duration) {
             limit - unread
         };
         tokio::time::sleep(wait).await;
+    }
+}
+
+impl Relayed {
+    /// After `101 Switching Protocols`: once the client's side has
+    /// switched too (`client`, hyper's upgrade), bytes go both ways as they
+    /// come until either side closes, starting with what the backend sent
+    /// past its head. `false` when the backend connection is gone.
+    pub fn tunnel(self, client: hyper::upgrade::OnUpgrade) -> bool {
+        let conn = {
+            let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            slot.conn.take()
+        };
+        let Some(mut conn) = conn else {
+            return false;
+        };
+        tokio::spawn(async move {
+            let Ok(upgraded) = client.await else {
+                return;
+            };
+            let mut client = TokioIo::new(upgraded);
+            if !conn.buf.is_empty() {
+                if client.write_all(conn.buf.filled()).await.is_err() {
+                    return;
+                }
+                let n = conn.buf.len();
+                conn.buf.consume(n);
+            }
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut conn.io).await;
+        });
+        true
     }
 }
 
