@@ -406,3 +406,38 @@ async fn health_settings_are_checked_and_nothing_is_stored_when_wrong() {
         .await;
     r.expect_error(StatusCode::NOT_FOUND, "not_found");
 }
+
+#[tokio::test]
+async fn random_and_least_requests_spread_as_their_weights_say() {
+    let up = Upstream::start().await;
+    let doc = json!({ "format": 1, "routes": [
+        { "id": "rand", "paths": ["/rand/{*rest}"], "public": true, "stripPrefix": "/rand",
+          "backend": { "targets": [
+              { "url": format!("{}/heavy", up.url()), "weight": 3 },
+              { "url": format!("{}/light", up.url()) }
+          ], "loadBalancing": { "strategy": "random" } } },
+        { "id": "p2c", "paths": ["/p2c/{*rest}"], "public": true, "stripPrefix": "/p2c",
+          "backend": { "targets": [
+              { "url": format!("{}/one", up.url()) },
+              { "url": format!("{}/two", up.url()) },
+              { "url": format!("{}/three", up.url()) }
+          ], "loadBalancing": { "strategy": "leastRequests" } } }
+    ]});
+    let k = Komainu::start(&doc.to_string());
+    let c = Client::default();
+    let mut by: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..800 {
+        let r = c.get(&k.url("/rand/x"), &[]).await;
+        *by.entry(served_by(&r.body)).or_default() += 1;
+    }
+    let heavy = by.get("heavy").copied().unwrap_or(0);
+    assert!((540..=660).contains(&heavy), "3:1 expected, got {by:?}");
+    // Sequential calls: every target is idle, the two drawn tie, all get some.
+    let mut by: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..300 {
+        let r = c.get(&k.url("/p2c/x"), &[]).await;
+        *by.entry(served_by(&r.body)).or_default() += 1;
+    }
+    assert_eq!(by.len(), 3, "{by:?}");
+    assert!(by.values().all(|&n| n >= 60), "{by:?}");
+}
