@@ -1,44 +1,12 @@
 //! https backends: trusted through `--backend-ca`, refused (502) otherwise.
 
-use std::process::Command;
-
 use http::StatusCode;
 use komainu_e2e::gateway::{temp_dir, ADMIN_KEY, CLAIM_SECRET};
 use komainu_e2e::{Client, Komainu, Upstream};
 
-/// A self-signed certificate for 127.0.0.1 / localhost, made with openssl.
+/// A self-signed certificate for 127.0.0.1 / localhost: PEM chain and key.
 fn self_signed(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed");
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    let (cert, key) = komainu_e2e::keys::self_signed(dir, "cert", "DNS:localhost,IP:127.0.0.1");
     (std::fs::read(cert).unwrap(), std::fs::read(key).unwrap())
 }
 
