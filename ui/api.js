@@ -43,7 +43,7 @@ export async function api(method, path, body, { headers = {}, raw = false } = {}
   } catch {
     json = null;
   }
-  if (response.status === 401 && path !== "/session") {
+  if (response.status === 401 && path !== "/session" && !path.startsWith("/login")) {
     csrf = null;
     onLoggedOut();
   }
@@ -73,6 +73,18 @@ function basic(id, secret) {
 /** Logs in with an admin key; the key is sent once and kept nowhere. */
 export async function login(id, secret) {
   const s = await api("POST", "/session", undefined, { headers: { Authorization: basic(id, secret) } });
+  csrf = s.csrfToken;
+  return s;
+}
+
+/** The auth modules the login page offers ({modules: [{id, name, kind}]}). */
+export async function loginOptions() {
+  return api("GET", "/login");
+}
+
+/** Logs a local user in; the password is sent once and kept nowhere. */
+export async function loginUser(module, username, password) {
+  const s = await api("POST", `/login/${encodeURIComponent(module)}`, { username, password });
   csrf = s.csrfToken;
   return s;
 }

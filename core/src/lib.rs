@@ -27,6 +27,7 @@
 //!   respond;
 //! - [`events`]: request, audit and alert events in one envelope
 //!   (CloudEvents), and the sink adapters implement;
+//! - [`login`]: how people log in (auth modules, local passwords, roles);
 //! - [`stats`]: per-route counters and latency histograms (the metrics);
 //! - [`error`]: every error answer, with its status, JSON code and blame;
 //! - [`time`]: UTC calendar arithmetic on Unix milliseconds.
@@ -37,6 +38,7 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod gateway;
+pub mod login;
 pub mod model;
 pub mod path;
 pub mod quota;

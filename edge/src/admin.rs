@@ -15,6 +15,11 @@ use crate::events::EdgeEvents;
 use crate::settings::Settings;
 use crate::{head, live, now_ms, proxy, random_secret_bytes};
 
+/// Failed logins of people, in this isolate (the shared daily cap is in
+/// the counter Durable Objects).
+static LOGIN_THROTTLE: std::sync::LazyLock<komainu_core::login::LoginThrottle> =
+    std::sync::LazyLock::new(Default::default);
+
 /// Handles one admin request (`{admin_path}/api/...`).
 pub async fn handle(
     mut req: Request,
@@ -60,9 +65,19 @@ pub async fn handle(
         (None, Some(pair)) => Some(SessionKey::from_material(pair.as_bytes())),
         (None, None) => None,
     };
+    // People's sessions and logins are checked against the auth modules
+    // of the configuration this isolate serves (refreshed as for proxying).
+    let live_gateway = match live::gateway(env, &claim_secret, settings, now_ms()).await {
+        Ok(gateway) => Some(gateway),
+        Err(e) => {
+            worker::console_warn!("the configuration cannot be loaded for people's logins: {e}");
+            live::current()
+        }
+    };
     let auth = AdminAuth {
         keys: &admin_keys,
         sessions: sessions.as_ref(),
+        logins: live_gateway.as_deref().map(komainu_core::Gateway::logins),
     };
     let parts = head::parts_of(&req)?;
     // No body is read for a caller without valid credentials.
@@ -94,12 +109,12 @@ pub async fn handle(
     let now = now_ms();
     let events = EdgeEvents::default();
     let config = DoConfigStore { env };
-    let live_gateway = live::current();
     let ctx = AdminContext {
         config: &config,
         counters: &DoCounterStore { env },
         events: &events,
         auth,
+        throttle: &LOGIN_THROTTLE,
         deployment: "worker",
         proxy_port: None,
         claim_secret: claim_secret.as_bytes(),

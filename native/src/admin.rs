@@ -50,8 +50,9 @@ async fn answer(
     // No body is read for a caller without valid credentials.
     let open = admin::is_public(path) || (metrics && state.metrics_open);
     if !open {
+        let live = state.gateway.load();
         if let Err(error) =
-            admin::authenticate_admin(&state.auth(), req.method(), req.headers(), now_ms())
+            admin::authenticate_admin(&state.auth(&live), req.method(), req.headers(), now_ms())
         {
             return Ok(error_response(&error).map(Either::Left));
         }
@@ -223,7 +224,8 @@ async fn handle_api(
         config: &state.config,
         counters: &state.counters,
         events: &state.events,
-        auth: state.auth(),
+        auth: state.auth(&live),
+        throttle: &state.login_throttle,
         deployment: "native",
         proxy_port: Some(state.proxy_addr.port()),
         claim_secret: state.claim_secret.as_bytes(),

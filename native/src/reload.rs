@@ -75,6 +75,7 @@ async fn restore(state: &State, store: &RedisConfigStore) -> Result<u64, String>
                     now_ms(),
                     EventData::Audit(AuditEvent {
                         actor: "komainu".into(),
+                        user: None,
                         action: "config.restore".into(),
                         target: None,
                         revision: doc.revision,

@@ -71,6 +71,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         behind_proxy: args.behind_proxy,
         backend_tls,
         admin_writes: tokio::sync::Mutex::new(()),
+        login_throttle: Default::default(),
     });
     let follower = tokio::spawn(reload::follow(state.clone(), shutdown_rx.clone()));
     let checker = tokio::spawn(crate::health::run(

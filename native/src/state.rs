@@ -47,14 +47,18 @@ pub struct State {
     /// Serializes this instance's admin writes (other instances are kept
     /// apart by the store's compare-and-swap).
     pub admin_writes: tokio::sync::Mutex<()>,
+    /// Failed logins of people on this instance.
+    pub login_throttle: komainu_core::login::LoginThrottle,
 }
 
 impl State {
-    /// What admin calls are checked against.
-    pub fn auth(&self) -> komainu_core::admin::AdminAuth<'_> {
+    /// What admin calls are checked against (people's sessions against
+    /// the auth modules of `live`, the gateway serving now).
+    pub fn auth<'a>(&'a self, live: &'a Gateway) -> komainu_core::admin::AdminAuth<'a> {
         komainu_core::admin::AdminAuth {
             keys: &self.admin_keys,
             sessions: Some(&self.sessions),
+            logins: Some(live.logins()),
         }
     }
 

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use komainu_core::admin::AdminError;
 use serde::Deserialize;
@@ -78,12 +78,11 @@ pub async fn call(state: &State, body: &[u8]) -> Result<serde_json::Value, Admin
         .map_err(|e| AdminError::bad_request("", e.to_string()))?;
     let client = http_client(state.backend_tls.clone());
     let started = Instant::now();
-    let unreachable = |e: String| AdminError {
-        status: StatusCode::BAD_GATEWAY,
-        code: "try_failed",
-        message: format!("the gateway's own proxy listener ({target}) did not answer: {e}"),
-        errors: Vec::new(),
-        allow: None,
+    let unreachable = |e: String| {
+        AdminError::bad_gateway(
+            "try_failed",
+            format!("the gateway's own proxy listener ({target}) did not answer: {e}"),
+        )
     };
     let response = tokio::time::timeout(TIMEOUT, client.request(request))
         .await

@@ -341,7 +341,69 @@ try {
   await visit("#/keys", "keys-phone", "h1:has-text('API keys')");
   await page.setViewportSize({ width: 1280, height: 860 });
 
-  step = "log out; every page refused";
+  step = "people: a local admin and a local viewer are added on the Logins page";
+  await visit("#/logins", "logins-empty", "h1:has-text('Logins')");
+  const addUser = async (username, password, role, email) => {
+    await page.getByLabel("Username").fill(username);
+    await page.getByLabel("Password", { exact: true }).fill(password);
+    await page.getByLabel("Role").selectOption(role);
+    await page.getByLabel("Email (optional)").fill(email);
+    const first = !(await page.getByRole("table", { name: "Users of staff" }).count());
+    await clickAndAwait(page.getByRole("button", { name: "Save user" }), first ? "POST" : "PUT", first ? "/auth-modules" : "/auth-modules/staff");
+    await page.getByRole("cell", { name: username, exact: true }).waitFor();
+  };
+  await addUser("alice", "alice's password", "admin", "alice@example.com");
+  await addUser("bob", "bob's password", "viewer", "bob@example.com");
+  await shot("logins");
+  await axe("logins");
+  // Neither a password nor its hash reaches the page.
+  const modulesJson = await page.evaluate(async () => (await fetch("api/auth-modules")).text());
+  assert.ok(!modulesJson.includes("argon2") && !modulesJson.includes("bob's password"), modulesJson);
+
+  step = "a viewer logs in with a password, reads, and every change is refused";
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByRole("heading", { name: "Log in" }).waitFor();
+  const staff = page.getByRole("form", { name: "Log in with Staff" });
+  await staff.getByLabel("Username").fill("bob");
+  await staff.getByLabel("Password").fill("not bob's password");
+  await staff.getByRole("button", { name: "Log in with Staff" }).click();
+  await page.getByText("Wrong username or password.").waitFor();
+  await shot("login-with-users");
+  await axe("login-with-users");
+  await staff.getByLabel("Password").fill("bob's password");
+  await staff.getByRole("button", { name: "Log in with Staff" }).click();
+  await page.getByText("bob@example.com · viewer").waitFor();
+  await page.getByText("read-only", { exact: true }).waitFor();
+  await visit("#/groups", "groups-viewer", "h1:has-text('Groups')");
+  assert.equal(await page.getByRole("button", { name: "Create group" }).isVisible(), false, "no save button for a viewer");
+  // The API refuses what the page no longer offers, with its CSRF value too.
+  const refused = await page.evaluate(async () => {
+    const s = await (await fetch("api/session")).json();
+    const r = await fetch("api/groups", { method: "POST", headers: { "Content-Type": "application/json", "Komainu-CSRF": s.csrfToken }, body: "{\"id\":\"by-a-viewer\"}" });
+    return [r.status, (await r.json()).error];
+  });
+  assert.deepEqual(refused, [403, "read_only"]);
+  assert.equal(await apiStatus("/groups/by-a-viewer"), 404, "nothing was written");
+  assert.equal(await apiStatus("/export"), 403, "the export is for admins");
+
+  step = "an admin logs in with a password and changes are made in their name";
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByRole("heading", { name: "Log in" }).waitFor();
+  await staff.getByLabel("Username").fill("alice");
+  await staff.getByLabel("Password").fill("alice's password");
+  await staff.getByRole("button", { name: "Log in with Staff" }).click();
+  await page.getByText("alice@example.com · admin").waitFor();
+  await visit("#/groups", "groups-admin-user", "h1:has-text('Groups')");
+  await page.getByLabel("Id").fill("by-alice");
+  await page.getByLabel("Name").fill("Made by Alice");
+  await clickAndAwait(page.getByRole("button", { name: "Create group" }), "POST", "/groups");
+  const audit = await page.evaluate(async () => (await (await fetch("api/events?type=io.komainu.audit.group.create.v1&limit=5")).json()));
+  const mine = (audit.events || audit).find((e) => e.subject === "by-alice" || (e.data && e.data.target === "by-alice"));
+  assert.ok(mine, JSON.stringify(audit));
+  assert.equal(mine.data.actor, "alice@example.com");
+  assert.equal(mine.data.user.subject, "alice");
+
+    step = "log out; every page refused";
   await page.getByRole("button", { name: "Log out" }).click();
   await page.getByRole("heading", { name: "Log in" }).waitFor();
   for (const p of ["/routes", "/apikeys", "/events", "/session"]) assert.equal(await apiStatus(p), 401, p);

@@ -98,7 +98,11 @@ pub fn template(path: &str) -> String {
         ["api", "exporters", _, tail @ ("status" | "test")] => {
             format!("/api/exporters/{{id}}/{tail}")
         }
-        ["api", collection @ ("routes" | "groups" | "exporters"), _] => {
+        ["api", "auth-modules", _, "revoke-sessions"] => {
+            "/api/auth-modules/{id}/revoke-sessions".into()
+        }
+        ["api", "login", _] => "/api/login/{id}".into(),
+        ["api", collection @ ("routes" | "groups" | "exporters" | "auth-modules"), _] => {
             format!("/api/{collection}/{{id}}")
         }
         _ => path.to_owned(),

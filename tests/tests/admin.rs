@@ -527,6 +527,13 @@ async fn the_openapi_document_matches_the_real_responses() {
             "id",
             json!({ "id": "x1", "kind": "file", "path": gw.dir().join("events.jsonl") }),
         ),
+        (
+            "auth-modules",
+            "id",
+            json!({ "id": "a1", "kind": "local", "users": [
+                { "username": "alice", "password": "alice's password", "roles": ["admin"] }
+            ] }),
+        ),
     ] {
         let base = format!("/api/{collection}");
         let one = format!("{base}/{}", entity[id_field].as_str().unwrap());
@@ -630,6 +637,31 @@ async fn the_openapi_document_matches_the_real_responses() {
             json!({ "method": "NOT A METHOD", "path": "/r1" }),
         )
         .await; // 400
+    let anon = admin.with_auth(None);
+    anon.call(Method::GET, "/api/login", Value::Null).await;
+    for (path, body) in [
+        (
+            "/api/login/a1",
+            json!({ "username": "alice", "password": "alice's password" }),
+        ),
+        (
+            "/api/login/a1",
+            json!({ "username": "alice", "password": "wrong" }),
+        ), // 401
+        ("/api/login/a1", json!({ "user": "alice" })), // 400
+        (
+            "/api/login/missing",
+            json!({ "username": "a", "password": "b" }),
+        ), // 404
+    ] {
+        anon.call(Method::POST, path, body).await;
+    }
+    for path in [
+        "/api/auth-modules/a1/revoke-sessions",
+        "/api/auth-modules/missing/revoke-sessions", // 404
+    ] {
+        admin.call(Method::POST, path, Value::Null).await;
+    }
     admin
         .call(Method::GET, "/api/routes/r1/health", Value::Null)
         .await;
@@ -661,6 +693,7 @@ async fn the_openapi_document_matches_the_real_responses() {
         "/api/groups/g1",
         "/api/groups/missing",
         "/api/exporters/x1",
+        "/api/auth-modules/a1",
     ] {
         admin.call(Method::DELETE, path, Value::Null).await;
     }
@@ -696,7 +729,7 @@ async fn the_openapi_document_matches_the_real_responses() {
         }
     }
     assert_eq!(
-        documented, 40,
+        documented, 49,
         "every endpoint of the contract is documented"
     );
     for (method, path, status) in &calls {

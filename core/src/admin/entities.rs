@@ -19,8 +19,10 @@ use crate::time::format_rfc3339;
 pub(crate) trait Entity: Serialize + DeserializeOwned + Clone + PartialEq {
     /// Singular name, for actions and messages (`route`).
     const KIND: &'static str;
-    /// The document field (`routes`).
+    /// The URL segment (`routes`).
     const COLLECTION: &'static str;
+    /// The document field, where it differs from the URL segment.
+    const FIELD: &'static str = Self::COLLECTION;
     /// The JSON name of the id (`id`, `clientId`).
     const ID_FIELD: &'static str;
 
@@ -119,6 +121,67 @@ impl Entity for crate::model::Exporter {
     fn complete(&mut self, old: Option<&Self>, _random: [u8; 32]) -> Option<String> {
         if self.secret.is_none() && self.secret_sealed.is_none() {
             self.secret_sealed = old.and_then(|o| o.secret_sealed.clone());
+        }
+        None
+    }
+}
+
+impl Entity for crate::model::AuthModule {
+    const KIND: &'static str = "auth-module";
+    const COLLECTION: &'static str = "auth-modules";
+    const FIELD: &'static str = "authModules";
+    const ID_FIELD: &'static str = "id";
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn all(doc: &Document) -> &Vec<Self> {
+        &doc.auth_modules
+    }
+    fn all_mut(doc: &mut Document) -> &mut Vec<Self> {
+        &mut doc.auth_modules
+    }
+
+    /// Neither password hashes nor the sealed client secret are shown:
+    /// `passwordSet` / `clientSecretSet` say whether there is one.
+    fn view(&self) -> Value {
+        let mut view = self.clone();
+        view.client_secret = None;
+        view.client_secret_sealed = None;
+        for u in &mut view.users {
+            u.password = None;
+            u.password_hash = None;
+        }
+        let mut value = serde_json::to_value(&view).unwrap_or(Value::Null);
+        if self.kind == crate::model::AuthKind::Oidc {
+            value["clientSecretSet"] =
+                (self.client_secret.is_some() || self.client_secret_sealed.is_some()).into();
+        }
+        if let Some(users) = value.get_mut("users").and_then(Value::as_array_mut) {
+            for (u, original) in users.iter_mut().zip(&self.users) {
+                u["passwordSet"] =
+                    (original.password.is_some() || original.password_hash.is_some()).into();
+            }
+        }
+        value
+    }
+
+    /// A replacement that sends neither a password nor a hash for a user
+    /// keeps that user's password; one that does not send the client
+    /// secret keeps it.
+    fn complete(&mut self, old: Option<&Self>, _random: [u8; 32]) -> Option<String> {
+        let old = old?;
+        if self.client_secret.is_none() && self.client_secret_sealed.is_none() {
+            self.client_secret_sealed = old.client_secret_sealed.clone();
+        }
+        for u in &mut self.users {
+            if u.password.is_none() && u.password_hash.is_none() {
+                u.password_hash = old
+                    .users
+                    .iter()
+                    .find(|o| o.username == u.username)
+                    .and_then(|o| o.password_hash.clone());
+            }
         }
         None
     }
@@ -279,7 +342,7 @@ async fn create<T: Entity, S: ConfigStore, C: CounterStore, E: EventSink>(
             list.push(entity.clone());
             Ok(Change {
                 renames: Vec::new(),
-                focus: Some(format!("{}[{}]", T::COLLECTION, list.len() - 1)),
+                focus: Some(format!("{}[{}]", T::FIELD, list.len() - 1)),
                 action: format!("{}.create", T::KIND),
                 target: Some(entity.id().to_owned()),
                 before: None,
@@ -339,7 +402,7 @@ async fn replace<T: Entity, S: ConfigStore, C: CounterStore, E: EventSink>(
             T::all_mut(doc)[index] = entity.clone();
             Ok(Change {
                 renames: Vec::new(),
-                focus: Some(format!("{}[{index}]", T::COLLECTION)),
+                focus: Some(format!("{}[{index}]", T::FIELD)),
                 action: format!("{}.{}", T::KIND, if merge { "patch" } else { "replace" }),
                 target: Some(id.to_owned()),
                 before: Some(old.view()),
@@ -538,6 +601,7 @@ pub(crate) async fn reset_quotas<S: ConfigStore, C: CounterStore, E: EventSink>(
         op.ctx.now_ms,
         EventData::Audit(AuditEvent {
             actor: op.actor.to_owned(),
+            user: op.person.cloned(),
             action: "apikey.quotas.reset".into(),
             target: Some(id.to_owned()),
             revision,
@@ -573,4 +637,47 @@ pub(crate) async fn quotas<S: ConfigStore, C: CounterStore, E: EventSink>(
         StatusCode::OK,
         &serde_json::json!({ "clientId": id, "at": format_rfc3339(now), "windows": windows }),
     ))
+}
+
+/// `POST /api/auth-modules/{id}/revoke-sessions`: every session the module
+/// opened so far is refused from now on (its `sessionsNotBefore` is set to
+/// now); people log in again.
+pub(crate) async fn revoke_sessions<S: ConfigStore, C: CounterStore, E: EventSink>(
+    op: &Op<'_, S, C, E>,
+    id: &str,
+) -> Result<AdminReply, AdminError> {
+    // Times are kept to the second: the next one, so that a session
+    // opened earlier in this second is refused too.
+    let now = format_rfc3339((op.ctx.now_ms / 1000 + 1) * 1000);
+    let committed = op
+        .commit(|doc| {
+            let index = doc
+                .auth_modules
+                .iter()
+                .position(|m| m.id == id)
+                .ok_or_else(|| not_found::<crate::model::AuthModule>(id))?;
+            let module = &mut doc.auth_modules[index];
+            let before = module.view();
+            module.sessions_not_before = Some(now.clone());
+            Ok(Change {
+                renames: Vec::new(),
+                focus: Some(format!("authModules[{index}]")),
+                action: "auth-module.revoke-sessions".into(),
+                target: Some(id.to_owned()),
+                before: Some(before),
+                after: Some(module.view()),
+                result: (),
+            })
+        })
+        .await?;
+    let mut reply = ok(
+        StatusCode::OK,
+        &serde_json::json!({
+            "id": id,
+            "sessionsNotBefore": now,
+            "revision": committed.revision,
+        }),
+    );
+    reply.applied = Some(committed.gateway);
+    Ok(reply)
 }

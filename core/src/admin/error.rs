@@ -18,6 +18,8 @@ pub struct AdminError {
     pub errors: Vec<FieldError>,
     /// The methods the endpoint answers (405 carries them in `Allow`).
     pub allow: Option<&'static str>,
+    /// When to try again, in seconds (429 carries it in `Retry-After`).
+    pub retry_after_seconds: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -39,7 +41,26 @@ impl AdminError {
             message: message.into(),
             errors: Vec::new(),
             allow: None,
+            retry_after_seconds: None,
         }
+    }
+
+    /// 429: too many failed logins; try again after `retry_after_ms`.
+    pub fn too_many_attempts(retry_after_ms: u64, message: impl Into<String>) -> Self {
+        Self {
+            retry_after_seconds: Some(retry_after_ms.div_ceil(1000).max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
+        }
+    }
+
+    /// 502: a service the gateway needed (an identity provider) failed.
+    pub fn bad_gateway(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, code, message)
+    }
+
+    /// 500: the gateway failed at something that should not fail.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 
     /// 501: what this deployment does not offer.

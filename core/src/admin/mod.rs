@@ -16,6 +16,7 @@
 mod entities;
 mod error;
 pub mod events;
+mod login;
 #[cfg(test)]
 mod openapi_tests;
 mod patch;
@@ -28,7 +29,7 @@ use serde::Serialize;
 
 pub use error::AdminError;
 pub use patch::merge_patch;
-pub use session::{AdminAuth, Proof, SessionKey};
+pub use session::{AdminAuth, Proof, SessionKey, Via};
 
 use crate::auth::{credentials, KeyIndex};
 use crate::events::{AuditEvent, Event, EventData, EventSink};
@@ -71,6 +72,8 @@ pub struct AdminContext<'a, S, C, E> {
     pub now_ms: u64,
     /// 32 random bytes, for a secret this request may generate.
     pub random: [u8; 32],
+    /// Failed logins of this instance (or isolate).
+    pub throttle: &'a crate::login::LoginThrottle,
 }
 
 /// An admin request, its body read whole (the adapter enforces the size limit).
@@ -146,6 +149,11 @@ pub async fn handle<S: ConfigStore, C: CounterStore, E: EventSink>(
                     .headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static(allow));
             }
+            if let Some(seconds) = e.retry_after_seconds {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
             AdminReply {
                 response,
                 applied: None,
@@ -182,11 +190,16 @@ async fn route<S: ConfigStore, C: CounterStore, E: EventSink>(
             )),
         };
     }
+    if let ["login", rest @ ..] = segments.as_slice() {
+        return login::endpoint(ctx, req, rest).await;
+    }
     let proof = authenticate_admin(&ctx.auth, req.method, req.headers, ctx.now_ms)?;
+    authorize(&proof, req.method, &segments)?;
     let op = Op {
         ctx,
         req,
         actor: proof.actor(),
+        person: proof.person.as_ref(),
     };
     match (segments.as_slice(), req.method) {
         (["session"], _) => session_endpoint(ctx, req, &proof),
@@ -235,6 +248,16 @@ async fn route<S: ConfigStore, C: CounterStore, E: EventSink>(
         (["groups", rest @ ..], _) => {
             entities::dispatch::<crate::model::Group, _, _, _>(&op, rest).await
         }
+        (["auth-modules", id, "revoke-sessions"], &Method::POST) => {
+            entities::revoke_sessions(&op, id).await
+        }
+        (["auth-modules", _, "revoke-sessions"], _) => Err(AdminError::method_not_allowed(
+            "POST",
+            "revoke-sessions answers POST",
+        )),
+        (["auth-modules", rest @ ..], _) => {
+            entities::dispatch::<crate::model::AuthModule, _, _, _>(&op, rest).await
+        }
         (["apikeys", id, "rotate"], &Method::POST) => entities::rotate(&op, id).await,
         (["apikeys", id, "quotas"], &Method::GET) => entities::quotas(&op, id).await,
         (["apikeys", id, "quotas"], &Method::DELETE) => entities::reset_quotas(&op, id).await,
@@ -258,56 +281,44 @@ async fn route<S: ConfigStore, C: CounterStore, E: EventSink>(
 }
 
 /// `/api/session`: log in (`POST`, with the admin key), who is logged in
-/// (`GET`), log out (`DELETE`).
+/// (`GET`), log out (`DELETE`). People log in at `/api/login/{module}`.
 fn session_endpoint<S, C, E>(
     ctx: &AdminContext<'_, S, C, E>,
     req: &AdminRequest<'_>,
     proof: &Proof,
 ) -> Result<AdminReply, AdminError> {
     let secure = session::is_https(req.headers, req.https);
-    let describe = |s: &session::Session, key: &SessionKey| {
-        serde_json::json!({
-            "actor": s.actor,
-            "via": "session",
-            "expiresAt": crate::time::format_rfc3339(s.expires_ms),
-            "csrfToken": s.csrf_token(key),
-            "deployment": ctx.deployment,
-        })
-    };
-    let with_cookie = |mut reply: AdminReply, value: HeaderValue| {
-        reply
-            .response
-            .headers_mut()
-            .insert(header::SET_COOKIE, value);
-        reply
-    };
-    match (req.method, proof) {
-        (&Method::GET | &Method::HEAD, Proof::Session(s)) => {
-            let key = ctx.auth.sessions.ok_or_else(no_sessions)?;
-            Ok(ok(StatusCode::OK, &describe(s, key)))
+    match (req.method, &proof.via) {
+        (&Method::GET | &Method::HEAD, via) => {
+            let session = match via {
+                Via::Session(s) => Some((s, ctx.auth.sessions.ok_or_else(no_sessions)?)),
+                Via::Key => None,
+            };
+            Ok(ok(
+                StatusCode::OK,
+                &describe_session(ctx.deployment, proof, session),
+            ))
         }
-        (&Method::GET | &Method::HEAD, Proof::Key(id)) => Ok(ok(
-            StatusCode::OK,
-            &serde_json::json!({"actor": id, "via": "key", "deployment": ctx.deployment}),
-        )),
-        (&Method::POST, Proof::Key(id)) => {
+        (&Method::POST, Via::Key) => {
             let key = ctx.auth.sessions.ok_or_else(no_sessions)?;
-            let s = session::Session::start(id, ctx.now_ms, &ctx.random);
-            let cookie = session::set_cookie(Some(&s.token(key)), ctx.base_path, secure);
-            Ok(with_cookie(ok(StatusCode::CREATED, &describe(&s, key)), cookie))
-        }
-        (&Method::POST, Proof::Session(_)) => Err(AdminError::bad_request(
-            "",
-            "a session is opened with the admin key (Komainu-Client-Id/Komainu-Client-Secret, or Basic), not with another session",
-        )),
-        (&Method::DELETE, _) => {
-            let mut reply = ok(StatusCode::OK, &serde_json::json!({"loggedOut": true}));
-            reply.response.headers_mut().insert(
-                header::SET_COOKIE,
-                session::set_cookie(None, ctx.base_path, secure),
+            let s = session::Session::start(
+                session::Principal::Key(proof.actor.clone()),
+                ctx.now_ms,
+                session::LIFETIME_MS,
+                &ctx.random,
             );
-            Ok(reply)
+            let cookie = session::set_cookie(Some((&s.token(key), &s)), ctx.base_path, secure);
+            let body = describe_session(ctx.deployment, proof, Some((&s, key)));
+            Ok(with_cookie(ok(StatusCode::CREATED, &body), cookie))
         }
+        (&Method::POST, Via::Session(_)) => Err(AdminError::bad_request(
+            "",
+            "a session is opened with the admin key (Komainu-Client-Id/Komainu-Client-Secret, or Basic), or by logging in at /api/login/{module}, not with another session",
+        )),
+        (&Method::DELETE, _) => Ok(with_cookie(
+            ok(StatusCode::OK, &serde_json::json!({"loggedOut": true})),
+            session::set_cookie(None, ctx.base_path, secure),
+        )),
         _ => Err(AdminError::method_not_allowed(
             "GET, POST, DELETE",
             "/api/session answers GET (who is logged in), POST (log in with the admin key) and DELETE (log out)",
@@ -315,13 +326,81 @@ fn session_endpoint<S, C, E>(
     }
 }
 
+/// What `/api/session` says of a caller.
+pub(crate) fn describe_session(
+    deployment: &str,
+    proof: &Proof,
+    session: Option<(&session::Session, &SessionKey)>,
+) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "actor": proof.actor,
+        "role": proof.role,
+        "via": if session.is_some() { "session" } else { "key" },
+        "deployment": deployment,
+    });
+    if let Some(person) = &proof.person {
+        body["user"] = serde_json::to_value(person).unwrap_or_default();
+    }
+    if let Some((s, key)) = session {
+        body["expiresAt"] = format_expiry(s.expires_ms).into();
+        body["csrfToken"] = s.csrf_token(key).into();
+    }
+    body
+}
+
+fn format_expiry(ms: u64) -> String {
+    crate::time::format_rfc3339(ms)
+}
+
+/// Adds a `Set-Cookie` to a reply.
+pub(crate) fn with_cookie(mut reply: AdminReply, value: HeaderValue) -> AdminReply {
+    reply
+        .response
+        .headers_mut()
+        .append(header::SET_COOKIE, value);
+    reply
+}
+
+/// What a role allows: a viewer reads, and may only log out; the export
+/// (password hashes, sealed secrets) is for admins.
+fn authorize(proof: &Proof, method: &Method, segments: &[&str]) -> Result<(), AdminError> {
+    if proof.role == crate::login::Role::Admin {
+        return Ok(());
+    }
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let logout = segments == ["session"] && *method == Method::DELETE;
+    if segments == ["export"] {
+        return Err(AdminError::forbidden(
+            "read_only",
+            format!(
+                "{} has the viewer role: the export holds password hashes and sealed secrets, it needs the admin role",
+                proof.actor
+            ),
+        ));
+    }
+    if safe || logout {
+        Ok(())
+    } else {
+        Err(AdminError::forbidden(
+            "read_only",
+            format!(
+                "{} has the viewer role (read-only): {method} is refused; ask an admin for the admin role",
+                proof.actor
+            ),
+        ))
+    }
+}
+
 fn no_sessions() -> AdminError {
     AdminError::not_offered("this deployment has no session key: browser sessions are not offered")
 }
 
-/// Whether `path` (from `/api` on) answers without credentials: health.
+/// Whether `path` (from `/api` on) answers without credentials: health,
+/// and the login endpoints (`/api/login…`: they are how credentials are
+/// obtained).
 pub fn is_public(path: &str) -> bool {
-    path.trim_end_matches('/') == "/api/health"
+    let path = path.trim_end_matches('/');
+    path == "/api/health" || path == "/api/login" || path.starts_with("/api/login/")
 }
 
 /// Who the caller is (an admin key sent with the request, or a browser
@@ -340,7 +419,7 @@ pub fn authenticate_admin(
         credentials::extract(headers).map_err(|e| AdminError::unauthorized(e.to_string()))?;
     let proof = match found {
         None => match session::from_request(auth, method, headers, now_ms)? {
-            Some(session) => Proof::Session(session),
+            Some(proof) => proof,
             None => {
                 return Err(AdminError::unauthorized(format!(
                     "the admin API needs an admin key: {HOW}"
@@ -351,7 +430,7 @@ pub fn authenticate_admin(
             let key = auth.keys.authenticate(&found, now_ms).map_err(|_| {
                 AdminError::unauthorized(format!("invalid admin credentials: {HOW}"))
             })?;
-            Proof::Key(key.client_id.to_string())
+            Proof::key(&key.client_id)
         }
     };
     // Credentials a browser attached by itself (a session cookie, cached
@@ -370,6 +449,8 @@ pub(crate) struct Op<'a, S, C, E> {
     pub(crate) ctx: &'a AdminContext<'a, S, C, E>,
     pub(crate) req: &'a AdminRequest<'a>,
     pub(crate) actor: &'a str,
+    /// The person acting, when a person logged in.
+    pub(crate) person: Option<&'a crate::login::Person>,
 }
 
 /// What a change did, for the response and the audit event.
@@ -440,6 +521,8 @@ impl<S: ConfigStore, C: CounterStore, E: EventSink> Op<'_, S, C, E> {
         };
         // Clear secrets are judged before they are sealed away.
         next.validate().map_err(refused)?;
+        crate::login::hash_passwords(&mut next, &self.ctx.random)
+            .map_err(|e| AdminError::internal(format!("a password could not be hashed: {e}")))?;
         next.seal_secrets(self.ctx.sealing);
         let gateway =
             Gateway::compile(&next, self.ctx.claim_secret, self.ctx.sealing).map_err(refused)?;
@@ -488,6 +571,7 @@ impl<S: ConfigStore, C: CounterStore, E: EventSink> Op<'_, S, C, E> {
                         self.ctx.now_ms,
                         EventData::Audit(AuditEvent {
                             actor: self.actor.to_owned(),
+                            user: self.person.cloned(),
                             action: change_made.action,
                             target: change_made.target,
                             revision: next.revision,

@@ -9,7 +9,7 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{json, Value};
 
-use crate::model::{ApiKey, Document, Exporter, Group, Route};
+use crate::model::{ApiKey, AuthModule, Document, Exporter, Group, Route};
 
 /// The served document with every generated part put in place.
 fn generated() -> Value {
@@ -32,6 +32,7 @@ fn generated() -> Value {
         (ApiKey::schema_name(), "clientId"),
         (Group::schema_name(), "id"),
         (Exporter::schema_name(), "id"),
+        (AuthModule::schema_name(), "id"),
     ] {
         let mut schema = schemas[name.as_ref()].clone();
         if let Some(required) = schema["required"].as_array_mut() {
@@ -43,7 +44,7 @@ fn generated() -> Value {
         schemas.insert(format!("{name}Replace"), schema);
     }
     // PATCH: a JSON merge patch of the entity, every field optional.
-    for name in ["Route", "ApiKey", "Group", "Exporter"] {
+    for name in ["Route", "ApiKey", "Group", "Exporter", "AuthModule"] {
         let mut schema = schemas[name].clone();
         if let Some(map) = schema.as_object_mut() {
             map.remove("required");
@@ -69,6 +70,7 @@ fn generated() -> Value {
         ("/api/apikeys/{clientId}", "ApiKey"),
         ("/api/groups/{id}", "Group"),
         ("/api/exporters/{id}", "Exporter"),
+        ("/api/auth-modules/{id}", "AuthModule"),
     ] {
         doc["paths"][path]["put"]["requestBody"]["content"]["application/json"]["schema"] =
             json!({ "$ref": format!("#/components/schemas/{name}Replace") });

@@ -3,8 +3,10 @@
 //! A person proves an admin key once (`POST /api/session` with the key, as
 //! any admin call would) and gets a session cookie: HttpOnly (no script
 //! reads it), `SameSite=Strict` (no other site's page sends it), `Secure`
-//! on https, scoped to the admin path, expiring after [`LIFETIME_MS`]. The
-//! key itself is never stored by the browser.
+//! on https, scoped to the admin path, expiring after [`LIFETIME_MS`] (a
+//! person's: their module's `sessionSeconds`). The key itself is never
+//! stored by the browser. People log in the same way through an auth
+//! module ([`crate::login`]): a password, or a provider's login.
 //!
 //! Sessions need no server-side state, so that every instance and every
 //! Worker isolate accepts them: the cookie is a token signed with the
@@ -22,8 +24,11 @@ use base64::Engine as _;
 use http::{header, HeaderMap, HeaderValue, Method};
 use subtle::ConstantTimeEq;
 
+use serde::{Deserialize, Serialize};
+
 use super::AdminError;
 use crate::auth::KeyIndex;
+use crate::login::{Directory, Person, Role};
 use crate::secret::{SealingKey, SecretHash};
 
 /// The session cookie's name.
@@ -32,7 +37,7 @@ pub const COOKIE: &str = "komainu_session";
 /// The header a write made with a session carries (the CSRF defence).
 pub const CSRF_HEADER: &str = "komainu-csrf";
 
-/// How long a session lasts: 8 hours from login.
+/// How long an admin key's session lasts: 8 hours from login.
 pub const LIFETIME_MS: u64 = 8 * 3600 * 1000;
 
 /// The key signing session tokens.
@@ -69,11 +74,26 @@ impl std::fmt::Debug for SessionKey {
     }
 }
 
+/// Who a session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// An admin key (its client id) that logged in.
+    Key(String),
+    /// A person logged in by an auth module; `stamp` binds a local user's
+    /// session to their password (see [`crate::login`]).
+    Person {
+        /// Who.
+        person: Person,
+        /// The local user's password stamp (empty for a provider's user).
+        stamp: String,
+    },
+}
+
 /// A session, read from a valid token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    /// The admin key that logged in (its client id).
-    pub actor: String,
+    /// Who logged in.
+    pub principal: Principal,
     /// When it started (Unix ms).
     pub issued_ms: u64,
     /// When it ends (Unix ms).
@@ -82,18 +102,71 @@ pub struct Session {
     payload: String,
 }
 
+/// What a token says (compact names: it travels in a cookie).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Claims {
+    iat: u64,
+    exp: u64,
+    n: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<PersonClaims>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonClaims {
+    m: String,
+    s: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    e: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nm: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    r: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    st: String,
+}
+
+const TOKEN_VERSION: &str = "v2";
+
 impl Session {
-    /// A new session for `actor`, starting at `now_ms`; `nonce` makes each
-    /// login's token and CSRF value its own.
-    pub fn start(actor: &str, now_ms: u64, nonce: &[u8]) -> Self {
-        let expires_ms = now_ms.saturating_add(LIFETIME_MS);
-        let payload = format!(
-            "v1.{now_ms}.{expires_ms}.{}.{}",
-            URL_SAFE_NO_PAD.encode(&nonce[..nonce.len().min(16)]),
-            URL_SAFE_NO_PAD.encode(actor.as_bytes()),
-        );
+    /// A new session for `principal`, starting at `now_ms` and lasting
+    /// `lifetime_ms`; `nonce` makes each login's token and CSRF value its
+    /// own.
+    pub fn start(principal: Principal, now_ms: u64, lifetime_ms: u64, nonce: &[u8]) -> Self {
+        let expires_ms = now_ms.saturating_add(lifetime_ms);
+        let mut claims = Claims {
+            iat: now_ms,
+            exp: expires_ms,
+            n: URL_SAFE_NO_PAD.encode(&nonce[..nonce.len().min(16)]),
+            key: None,
+            p: None,
+        };
+        match &principal {
+            Principal::Key(id) => claims.key = Some(id.clone()),
+            Principal::Person { person, stamp } => {
+                claims.p = Some(PersonClaims {
+                    m: person.module.clone(),
+                    s: person.subject.clone(),
+                    e: person.email.clone(),
+                    nm: person.name.clone(),
+                    r: person
+                        .roles
+                        .iter()
+                        .take(crate::login::MAX_SESSION_ROLES)
+                        .cloned()
+                        .collect(),
+                    st: stamp.clone(),
+                })
+            }
+        }
+        let json = serde_json::to_vec(&claims).unwrap_or_default();
+        let payload = format!("{TOKEN_VERSION}.{}", URL_SAFE_NO_PAD.encode(json));
         Self {
-            actor: actor.to_owned(),
+            principal,
             issued_ms: now_ms,
             expires_ms,
             payload,
@@ -123,24 +196,29 @@ impl Session {
         if tag.len() != expected.len() || !bool::from(expected.ct_eq(&tag)) {
             return None;
         }
-        let mut parts = payload.split('.');
-        if parts.next()? != "v1" {
+        let body = payload.strip_prefix(TOKEN_VERSION)?.strip_prefix('.')?;
+        let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
+        if now_ms >= claims.exp || claims.iat > now_ms.saturating_add(60_000) {
             return None;
         }
-        let issued_ms: u64 = parts.next()?.parse().ok()?;
-        let expires_ms: u64 = parts.next()?.parse().ok()?;
-        let _nonce = parts.next()?;
-        let actor = String::from_utf8(URL_SAFE_NO_PAD.decode(parts.next()?).ok()?).ok()?;
-        if parts.next().is_some()
-            || now_ms >= expires_ms
-            || issued_ms > now_ms.saturating_add(60_000)
-        {
-            return None;
-        }
+        let principal = match (claims.key, claims.p) {
+            (Some(id), None) => Principal::Key(id),
+            (None, Some(p)) => Principal::Person {
+                person: Person {
+                    module: p.m,
+                    subject: p.s,
+                    email: p.e,
+                    name: p.nm,
+                    roles: p.r,
+                },
+                stamp: p.st,
+            },
+            _ => return None,
+        };
         Some(Self {
-            actor,
-            issued_ms,
-            expires_ms,
+            principal,
+            issued_ms: claims.iat,
+            expires_ms: claims.exp,
             payload: payload.to_owned(),
         })
     }
@@ -157,33 +235,58 @@ impl Session {
     }
 }
 
-/// How a caller proved it is an admin.
+/// How a caller proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Proof {
+pub enum Via {
     /// An admin key sent with the request.
-    Key(String),
+    Key,
     /// A browser session.
     Session(Session),
 }
 
+/// Who is calling the admin API, and what they may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// How they proved it.
+    pub via: Via,
+    /// The name audit events give them: the admin key's client id, or the
+    /// person's email (else `module/subject`).
+    pub actor: String,
+    /// The person, when a person logged in.
+    pub person: Option<Person>,
+    /// What they may do.
+    pub role: Role,
+}
+
 impl Proof {
-    /// The admin key's client id (the actor named in audit events).
-    pub fn actor(&self) -> &str {
-        match self {
-            Proof::Key(id) => id,
-            Proof::Session(s) => &s.actor,
+    /// An admin key.
+    pub fn key(client_id: &str) -> Self {
+        Self {
+            via: Via::Key,
+            actor: client_id.to_owned(),
+            person: None,
+            role: Role::Admin,
         }
+    }
+
+    /// The admin key's client id or the person's label.
+    pub fn actor(&self) -> &str {
+        &self.actor
     }
 }
 
-/// What admin calls are checked against: the admin keys, and the key of
-/// the sessions they open (none: this deployment offers no sessions).
+/// What admin calls are checked against: the admin keys, the key of the
+/// sessions they open (none: this deployment offers no sessions), and the
+/// auth modules of the live configuration (people's sessions).
 #[derive(Clone, Copy)]
 pub struct AdminAuth<'a> {
     /// The admin keys.
     pub keys: &'a KeyIndex,
     /// The session key.
     pub sessions: Option<&'a SessionKey>,
+    /// The auth modules people log in with (none compiled yet: people's
+    /// sessions are refused).
+    pub logins: Option<&'a Directory>,
 }
 
 /// The session cookie's value in `headers`, if one is sent.
@@ -200,27 +303,52 @@ pub fn cookie_value(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The session a request carries: valid, current, of an admin key that
-/// still exists, and, for a write, with its CSRF value. `Ok(None)` when no
-/// session cookie is sent.
+/// still exists or a person whose module still accepts them, and, for a
+/// write, with its CSRF value. `Ok(None)` when no session cookie is sent.
 pub fn from_request(
     auth: &AdminAuth<'_>,
     method: &Method,
     headers: &HeaderMap,
     now_ms: u64,
-) -> Result<Option<Session>, AdminError> {
+) -> Result<Option<Proof>, AdminError> {
     let Some(token) = cookie_value(headers) else {
         return Ok(None);
     };
-    let expired = || {
-        AdminError::unauthorized(
-            "the session has ended or is not valid: log in again with the admin key",
-        )
-    };
+    let expired =
+        || AdminError::unauthorized("the session has ended or is not valid: log in again");
     let key = auth.sessions.ok_or_else(expired)?;
     let session = Session::verify(token, key, now_ms).ok_or_else(expired)?;
-    if auth.keys.get(&session.actor).is_none() {
-        return Err(expired());
-    }
+    let proof = match &session.principal {
+        Principal::Key(id) => {
+            if auth.keys.get(id).is_none() {
+                return Err(expired());
+            }
+            Proof {
+                actor: id.clone(),
+                person: None,
+                role: Role::Admin,
+                via: Via::Session(session.clone()),
+            }
+        }
+        Principal::Person { person, stamp } => {
+            let logins = auth.logins.ok_or_else(expired)?;
+            let (person, role) = logins
+                .check_session(person, stamp, session.issued_ms)
+                .map_err(|e| AdminError::unauthorized(e.to_string()))?;
+            let role = role.ok_or_else(|| {
+                AdminError::forbidden(
+                    "no_role",
+                    crate::login::LoginError::NoRole(person.label()).to_string(),
+                )
+            })?;
+            Proof {
+                actor: person.label(),
+                person: Some(person),
+                role,
+                via: Via::Session(session.clone()),
+            }
+        }
+    };
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe && !session.csrf_ok(key, headers) {
         return Err(AdminError::forbidden(
@@ -228,7 +356,7 @@ pub fn from_request(
             "a change made with a session carries its Komainu-CSRF header (from GET /api/session)",
         ));
     }
-    Ok(Some(session))
+    Ok(Some(proof))
 }
 
 /// Whether a browser says this write comes from a page of another origin
@@ -253,10 +381,13 @@ pub fn is_https(headers: &HeaderMap, https: bool) -> bool {
 }
 
 /// The `Set-Cookie` value opening `session` (or, `None`, ending it).
-pub fn set_cookie(token: Option<&str>, base_path: &str, secure: bool) -> HeaderValue {
+pub fn set_cookie(session: Option<(&str, &Session)>, base_path: &str, secure: bool) -> HeaderValue {
     let path = if base_path.is_empty() { "/" } else { base_path };
-    let (value, age) = match token {
-        Some(token) => (token, (LIFETIME_MS / 1000).to_string()),
+    let (value, age) = match session {
+        Some((token, s)) => (
+            token,
+            (s.expires_ms.saturating_sub(s.issued_ms) / 1000).to_string(),
+        ),
         None => ("", "0".to_owned()),
     };
     let secure = if secure { "; Secure" } else { "" };
@@ -276,43 +407,92 @@ mod tests {
         SessionKey::from_material(b"test material")
     }
 
+    fn admin_session(now_ms: u64, nonce: u8) -> Session {
+        Session::start(
+            Principal::Key("admin".into()),
+            now_ms,
+            LIFETIME_MS,
+            &[nonce; 32],
+        )
+    }
+
     #[test]
     fn a_token_verifies_until_it_expires() {
-        let s = Session::start("admin", 1_000, &[7; 32]);
+        let s = admin_session(1_000, 7);
         let token = s.token(&key());
         let back = Session::verify(&token, &key(), 2_000).expect("valid");
-        assert_eq!(back.actor, "admin");
+        assert_eq!(back.principal, Principal::Key("admin".into()));
         assert_eq!(back.expires_ms, 1_000 + LIFETIME_MS);
         assert!(Session::verify(&token, &key(), 1_000 + LIFETIME_MS).is_none());
     }
 
     #[test]
+    fn a_person_session_carries_who_they_are() {
+        let person = Person {
+            module: "staff".into(),
+            subject: "alice".into(),
+            email: Some("alice@example.com".into()),
+            name: Some("Alice".into()),
+            roles: vec!["admin".into()],
+        };
+        let s = Session::start(
+            Principal::Person {
+                person: person.clone(),
+                stamp: "st".into(),
+            },
+            1_000,
+            60_000,
+            &[1; 32],
+        );
+        let back = Session::verify(&s.token(&key()), &key(), 2_000).expect("valid");
+        assert_eq!(
+            back.principal,
+            Principal::Person {
+                person,
+                stamp: "st".into()
+            }
+        );
+        assert!(Session::verify(&s.token(&key()), &key(), 61_000).is_none());
+    }
+
+    #[test]
     fn a_tampered_or_foreign_token_is_refused() {
-        let token = Session::start("admin", 1_000, &[7; 32]).token(&key());
+        let token = admin_session(1_000, 7).token(&key());
         let other = SessionKey::from_material(b"other");
         assert!(Session::verify(&token, &other, 2_000).is_none());
-        // Another actor, the same signature.
-        let (payload, tag) = token.rsplit_once('.').expect("dot");
-        let forged = payload.replace(
-            &URL_SAFE_NO_PAD.encode("admin"),
-            &URL_SAFE_NO_PAD.encode("root"),
-        );
-        assert!(Session::verify(&format!("{forged}.{tag}"), &key(), 2_000).is_none());
-        // A later expiry, the same signature.
-        let longer = payload.replace(
-            &(1_000 + LIFETIME_MS).to_string(),
-            &(10 * LIFETIME_MS).to_string(),
-        );
-        assert!(Session::verify(&format!("{longer}.{tag}"), &key(), 2_000).is_none());
-        for junk in ["", ".", "v1", "v1.1.2.3.4.5", "a.b.c.d.e.f"] {
+        let (_, tag) = token.rsplit_once('.').expect("dot");
+        // Another actor, or a later expiry, with the same signature.
+        for forged in [
+            format!(
+                "{{\"iat\":1000,\"exp\":{},\"n\":\"x\",\"key\":\"root\"}}",
+                1_000 + LIFETIME_MS
+            ),
+            format!(
+                "{{\"iat\":1000,\"exp\":{},\"n\":\"x\",\"key\":\"admin\"}}",
+                10 * LIFETIME_MS
+            ),
+        ] {
+            let payload = format!("v2.{}", URL_SAFE_NO_PAD.encode(forged));
+            assert!(Session::verify(&format!("{payload}.{tag}"), &key(), 2_000).is_none());
+        }
+        // Well signed but not a session: both or neither principal.
+        for claims in [
+            r#"{"iat":1000,"exp":9999999,"n":"x"}"#,
+            r#"{"iat":1000,"exp":9999999,"n":"x","key":"a","p":{"m":"m","s":"s"}}"#,
+        ] {
+            let payload = format!("v2.{}", URL_SAFE_NO_PAD.encode(claims));
+            let tag = URL_SAFE_NO_PAD.encode(key().sign(b"session", &payload));
+            assert!(Session::verify(&format!("{payload}.{tag}"), &key(), 2_000).is_none());
+        }
+        for junk in ["", ".", "v1", "v1.1.2.3.4.5", "a.b.c.d.e.f", "v2..x"] {
             assert!(Session::verify(junk, &key(), 2_000).is_none(), "{junk}");
         }
     }
 
     #[test]
     fn the_csrf_value_is_bound_to_the_session() {
-        let a = Session::start("admin", 1_000, &[1; 32]);
-        let b = Session::start("admin", 1_000, &[2; 32]);
+        let a = admin_session(1_000, 1);
+        let b = admin_session(1_000, 2);
         assert_ne!(a.csrf_token(&key()), b.csrf_token(&key()));
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -325,7 +505,8 @@ mod tests {
 
     #[test]
     fn the_cookie_is_http_only_strict_and_scoped() {
-        let v = set_cookie(Some("t.x"), "/_komainu", true);
+        let s = admin_session(1_000, 1);
+        let v = set_cookie(Some(("t.x", &s)), "/_komainu", true);
         assert_eq!(
             v.to_str().expect("ascii"),
             "komainu_session=t.x; Path=/_komainu; Max-Age=28800; HttpOnly; SameSite=Strict; Secure"

@@ -29,6 +29,7 @@ struct Harness {
     now_ms: u64,
     calls: std::cell::Cell<u8>,
     live_revision: u64,
+    throttle: crate::login::LoginThrottle,
 }
 
 impl Harness {
@@ -52,6 +53,7 @@ impl Harness {
             now_ms: 1_790_000_000_000,
             calls: std::cell::Cell::new(0),
             live_revision: 0,
+            throttle: Default::default(),
         }
     }
 
@@ -84,6 +86,12 @@ impl Harness {
             Some((p, q)) => (p, Some(q)),
             None => (path, None),
         };
+        // The auth modules of the stored revision, as the live gateway
+        // of an adapter would have them.
+        let logins = crate::login::Directory::compile(
+            &self.stored().unwrap_or_default(),
+            Some(&self.sealing),
+        );
         let ctx = AdminContext {
             config: &self.config,
             counters: &self.counters,
@@ -91,7 +99,9 @@ impl Harness {
             auth: AdminAuth {
                 keys: &self.keys,
                 sessions: Some(&self.sessions),
+                logins: Some(&logins),
             },
+            throttle: &self.throttle,
             deployment: "native",
             proxy_port: None,
             claim_secret: b"claim",
@@ -504,8 +514,13 @@ fn a_session_ends_with_its_time_and_is_refused_when_forged() {
         headers
     };
     // Signed with another key: refused.
-    let forged = session::Session::start("ops", h.now_ms, &[9; 32])
-        .token(&SessionKey::from_material(b"someone else's"));
+    let forged = session::Session::start(
+        session::Principal::Key("ops".into()),
+        h.now_ms,
+        session::LIFETIME_MS,
+        &[9; 32],
+    )
+    .token(&SessionKey::from_material(b"someone else's"));
     let (status, json, _) = h.call_with(
         Method::GET,
         "/api/routes",
@@ -553,4 +568,347 @@ fn a_write_another_sites_page_sends_is_refused_even_with_the_key() {
         json!({"id": "g"}),
     );
     assert_eq!(status, StatusCode::CREATED);
+}
+
+fn staff_module() -> Value {
+    json!({
+        "id": "staff",
+        "name": "Staff",
+        "kind": "local",
+        "users": [
+            { "username": "alice", "password": "alice's password", "roles": ["admin"], "email": "alice@example.com" },
+            { "username": "bob", "password": "bob's password", "roles": ["viewer"] },
+            { "username": "carol", "password": "carol's password" }
+        ]
+    })
+}
+
+/// Logs `username` in; the session cookie and its CSRF value.
+fn login(
+    h: &Harness,
+    username: &str,
+    password: &str,
+) -> (StatusCode, Value, Option<(String, String)>) {
+    let (status, json, reply) = h.call_with(
+        Method::POST,
+        "/api/login/staff",
+        HeaderMap::new(),
+        json!({ "username": username, "password": password }),
+    );
+    let cookie = reply
+        .response
+        .headers()
+        .get(http::header::SET_COOKIE)
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+    let csrf = json["csrfToken"].as_str().map(str::to_owned);
+    (status, json, cookie.zip(csrf))
+}
+
+fn with_session(cookie: &(String, String)) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::COOKIE, cookie.0.parse().unwrap());
+    headers.insert("komainu-csrf", cookie.1.parse().unwrap());
+    headers
+}
+
+#[test]
+fn local_users_log_in_with_a_role_and_their_changes_name_them() {
+    let h = Harness::new();
+    let (status, json) = h.call(Method::POST, "/api/auth-modules", staff_module());
+    assert_eq!(status, StatusCode::CREATED, "{json}");
+    // Neither the clear password nor its hash is shown.
+    let text = json.to_string();
+    assert!(
+        !text.contains("password\"") && !text.contains("argon2"),
+        "{text}"
+    );
+    assert_eq!(json["users"][0]["passwordSet"], true);
+    let stored = h.stored().unwrap();
+    assert!(stored.auth_modules[0].users[0]
+        .password_hash
+        .as_deref()
+        .unwrap()
+        .starts_with("$argon2id$"));
+    // The login page needs no credentials to list the modules.
+    let (status, json, _) = h.call_with(Method::GET, "/api/login", HeaderMap::new(), Value::Null);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        json["modules"],
+        json!([{"id": "staff", "name": "Staff", "kind": "local"}])
+    );
+
+    let (status, json, none) = login(&h, "alice", "wrong password");
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    assert!(none.is_none(), "no session for a wrong password");
+    let (status, json, _) = login(&h, "nobody", "alice's password");
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{json}");
+    // Logged in, but no role on the admin API: no session either.
+    let (status, json, none) = login(&h, "carol", "carol's password");
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("no_role"))
+    );
+    assert!(none.is_none());
+
+    let (status, json, alice) = login(&h, "alice", "alice's password");
+    assert_eq!(status, StatusCode::CREATED, "{json}");
+    assert_eq!(json["role"], "admin");
+    assert_eq!(json["actor"], "alice@example.com");
+    assert_eq!(json["user"]["subject"], "alice");
+    let alice = alice.unwrap();
+    let (status, json, _) = h.call_with(
+        Method::GET,
+        "/api/session",
+        with_session(&alice),
+        Value::Null,
+    );
+    assert_eq!(
+        (status, json["role"].as_str()),
+        (StatusCode::OK, Some("admin"))
+    );
+    let (status, json, _) = h.call_with(
+        Method::POST,
+        "/api/routes",
+        with_session(&alice),
+        route("r1"),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{json}");
+    let audit = h
+        .events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find_map(|e| match &e.data {
+            EventData::Audit(a) => Some(a.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(audit.actor, "alice@example.com");
+    assert_eq!(
+        audit.user.as_ref().map(|u| u.subject.as_str()),
+        Some("alice")
+    );
+    assert_eq!(
+        audit.user.as_ref().map(|u| u.module.as_str()),
+        Some("staff")
+    );
+
+    // A viewer reads, and every write is refused.
+    let (_, _, bob) = login(&h, "bob", "bob's password");
+    let bob = bob.unwrap();
+    let (status, _, _) = h.call_with(Method::GET, "/api/routes", with_session(&bob), Value::Null);
+    assert_eq!(status, StatusCode::OK);
+    let revision = h.stored().unwrap().revision;
+    for (method, path, body) in [
+        (Method::POST, "/api/routes", route("r2")),
+        (Method::DELETE, "/api/routes/r1", Value::Null),
+        (Method::POST, "/api/import", json!({"format": 1})),
+        (
+            Method::POST,
+            "/api/auth-modules/staff/revoke-sessions",
+            Value::Null,
+        ),
+        (Method::GET, "/api/export", Value::Null),
+    ] {
+        let (status, json, _) = h.call_with(method.clone(), path, with_session(&bob), body);
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("read_only")),
+            "{method} {path}: {json}"
+        );
+    }
+    assert_eq!(h.stored().unwrap().revision, revision, "nothing changed");
+    let (status, _, _) = h.call_with(
+        Method::DELETE,
+        "/api/session",
+        with_session(&bob),
+        Value::Null,
+    );
+    assert_eq!(status, StatusCode::OK, "a viewer logs out");
+}
+
+#[test]
+fn a_new_password_a_removed_user_or_a_revocation_ends_sessions() {
+    let h = Harness::new();
+    h.call(Method::POST, "/api/auth-modules", staff_module());
+    let (_, _, alice) = login(&h, "alice", "alice's password");
+    let alice = alice.unwrap();
+    let (_, _, bob) = login(&h, "bob", "bob's password");
+    let bob = bob.unwrap();
+    // A replacement that sends no password keeps it (and the session).
+    let mut module = staff_module();
+    module["users"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("password");
+    module["users"][1]["password"] = json!("bob's new password");
+    let (status, json) = h.call(Method::PUT, "/api/auth-modules/staff", module);
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let (status, _, _) = h.call_with(
+        Method::GET,
+        "/api/routes",
+        with_session(&alice),
+        Value::Null,
+    );
+    assert_eq!(status, StatusCode::OK, "alice's password did not change");
+    let (status, _, _) = h.call_with(Method::GET, "/api/routes", with_session(&bob), Value::Null);
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "bob's did");
+    let (status, _, _) = login(&h, "bob", "bob's new password");
+    assert_eq!(status, StatusCode::CREATED);
+    // Revoking the module's sessions ends alice's.
+    let (status, json) = h.call(
+        Method::POST,
+        "/api/auth-modules/staff/revoke-sessions",
+        Value::Null,
+    );
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let (status, _, _) = h.call_with(
+        Method::GET,
+        "/api/routes",
+        with_session(&alice),
+        Value::Null,
+    );
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A session opened later holds; removing the module ends it.
+    let mut h = h;
+    h.now_ms += 1_000;
+    let (_, _, alice) = login(&h, "alice", "alice's password");
+    let alice = alice.unwrap();
+    let (status, _, _) = h.call_with(
+        Method::GET,
+        "/api/routes",
+        with_session(&alice),
+        Value::Null,
+    );
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = h.call(Method::DELETE, "/api/auth-modules/staff", Value::Null);
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = h.call_with(
+        Method::GET,
+        "/api/routes",
+        with_session(&alice),
+        Value::Null,
+    );
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn repeated_wrong_passwords_are_throttled() {
+    let h = Harness::new();
+    h.call(Method::POST, "/api/auth-modules", staff_module());
+    for _ in 0..crate::login::FREE_FAILURES {
+        let (status, _, _) = login(&h, "alice", "guess");
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, json, reply) = h.call_with(
+        Method::POST,
+        "/api/login/staff",
+        HeaderMap::new(),
+        json!({ "username": "alice", "password": "guess" }),
+    );
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts"))
+    );
+    assert_eq!(reply.response.headers()[http::header::RETRY_AFTER], "1");
+    // Locked out: even the right password waits.
+    let (status, _, none) = login(&h, "alice", "alice's password");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(none.is_none());
+    // Another user is not locked out.
+    let (status, _, _) = login(&h, "bob", "bob's password");
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[test]
+fn bad_auth_modules_are_refused_naming_the_field() {
+    let h = Harness::new();
+    for (body, field) in [
+        (json!({"id": "x", "kind": "ldap"}), "kind"),
+        (
+            json!({"id": "x", "kind": "oidc", "clientId": "c"}),
+            "issuer",
+        ),
+        (
+            json!({"id": "x", "kind": "oidc", "issuer": "http://idp.example.com", "clientId": "c"}),
+            "issuer",
+        ),
+        (
+            json!({"id": "x", "kind": "local", "users": [{"username": "a", "password": "short"}]}),
+            "users[0].password",
+        ),
+        (
+            json!({"id": "x", "kind": "local", "users": [{"username": "a"}]}),
+            "users[0].password",
+        ),
+        (
+            json!({"id": "x", "kind": "local", "users": [{"username": "a b", "password": "long enough"}]}),
+            "users[0].username",
+        ),
+        (
+            json!({"id": "x", "kind": "local", "users": [{"username": "a", "passwordHash": "$2b$10$abc"}]}),
+            "users[0].passwordHash",
+        ),
+        (
+            json!({"id": "x", "kind": "local", "issuer": "https://idp.example.com"}),
+            "issuer",
+        ),
+        (
+            json!({"id": "x", "kind": "local", "sessionSeconds": 5}),
+            "sessionSeconds",
+        ),
+        (json!({"id": "x", "kind": "local", "colour": "red"}), ""),
+    ] {
+        let (status, json) = h.call(Method::POST, "/api/auth-modules", body.clone());
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {json}");
+        assert!(
+            json["field"].as_str().unwrap_or_default().contains(field),
+            "{body}: {json}"
+        );
+    }
+    assert!(h.stored().is_none_or(|d| d.auth_modules.is_empty()));
+    // A password sent to an oidc module, a password form for it.
+    let (status, json) = h.call(
+        Method::POST,
+        "/api/auth-modules",
+        json!({"id": "corp", "kind": "oidc", "issuer": "https://idp.example.com", "clientId": "komainu", "clientSecret": "s3cret"}),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{json}");
+    assert_eq!(json["clientSecretSet"], true);
+    assert!(!json.to_string().contains("s3cret"));
+    let stored = h.stored().unwrap();
+    assert!(stored.auth_modules[0].client_secret_sealed.is_some());
+    assert!(!serde_json::to_string(&stored).unwrap().contains("s3cret"));
+}
+
+#[test]
+fn auth_modules_travel_in_export_and_import_without_a_clear_password() {
+    let h = Harness::new();
+    h.call(Method::POST, "/api/auth-modules", staff_module());
+    let (status, export) = h.call(Method::GET, "/api/export", Value::Null);
+    assert_eq!(status, StatusCode::OK);
+    let text = export.to_string();
+    assert!(!text.contains("alice's password"), "{text}");
+    assert!(export["authModules"][0]["users"][0]["passwordHash"]
+        .as_str()
+        .unwrap()
+        .starts_with("$argon2id$"));
+    // Into another deployment: the same people log in there.
+    let other = Harness::new();
+    let (status, json) = other.call(Method::POST, "/api/import?dryRun=true", export.clone());
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert!(json.to_string().contains("auth-module"), "{json}");
+    let (status, json) = other.call(Method::POST, "/api/import", export.clone());
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let (status, _, _) = login(&other, "alice", "alice's password");
+    assert_eq!(status, StatusCode::CREATED);
+    // A full import without modules removes them.
+    let (status, _) = other.call(Method::POST, "/api/import", json!({"format": 1}));
+    assert_eq!(status, StatusCode::OK);
+    assert!(other.stored().unwrap().auth_modules.is_empty());
 }

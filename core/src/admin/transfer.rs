@@ -88,6 +88,13 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
                 "exporters",
                 &mut renames,
             );
+            upsert(
+                &mut doc.auth_modules,
+                &incoming.auth_modules,
+                |m| &m.id,
+                "authModules",
+                &mut renames,
+            );
             if let Some(patch) = &settings_patch {
                 let mut settings = serde_json::to_value(&doc.settings)
                     .map_err(|e| AdminError::bad_request("settings", e.to_string()))?;
@@ -105,6 +112,7 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
             doc.routes = incoming.routes.clone();
             doc.apikeys = incoming.apikeys.clone();
             doc.exporters = incoming.exporters.clone();
+            doc.auth_modules = incoming.auth_modules.clone();
             doc.settings = incoming.settings.clone();
         }
         Ok(Change {
@@ -123,6 +131,7 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
                 "apikeys": doc.apikeys.len(),
                 "groups": doc.groups.len(),
                 "exporters": doc.exporters.len(),
+                "authModules": doc.auth_modules.len(),
             })),
             result: (doc.routes.len(), doc.apikeys.len(), doc.groups.len()),
         })

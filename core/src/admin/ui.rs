@@ -34,6 +34,7 @@ const ASSETS: &[(&str, &str, &[u8])] = assets! {
     "/pages/events.js" => "pages/events.js", "text/javascript; charset=utf-8";
     "/pages/tryit.js" => "pages/tryit.js", "text/javascript; charset=utf-8";
     "/pages/transfer.js" => "pages/transfer.js", "text/javascript; charset=utf-8";
+    "/pages/logins.js" => "pages/logins.js", "text/javascript; charset=utf-8";
     "/favicon.svg" => "favicon.svg", "image/svg+xml";
 };
 

@@ -74,8 +74,12 @@ pub struct TestEvent {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
-    /// Who: the admin key's client id (`komainu` for the gateway itself).
+    /// Who: the admin key's client id, a person's email (else
+    /// `module/subject`), or `komainu` for the gateway itself.
     pub actor: String,
+    /// The person who made the change, when a person logged in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<crate::login::Person>,
     /// What: `route.create`, `apikey.rotate`, `config.import`…
     pub action: String,
     /// The entity's id, when the change is about one entity.
@@ -369,6 +373,7 @@ mod tests {
             1_764_756_000_123,
             EventData::Audit(AuditEvent {
                 actor: "ops".into(),
+                user: None,
                 action: "route.create".into(),
                 target: Some("orders".into()),
                 revision: 4,

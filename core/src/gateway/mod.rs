@@ -79,6 +79,8 @@ pub struct Gateway {
     quota_alert_percent: u8,
     /// The enabled exporters, their secrets opened.
     exporters: Vec<CompiledExporter>,
+    /// The auth modules (people's logins).
+    logins: crate::login::Directory,
     /// The document compiled (secrets in their stored forms): what an
     /// instance writes back to a shared store that lost it.
     source: std::sync::Arc<Document>,
@@ -210,6 +212,7 @@ impl Gateway {
                 .unwrap_or_default(),
             per_key_metrics: doc.settings.metrics.per_key,
             exporters: compile_exporters(&doc.exporters, sealing)?,
+            logins: crate::login::Directory::compile(doc, sealing),
             source: std::sync::Arc::new(doc.clone()),
         })
     }
@@ -227,6 +230,11 @@ impl Gateway {
     /// The compiled API keys.
     pub fn keys(&self) -> &KeyIndex {
         &self.keys
+    }
+
+    /// The compiled auth modules (how people log in).
+    pub fn logins(&self) -> &crate::login::Directory {
+        &self.logins
     }
 
     /// Takes over the counters of `previous` (the revision this one

@@ -35,7 +35,8 @@ pub struct EntityChange {
     pub fields: Vec<String>,
 }
 
-/// Every entity that differs, routes first, then keys, groups, exporters, settings.
+/// Every entity that differs, routes first, then keys, groups, exporters,
+/// auth modules, settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Diff(pub Vec<EntityChange>);
 
@@ -66,6 +67,12 @@ impl Diff {
             "exporter",
             &by_id(&source.exporters, "id"),
             &by_id(&target.exporters, "id"),
+            &mut changes,
+        );
+        compare(
+            "auth-module",
+            &by_id(&source.auth_modules, "id"),
+            &by_id(&target.auth_modules, "id"),
             &mut changes,
         );
         let settings = |d: &Document| serde_json::to_value(&d.settings).unwrap_or(Value::Null);

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::validate::{check_document, ValidationErrors};
-use super::{ApiKey, Exporter, Group, Route, Settings};
+use super::{ApiKey, AuthModule, Exporter, Group, Route, Settings};
 use crate::secret::stored::seal_in_place;
 use crate::secret::SealingKey;
 
@@ -34,6 +34,9 @@ pub struct Document {
     /// Where events are exported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exporters: Vec<Exporter>,
+    /// How people log in (the UI, the admin API, private routes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auth_modules: Vec<AuthModule>,
     /// Gateway-wide settings.
     #[serde(default)]
     pub settings: Settings,
@@ -106,6 +109,7 @@ impl Default for Document {
             apikeys: Vec::new(),
             groups: Vec::new(),
             exporters: Vec::new(),
+            auth_modules: Vec::new(),
             settings: Settings::default(),
             local: None,
         }
@@ -160,6 +164,13 @@ impl Document {
             for e in &mut self.exporters {
                 if let Some(secret) = e.secret.take() {
                     e.secret_sealed = Some(key.seal_bytes(&e.seal_context(), secret.as_bytes()));
+                    changed = true;
+                }
+            }
+            for m in &mut self.auth_modules {
+                if let Some(secret) = m.client_secret.take() {
+                    m.client_secret_sealed =
+                        Some(key.seal_bytes(&m.seal_context(), secret.as_bytes()));
                     changed = true;
                 }
             }

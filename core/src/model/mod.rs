@@ -9,6 +9,7 @@
 //! `routes[2].backend.targets[0].url`.
 
 mod apikey;
+mod auth_module;
 mod diff;
 mod document;
 mod exporter;
@@ -18,6 +19,7 @@ mod settings;
 mod validate;
 
 pub use apikey::{ApiKey, Quotas, Rotation};
+pub use auth_module::{AuthKind, AuthModule, LocalUser, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 pub use diff::{Diff, EntityChange, Op};
 pub use document::{AdminKey, Document, LocalState, FORMAT};
 pub use exporter::{Exporter, ExporterKind};

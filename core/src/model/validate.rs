@@ -153,6 +153,17 @@ pub(crate) fn check_document(doc: &Document) -> Result<(), ValidationErrors> {
         }
         super::exporter::check_exporter(&mut c, &at, exporter);
     }
+    let mut module_ids = HashSet::new();
+    for (i, module) in doc.auth_modules.iter().enumerate() {
+        let at = format!("authModules[{i}]");
+        if !module_ids.insert(module.id.as_str()) {
+            c.fail(
+                format!("{at}.id"),
+                format!("duplicate auth module id \"{}\"", module.id),
+            );
+        }
+        super::auth_module::check_auth_module(&mut c, &at, module);
+    }
     for (field, list) in [
         ("ipAllow", &doc.settings.ip_allow),
         ("ipBlock", &doc.settings.ip_block),
