@@ -105,7 +105,9 @@ async function showLogin(message) {
   }
   const people = modules.map((m) => (m.kind === "local"
     ? userLoginForm(m, error)
-    : h("p", {}, h("a.button", { href: `api/login/${encodeURIComponent(m.id)}` }, `Log in with ${m.name}`))));
+    : h("p", {}, h("a.button", {
+      href: `api/login/${encodeURIComponent(m.id)}?back=${encodeURIComponent(location.hash.startsWith("#/") ? location.hash : "#/overview")}`,
+    }, `Log in with ${m.name}`))));
   const key = keyLoginForm(error);
   const card = h("div.card.login", {}, h("h1", {}, "Log in"), error,
     ...people,

@@ -115,6 +115,7 @@ pub async fn handle(
         events: &events,
         auth,
         throttle: &LOGIN_THROTTLE,
+        fetch: Some(&crate::provider_fetch::WorkerFetch),
         deployment: "worker",
         proxy_port: None,
         claim_secret: claim_secret.as_bytes(),

@@ -28,6 +28,7 @@ pub mod counters;
 pub mod events;
 pub mod head;
 pub mod live;
+pub mod provider_fetch;
 pub mod proxy;
 pub mod settings;
 

@@ -226,6 +226,7 @@ async fn handle_api(
         events: &state.events,
         auth: state.auth(&live),
         throttle: &state.login_throttle,
+        fetch: Some(&state.provider_fetch),
         deployment: "native",
         proxy_port: Some(state.proxy_addr.port()),
         claim_secret: state.claim_secret.as_bytes(),

@@ -31,6 +31,7 @@ pub mod h1;
 pub mod health;
 pub mod http_server;
 pub mod metrics;
+pub mod provider_fetch;
 pub mod proxy;
 pub mod random;
 pub mod reload;

@@ -54,6 +54,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         Exporters::new(backend_tls.clone()),
         !args.no_request_events,
     );
+    let provider_fetch = crate::provider_fetch::ProviderFetch::new(backend_tls.clone());
     let state = Arc::new(State {
         gateway: ArcSwap::from_pointee(prepared.gateway),
         config: store,
@@ -72,6 +73,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         backend_tls,
         admin_writes: tokio::sync::Mutex::new(()),
         login_throttle: Default::default(),
+        provider_fetch,
     });
     let follower = tokio::spawn(reload::follow(state.clone(), shutdown_rx.clone()));
     let checker = tokio::spawn(crate::health::run(

@@ -49,6 +49,8 @@ pub struct State {
     pub admin_writes: tokio::sync::Mutex<()>,
     /// Failed logins of people on this instance.
     pub login_throttle: komainu_core::login::LoginThrottle,
+    /// Calls identity providers (people's logins through OpenID Connect).
+    pub provider_fetch: crate::provider_fetch::ProviderFetch,
 }
 
 impl State {

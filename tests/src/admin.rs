@@ -102,6 +102,7 @@ pub fn template(path: &str) -> String {
             "/api/auth-modules/{id}/revoke-sessions".into()
         }
         ["api", "login", _] => "/api/login/{id}".into(),
+        ["api", "login", _, "callback"] => "/api/login/{id}/callback".into(),
         ["api", collection @ ("routes" | "groups" | "exporters" | "auth-modules"), _] => {
             format!("/api/{collection}/{{id}}")
         }

@@ -9,6 +9,7 @@ pub mod client;
 pub mod gateway;
 pub mod jwt;
 pub mod keys;
+pub mod oidc;
 pub mod raw;
 pub mod receiver;
 pub mod redis_server;

@@ -6,12 +6,17 @@
 //!   user logs in; the answer sets the session cookie, as
 //!   `POST /api/session` does for an admin key.
 //!
+//! - `GET /api/login/{module}?back=#/…` (an `oidc` module): the browser is
+//!   sent to the provider (authorization code, PKCE, nonce);
+//! - `GET /api/login/{module}/callback`: where the provider sends it back;
+//!   the session cookie is set and the browser goes back to the UI.
+//!
 //! A wrong password answers 401 without saying whether the user exists;
 //! repeated failures are throttled ([`crate::login::LoginThrottle`]).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use http::{Method, StatusCode};
+use http::{HeaderValue, Method, StatusCode};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -20,6 +25,7 @@ use super::{
     describe_session, ok, with_cookie, AdminContext, AdminError, AdminReply, AdminRequest,
 };
 use crate::events::EventSink;
+use crate::login::oidc::{self, Flow, OidcError};
 use crate::login::{LoginError, MAX_FAILURES_PER_DAY};
 use crate::model::AuthKind;
 use crate::quota::{Bump, Window};
@@ -67,20 +73,42 @@ pub(crate) async fn endpoint<S: ConfigStore, C: CounterStore, E: EventSink>(
             }
             local_login(ctx, req, id).await
         }
-        ([id], _) => {
+        ([id], &Method::GET) => {
             let module = logins
                 .module(id)
                 .map_err(|e| AdminError::not_found(e.to_string()))?;
-            Err(match module.kind() {
-                AuthKind::Local => AdminError::method_not_allowed(
+            match module.oidc() {
+                Some(settings) => Ok(for_browser(
+                    ctx,
+                    req,
+                    oidc_start(ctx, req, id, settings).await,
+                )),
+                None => Err(AdminError::method_not_allowed(
                     "POST",
                     format!("a local module logs people in with POST /api/login/{id} and {{\"username\", \"password\"}}"),
-                ),
-                AuthKind::Oidc => AdminError::not_offered(
-                    "logging in through an OpenID provider is not offered by this version yet",
-                ),
-            })
+                )),
+            }
         }
+        ([id, "callback"], &Method::GET) => {
+            let result = match logins.module(id) {
+                Ok(module) => match module.oidc() {
+                    Some(settings) => oidc_callback(ctx, req, id, settings, module).await,
+                    None => Err(AdminError::not_found(format!(
+                        "auth module \"{id}\" is local: it has no callback"
+                    ))),
+                },
+                Err(e) => Err(AdminError::not_found(e.to_string())),
+            };
+            Ok(for_browser(ctx, req, result))
+        }
+        ([_, "callback"], _) => Err(AdminError::method_not_allowed(
+            "GET",
+            "the provider sends the browser back with GET",
+        )),
+        ([_], _) => Err(AdminError::method_not_allowed(
+            "GET, POST",
+            "/api/login/{module}: POST logs a local user in, GET starts a provider's login",
+        )),
         _ => Err(AdminError::not_found(format!(
             "no admin endpoint at {}",
             req.path
@@ -199,4 +227,269 @@ fn locked_out(wait_ms: u64) -> AdminError {
             wait_ms.div_ceil(1000).max(1)
         ),
     )
+}
+
+/// Starts a provider's login: a signed cookie keeps state, nonce and PKCE
+/// verifier; the browser is sent to the provider.
+async fn oidc_start<S, C, E>(
+    ctx: &AdminContext<'_, S, C, E>,
+    req: &AdminRequest<'_>,
+    id: &str,
+    settings: &crate::login::OidcSettings,
+) -> Result<AdminReply, AdminError> {
+    let back = query_param(req.query, "back").unwrap_or_else(|| "#/overview".into());
+    if !oidc::is_safe_back(&back) {
+        return Err(AdminError::bad_request(
+            "back",
+            "a login goes back to a page of this UI only (#/…): another target is refused",
+        ));
+    }
+    let fetch = ctx.fetch.ok_or_else(no_fetch)?;
+    let key = ctx.auth.sessions.ok_or_else(no_sessions)?;
+    let redirect_uri = callback_url(ctx.base_path, req, id)?;
+    let provider = oidc::discover(fetch, settings).await.map_err(oidc_error)?;
+    let flow = Flow::start(id, &back, &ctx.random, ctx.now_ms);
+    let url = provider
+        .authorization_url(settings, &redirect_uri, &flow)
+        .map_err(oidc_error)?;
+    let token = key.sign_token(FLOW_PURPOSE, &serde_json::to_vec(&flow).unwrap_or_default());
+    let secure = session::is_https(req.headers, req.https);
+    let mut reply = redirect(&url);
+    reply.response.headers_mut().append(
+        http::header::SET_COOKIE,
+        flow_cookie(Some(&token), ctx.base_path, id, secure),
+    );
+    Ok(reply)
+}
+
+/// The provider sent the browser back: check the state, exchange the
+/// code, validate the ID token, open the session.
+async fn oidc_callback<S, C, E>(
+    ctx: &AdminContext<'_, S, C, E>,
+    req: &AdminRequest<'_>,
+    id: &str,
+    settings: &crate::login::OidcSettings,
+    module: &crate::login::Module,
+) -> Result<AdminReply, AdminError> {
+    for name in ["back", "return", "redirect", "redirect_uri", "next", "url"] {
+        if query_param(req.query, name).is_some() {
+            return Err(AdminError::bad_request(
+                name,
+                "the callback takes no redirect target: where the login goes back to was set when it started",
+            ));
+        }
+    }
+    let key = ctx.auth.sessions.ok_or_else(no_sessions)?;
+    let flow: Flow = session::named_cookie(req.headers, oidc::FLOW_COOKIE)
+        .and_then(|token| key.open_token(FLOW_PURPOSE, token))
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .filter(|f: &Flow| {
+            f.module == id && ctx.now_ms.saturating_sub(f.started_ms) < oidc::FLOW_LIFETIME_MS
+        })
+        .ok_or_else(|| {
+            AdminError::bad_request(
+                "state",
+                "this browser started no login with this module in the last 10 minutes (or its cookie was changed): start again",
+            )
+        })?;
+    let state = query_param(req.query, "state").unwrap_or_default();
+    if !flow.state_matches(&state) {
+        return Err(AdminError::bad_request(
+            "state",
+            "the state the provider sent back is missing or not the one this login started with: start again",
+        ));
+    }
+    if let Some(error) = query_param(req.query, "error") {
+        let why = match query_param(req.query, "error_description") {
+            Some(d) => format!("{error}: {d}"),
+            None => error,
+        };
+        return Err(AdminError::unauthorized(format!(
+            "the identity provider refused the login: {why}"
+        )));
+    }
+    let code = query_param(req.query, "code")
+        .ok_or_else(|| AdminError::bad_request("code", "the provider sent no code back"))?;
+    let fetch = ctx.fetch.ok_or_else(no_fetch)?;
+    let provider = oidc::discover(fetch, settings).await.map_err(oidc_error)?;
+    if let Some(iss) = query_param(req.query, "iss") {
+        if iss.trim_end_matches('/') != settings.issuer.trim_end_matches('/') {
+            return Err(AdminError::bad_request(
+                "iss",
+                format!("the answer comes from another issuer ({iss}) than this module's"),
+            ));
+        }
+    }
+    let redirect_uri = callback_url(ctx.base_path, req, id)?;
+    let person = provider
+        .finish(fetch, settings, &redirect_uri, &code, &flow, ctx.now_ms)
+        .await
+        .map_err(oidc_error)?;
+    // Someone the module gives no role is not let in (no session).
+    module.role_of(&person.roles).ok_or_else(|| {
+        AdminError::forbidden("no_role", LoginError::NoRole(person.label()).to_string())
+    })?;
+    let s = Session::start(
+        Principal::Person {
+            person,
+            stamp: String::new(),
+        },
+        ctx.now_ms,
+        module.session_ms(),
+        &ctx.random,
+    );
+    let secure = session::is_https(req.headers, req.https);
+    let mut reply = redirect(&format!("{}/{}", ctx.base_path, flow.back));
+    let headers = reply.response.headers_mut();
+    headers.append(
+        http::header::SET_COOKIE,
+        session::set_cookie(Some((&s.token(key), &s)), ctx.base_path, secure),
+    );
+    headers.append(
+        http::header::SET_COOKIE,
+        flow_cookie(None, ctx.base_path, id, secure),
+    );
+    Ok(reply)
+}
+
+/// What the flow cookie's signature is for (not a session).
+const FLOW_PURPOSE: &[u8] = b"login-flow";
+
+fn no_fetch() -> AdminError {
+    AdminError::not_offered("this deployment cannot call identity providers")
+}
+
+fn no_sessions() -> AdminError {
+    AdminError::not_offered("this deployment has no session key: browser sessions are not offered")
+}
+
+fn oidc_error(e: OidcError) -> AdminError {
+    match e {
+        OidcError::Provider { .. } => {
+            AdminError::bad_gateway("provider_unavailable", e.to_string())
+        }
+        OidcError::BadCallback(m) => AdminError::bad_request("", m),
+        OidcError::Refused(_) | OidcError::InvalidToken(_) => {
+            AdminError::unauthorized(e.to_string())
+        }
+        OidcError::NotAllowed(m) => AdminError::forbidden("not_allowed", m),
+    }
+}
+
+/// The callback URL registered with the provider: this admin API's own
+/// origin (the request's `Host`, https when the request came over it).
+fn callback_url(base_path: &str, req: &AdminRequest<'_>, id: &str) -> Result<String, AdminError> {
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                })
+        })
+        .ok_or_else(|| {
+            AdminError::bad_request("host", "a login needs the request's Host header")
+        })?;
+    let scheme = if session::is_https(req.headers, req.https) {
+        "https"
+    } else {
+        "http"
+    };
+    Ok(format!(
+        "{scheme}://{host}{base_path}/api/login/{id}/callback"
+    ))
+}
+
+/// The cookie of a login in progress (or, `None`, its removal): sent back
+/// by the provider's redirect (a top-level GET, hence `SameSite=Lax`),
+/// scoped to this module's login paths, 10 minutes.
+fn flow_cookie(token: Option<&str>, base_path: &str, id: &str, secure: bool) -> HeaderValue {
+    let (value, age) = match token {
+        Some(t) => (t, oidc::FLOW_LIFETIME_MS / 1000),
+        None => ("", 0),
+    };
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{}={value}; Path={base_path}/api/login/{id}; Max-Age={age}; HttpOnly; SameSite=Lax{secure}",
+        oidc::FLOW_COOKIE
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("komainu_login=; Max-Age=0"))
+}
+
+fn redirect(location: &str) -> AdminReply {
+    let mut response = http::Response::new(String::new());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(http::header::LOCATION, value);
+    }
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    super::ui::secure_headers(response.headers_mut());
+    AdminReply {
+        response,
+        applied: None,
+    }
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    openidconnect::url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A browser gets a page it can read (with the way back to the login
+/// page); a tool gets the JSON error.
+fn for_browser<S, C, E>(
+    ctx: &AdminContext<'_, S, C, E>,
+    req: &AdminRequest<'_>,
+    result: Result<AdminReply, AdminError>,
+) -> AdminReply {
+    let error = match result {
+        Ok(reply) => return reply,
+        Err(e) => e,
+    };
+    let html = req
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if !html {
+        let mut response = super::json_response(error.status, error.body());
+        if let Some(allow) = error.allow {
+            response
+                .headers_mut()
+                .insert(http::header::ALLOW, HeaderValue::from_static(allow));
+        }
+        return AdminReply {
+            response,
+            applied: None,
+        };
+    }
+    let title = match error.status {
+        StatusCode::BAD_GATEWAY => "The identity provider did not answer",
+        StatusCode::FORBIDDEN => "You may not log in here",
+        StatusCode::BAD_REQUEST => "This login cannot go on",
+        _ => "Login refused",
+    };
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title} · Komainu</title><link rel=\"stylesheet\" href=\"{base}/style.css\"></head><body><main class=\"card login\"><h1>{title}</h1><p class=\"form-error\" role=\"alert\">{message}</p><p>Nothing was granted: no session was opened.</p><p><a class=\"button\" href=\"{base}/\">Back to the login page</a></p></main></body></html>",
+        base = ctx.base_path,
+        message = crate::text::escape_html(&error.message),
+    );
+    let mut response = http::Response::new(page);
+    *response.status_mut() = error.status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    super::ui::secure_headers(response.headers_mut());
+    AdminReply {
+        response,
+        applied: None,
+    }
 }

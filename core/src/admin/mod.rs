@@ -74,6 +74,9 @@ pub struct AdminContext<'a, S, C, E> {
     pub random: [u8; 32],
     /// Failed logins of this instance (or isolate).
     pub throttle: &'a crate::login::LoginThrottle,
+    /// How the gateway calls identity providers (`None`: logging in
+    /// through one is not offered).
+    pub fetch: Option<&'a crate::login::oidc::DynFetch>,
 }
 
 /// An admin request, its body read whole (the adapter enforces the size limit).

@@ -30,6 +30,7 @@ struct Harness {
     calls: std::cell::Cell<u8>,
     live_revision: u64,
     throttle: crate::login::LoginThrottle,
+    fetch: Option<FakeProvider>,
 }
 
 impl Harness {
@@ -54,6 +55,7 @@ impl Harness {
             calls: std::cell::Cell::new(0),
             live_revision: 0,
             throttle: Default::default(),
+            fetch: None,
         }
     }
 
@@ -102,6 +104,10 @@ impl Harness {
                 logins: Some(&logins),
             },
             throttle: &self.throttle,
+            fetch: self
+                .fetch
+                .as_ref()
+                .map(|f| f as &crate::login::oidc::DynFetch),
             deployment: "native",
             proxy_port: None,
             claim_secret: b"claim",
@@ -911,4 +917,391 @@ fn auth_modules_travel_in_export_and_import_without_a_clear_password() {
     let (status, _) = other.call(Method::POST, "/api/import", json!({"format": 1}));
     assert_eq!(status, StatusCode::OK);
     assert!(other.stored().unwrap().auth_modules.is_empty());
+}
+
+/// An identity provider answering from memory: its discovery document,
+/// an empty key set (tokens are HS256 with the client secret), and a token
+/// endpoint answering what the test sets.
+struct FakeProvider {
+    token: std::sync::Mutex<Result<String, (u16, &'static str)>>,
+}
+
+const IDP: &str = "https://idp.test";
+const IDP_CLIENT_SECRET: &str = "the-fake-provider-client-secret-0123456789";
+
+impl crate::login::oidc::Fetch for FakeProvider {
+    fn fetch(
+        &self,
+        request: crate::login::oidc::HttpRequest,
+    ) -> crate::login::oidc::FetchFuture<'_> {
+        let (status, body) = match request.uri().path() {
+            "/.well-known/openid-configuration" => (
+                200,
+                json!({
+                    "issuer": IDP,
+                    "authorization_endpoint": format!("{IDP}/auth"),
+                    "token_endpoint": format!("{IDP}/token"),
+                    "jwks_uri": format!("{IDP}/jwks"),
+                    "response_types_supported": ["code"],
+                    "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["HS256", "RS256"],
+                })
+                .to_string(),
+            ),
+            "/jwks" => (200, r#"{"keys":[]}"#.to_owned()),
+            "/token" => {
+                // The client authenticates with Basic.
+                let basic = request
+                    .headers()
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let form = String::from_utf8_lossy(request.body()).into_owned();
+                assert!(basic.starts_with("Basic "), "{basic}");
+                assert!(form.contains("code_verifier="), "PKCE: {form}");
+                match &*self.token.lock().unwrap() {
+                    Ok(t) => (
+                        200,
+                        json!({"access_token": "at", "token_type": "Bearer", "id_token": t})
+                            .to_string(),
+                    ),
+                    Err((status, error)) => (
+                        *status,
+                        json!({"error": error, "error_description": "as the test asked"})
+                            .to_string(),
+                    ),
+                }
+            }
+            _ => (404, String::new()),
+        };
+        Box::pin(async move {
+            Ok(http::Response::builder()
+                .status(status)
+                .body(body.into_bytes())
+                .unwrap())
+        })
+    }
+}
+
+/// An HS256 JWT over `claims`, signed with `secret`.
+fn hs256(claims: &Value, secret: &str) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let signing_input = format!(
+        "{}.{}",
+        b64(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64(claims.to_string().as_bytes())
+    );
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(signing_input.as_bytes());
+    format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
+}
+
+fn query_of(url: &str, name: &str) -> String {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    openidconnect::url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// A harness with the fake provider and an `oidc` module `corp` for it.
+fn with_provider() -> Harness {
+    let mut h = Harness::new();
+    h.fetch = Some(FakeProvider {
+        token: std::sync::Mutex::new(Err((400, "invalid_grant"))),
+    });
+    let (status, json) = h.call(
+        Method::POST,
+        "/api/auth-modules",
+        json!({
+            "id": "corp", "kind": "oidc", "issuer": IDP, "clientId": "komainu",
+            "clientSecret": IDP_CLIENT_SECRET, "rolesClaim": "groups",
+            "adminRoles": ["ops"], "allowedEmailDomains": ["example.com"],
+        }),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{json}");
+    h
+}
+
+/// Starts a login: the provider's URL and the login's cookie.
+fn start_login(h: &Harness) -> (String, String) {
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::HOST, "admin.test".parse().unwrap());
+    let (status, _, reply) = h.call_with(
+        Method::GET,
+        "/api/login/corp?back=%23%2Froutes",
+        headers,
+        Value::Null,
+    );
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let location = reply.response.headers()[http::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let cookie = reply.response.headers()[http::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    (location, cookie.split(';').next().unwrap().to_owned())
+}
+
+fn callback(h: &Harness, query: &str, cookie: Option<&str>) -> (StatusCode, Value, AdminReply) {
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::HOST, "admin.test".parse().unwrap());
+    if let Some(c) = cookie {
+        headers.insert(http::header::COOKIE, c.parse().unwrap());
+    }
+    h.call_with(
+        Method::GET,
+        &format!("/api/login/corp/callback?{query}"),
+        headers,
+        Value::Null,
+    )
+}
+
+fn good_claims(h: &Harness, nonce: &str) -> Value {
+    let now = h.now_ms / 1000;
+    json!({
+        "iss": IDP, "aud": "komainu", "sub": "ann", "iat": now, "exp": now + 300,
+        "nonce": nonce, "email": "ann@example.com", "email_verified": true,
+        "name": "Ann", "groups": ["ops", "dev"],
+    })
+}
+
+#[test]
+fn a_provider_login_checks_state_code_and_id_token() {
+    let h = with_provider();
+    let (location, cookie) = start_login(&h);
+    assert!(location.starts_with(&format!("{IDP}/auth?")), "{location}");
+    assert_eq!(
+        query_of(&location, "redirect_uri"),
+        "http://admin.test/api/login/corp/callback"
+    );
+    assert_eq!(query_of(&location, "code_challenge_method"), "S256");
+    assert_eq!(query_of(&location, "response_type"), "code");
+    let (state, nonce) = (query_of(&location, "state"), query_of(&location, "nonce"));
+    assert!(state.len() >= 32 && nonce.len() >= 32 && state != nonce);
+    let set = |claims: &Value, secret: &str| {
+        *h.fetch.as_ref().unwrap().token.lock().unwrap() = Ok(hs256(claims, secret));
+    };
+    let refused = |claims: Value, secret: &str, why: &str, expect: &str| {
+        set(&claims, secret);
+        let (status, json, reply) = callback(&h, &format!("code=c&state={state}"), Some(&cookie));
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}: {json}");
+        let message = json["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expect), "{why}: {message}");
+        assert!(
+            reply
+                .response
+                .headers()
+                .get(http::header::SET_COOKIE)
+                .is_none(),
+            "{why}: no session"
+        );
+    };
+    let good = good_claims(&h, &nonce);
+    let mut c = good.clone();
+    c["nonce"] = json!("another nonce");
+    refused(c, IDP_CLIENT_SECRET, "a wrong nonce", "nonce mismatch");
+    let mut c = good.clone();
+    c.as_object_mut().unwrap().remove("nonce");
+    refused(c, IDP_CLIENT_SECRET, "no nonce", "missing nonce");
+    let mut c = good.clone();
+    c["iss"] = json!("https://evil.test");
+    refused(c, IDP_CLIENT_SECRET, "another issuer", "Invalid issuer");
+    let mut c = good.clone();
+    c["aud"] = json!("someone-else");
+    refused(
+        c,
+        IDP_CLIENT_SECRET,
+        "another audience",
+        "Invalid audiences",
+    );
+    let mut c = good.clone();
+    c["exp"] = json!(h.now_ms / 1000 - 10);
+    refused(c, IDP_CLIENT_SECRET, "expired", "Expired");
+    refused(
+        good.clone(),
+        "not-the-client-secret-at-all-0123456789",
+        "a forged signature",
+        "Signature verification failed",
+    );
+    // The provider refuses the code (already used, or stolen).
+    *h.fetch.as_ref().unwrap().token.lock().unwrap() = Err((400, "invalid_grant"));
+    let (status, json, _) = callback(&h, &format!("code=c&state={state}"), Some(&cookie));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        json["message"].as_str().unwrap().contains("invalid_grant"),
+        "{json}"
+    );
+    // State: missing, wrong, no login cookie, a tampered cookie.
+    set(&good, IDP_CLIENT_SECRET);
+    for (query, cookie) in [
+        ("code=c".to_owned(), Some(cookie.as_str())),
+        ("code=c&state=guessed".to_owned(), Some(cookie.as_str())),
+        (format!("code=c&state={state}"), None),
+        (
+            format!("code=c&state={state}"),
+            Some("komainu_login=eyJ4IjoxfQ.AAAA"),
+        ),
+        (
+            format!("code=c&state={state}&redirect=https://evil.test/"),
+            Some(cookie.as_str()),
+        ),
+    ] {
+        let (status, json, reply) = callback(&h, &query, cookie);
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{query} {cookie:?}: {json}"
+        );
+        assert!(reply
+            .response
+            .headers()
+            .get(http::header::SET_COOKIE)
+            .is_none());
+    }
+    // The provider said no.
+    let (status, _, _) = callback(
+        &h,
+        &format!("error=access_denied&state={state}"),
+        Some(&cookie),
+    );
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // All good: a session, and back to the page the login started from.
+    let (status, json, reply) = callback(
+        &h,
+        &format!("code=c&state={state}&iss={IDP}"),
+        Some(&cookie),
+    );
+    assert_eq!(status, StatusCode::SEE_OTHER, "{json}");
+    assert_eq!(
+        reply.response.headers()[http::header::LOCATION],
+        "/#/routes"
+    );
+    let cookies: Vec<String> = reply
+        .response
+        .headers()
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("komainu_session=") && c.contains("SameSite=Strict")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies.iter().any(|c| c.starts_with("komainu_login=;")),
+        "the login's cookie is cleared: {cookies:?}"
+    );
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("komainu_session="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::COOKIE, session.parse().unwrap());
+    let (status, me, _) = h.call_with(Method::GET, "/api/session", headers, Value::Null);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (me["role"].as_str(), me["actor"].as_str()),
+        (Some("admin"), Some("ann@example.com"))
+    );
+    assert_eq!(me["user"]["roles"], json!(["ops", "dev"]));
+    // A login older than 10 minutes is over.
+    let mut late = h;
+    late.now_ms += 11 * 60 * 1000;
+    let mut c = good_claims(&late, &nonce);
+    c["iat"] = json!(late.now_ms / 1000);
+    *late.fetch.as_ref().unwrap().token.lock().unwrap() = Ok(hs256(&c, IDP_CLIENT_SECRET));
+    let (status, _, _) = callback(&late, &format!("code=c&state={state}"), Some(&cookie));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn a_provider_login_refuses_other_domains_no_role_and_open_redirects() {
+    let h = with_provider();
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::HOST, "admin.test".parse().unwrap());
+    for back in [
+        "https%3A%2F%2Fevil.test%2F",
+        "%2F%2Fevil.test",
+        "javascript%3Aalert(1)",
+    ] {
+        let (status, _, reply) = h.call_with(
+            Method::GET,
+            &format!("/api/login/corp?back={back}"),
+            headers.clone(),
+            Value::Null,
+        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{back}");
+        assert!(reply
+            .response
+            .headers()
+            .get(http::header::LOCATION)
+            .is_none());
+    }
+    for (change, code) in [
+        (json!({"email": "eve@elsewhere.test"}), "not_allowed"),
+        (json!({"email_verified": false}), "not_allowed"),
+        (json!({"groups": ["dev"]}), "no_role"),
+        (json!({"groups": "ops"}), ""),
+    ] {
+        let (location, cookie) = start_login(&h);
+        let (state, nonce) = (query_of(&location, "state"), query_of(&location, "nonce"));
+        let mut claims = good_claims(&h, &nonce);
+        for (k, v) in change.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        *h.fetch.as_ref().unwrap().token.lock().unwrap() = Ok(hs256(&claims, IDP_CLIENT_SECRET));
+        let (status, json, _) = callback(&h, &format!("code=c&state={state}"), Some(&cookie));
+        if code.is_empty() {
+            assert_eq!(
+                status,
+                StatusCode::SEE_OTHER,
+                "a single role as a string: {json}"
+            );
+        } else {
+            assert_eq!(
+                (status, json["error"].as_str()),
+                (StatusCode::FORBIDDEN, Some(code)),
+                "{change}"
+            );
+        }
+    }
+    // A browser gets a page, with nothing of the message unescaped.
+    let mut html = headers.clone();
+    html.insert(http::header::ACCEPT, "text/html".parse().unwrap());
+    let (status, _, reply) = h.call_with(
+        Method::GET,
+        "/api/login/corp/callback?state=%3Cscript%3E&code=x",
+        html,
+        Value::Null,
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body = reply.response.body();
+    assert!(
+        body.contains("<h1>This login cannot go on</h1>") && !body.contains("<script>"),
+        "{body}"
+    );
+    assert_eq!(
+        reply.response.headers()[http::header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+    assert!(reply
+        .response
+        .headers()
+        .contains_key(http::header::CONTENT_SECURITY_POLICY));
 }

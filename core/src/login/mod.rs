@@ -14,6 +14,7 @@
 //! its `sessionsNotBefore` moved past the session's start, a local user
 //! removed, disabled, or given another password.
 
+pub mod oidc;
 mod throttle;
 
 use std::collections::HashMap;
