@@ -61,6 +61,23 @@ pub enum GatewayError {
     /// The credentials are malformed, unknown, wrong, disabled or expired.
     #[error("{0}")]
     InvalidCredentials(Cow<'static, str>),
+    /// A private route, and no person's session (nor, where the route
+    /// takes them, an API key).
+    #[error("this route is for people: open {login} in a browser to log in (a tool needs an API key, where the route takes them)")]
+    LoginRequired {
+        /// The login path on this host.
+        login: String,
+    },
+    /// The person may not call this route (none of its roles).
+    #[error("{who} may not call route \"{route_id}\" (it needs one of the roles {roles})")]
+    PersonForbidden {
+        /// Who.
+        who: String,
+        /// The route refused.
+        route_id: String,
+        /// The roles it needs.
+        roles: String,
+    },
     /// The key may not call this route.
     #[error("API key \"{client_id}\" may not call route \"{route_id}\"")]
     Forbidden {
@@ -132,10 +149,13 @@ impl GatewayError {
             Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::MissingCredentials | Self::InvalidCredentials(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden { .. } | Self::IpForbidden { .. } | Self::CorsRefused { .. } => {
-                StatusCode::FORBIDDEN
+            Self::MissingCredentials | Self::InvalidCredentials(_) | Self::LoginRequired { .. } => {
+                StatusCode::UNAUTHORIZED
             }
+            Self::Forbidden { .. }
+            | Self::PersonForbidden { .. }
+            | Self::IpForbidden { .. }
+            | Self::CorsRefused { .. } => StatusCode::FORBIDDEN,
             Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -147,7 +167,7 @@ impl GatewayError {
     }
 
     /// Every JSON `error` code, in the order of [`GatewayError::code_index`].
-    pub const CODES: [&'static str; 15] = [
+    pub const CODES: [&'static str; 16] = [
         "route_not_found",
         "bad_request",
         "headers_too_large",
@@ -163,6 +183,7 @@ impl GatewayError {
         "ip_forbidden",
         "payload_too_large",
         "cors_refused",
+        "login_required",
     ];
 
     /// The JSON `error` code (stable, part of the contract).
@@ -178,7 +199,7 @@ impl GatewayError {
             Self::HeadersTooLarge { .. } => 2,
             Self::MissingCredentials => 3,
             Self::InvalidCredentials(_) => 4,
-            Self::Forbidden { .. } => 5,
+            Self::Forbidden { .. } | Self::PersonForbidden { .. } => 5,
             Self::QuotaExceeded { .. } => 6,
             Self::BadGateway(_) => 7,
             Self::NoHealthyTarget(_) => 8,
@@ -188,6 +209,7 @@ impl GatewayError {
             Self::IpForbidden { .. } => 12,
             Self::PayloadTooLarge { .. } => 13,
             Self::CorsRefused { .. } => 14,
+            Self::LoginRequired { .. } => 15,
         }
     }
 

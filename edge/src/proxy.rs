@@ -115,6 +115,19 @@ async fn serve(
             log(&ctx, response.status().as_u16(), ctx.refusal.as_ref(), None);
             return head::core_response(response);
         }
+        Outcome::Login(step) => {
+            let random = crate::random_secret_bytes()?;
+            let response = gateway
+                .login_step(
+                    &step,
+                    Some(&crate::provider_fetch::WorkerFetch),
+                    now_ms(),
+                    random,
+                )
+                .await;
+            log(&ctx, response.status().as_u16(), None, None);
+            return head::core_response(response);
+        }
         Outcome::Forward(forward) => forward,
     };
     // `fetch` does not say whether anything was sent: only a request that

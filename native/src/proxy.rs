@@ -236,6 +236,10 @@ async fn forward(
             let error = ctx.refusal.clone();
             return (ctx, gateway_response(response), error, None);
         }
+        Outcome::Login(step) => {
+            let response = login_step(gateway, state, &step).await;
+            return (ctx, gateway_response(response), None, None);
+        }
         Outcome::Forward(forward) => forward,
     };
     parts.version = Version::HTTP_11;
@@ -368,4 +372,23 @@ pub fn warn_backend_failure(ctx: &RequestContext, error: &GatewayError) {
         error = %error,
         "backend failure"
     );
+}
+
+/// Runs one of the gateway's login paths (private routes): it may call the
+/// identity provider.
+pub async fn login_step(
+    gateway: &Gateway,
+    state: &State,
+    step: &komainu_core::gateway::LoginStep,
+) -> http::Response<String> {
+    // Fresh random bytes; the request-id generator if the system's fail.
+    let random = random::secret_bytes().unwrap_or_else(|_| {
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(&random::request_id().bits().to_le_bytes());
+        bytes[16..].copy_from_slice(&random::request_id().bits().to_le_bytes());
+        bytes
+    });
+    gateway
+        .login_step(step, Some(&state.provider_fetch), now_ms(), random)
+        .await
 }

@@ -17,6 +17,7 @@ import { chromium } from "playwright-core";
 const require = createRequire(import.meta.url);
 const opts = JSON.parse(process.argv[2]);
 const ui = opts.ui.endsWith("/") ? opts.ui : `${opts.ui}/`;
+const proxy = opts.proxy.endsWith("/") ? opts.proxy : `${opts.proxy}/`;
 const axeSource = await readFile(require.resolve("axe-core/axe.min.js"), "utf8");
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const browser = await chromium.launch({ executablePath, args: ["--no-sandbox"] });
@@ -93,6 +94,46 @@ try {
   // Even with the login's cookie restored, the provider refuses the code.
   const replay = await page.evaluate(async (u) => (await fetch(u, { headers: { Accept: "application/json" } })).status, used);
   assert.ok(replay === 400 || replay === 401, `replayed code: ${replay}`);
+
+  step = "a private route: a tool without a session gets 401 JSON";
+  const tool = await fetch(`${proxy}private/hello`, { headers: { Accept: "application/json" } });
+  assert.equal(tool.status, 401);
+  const toolBody = await tool.json();
+  assert.equal(toolBody.error, "login_required", JSON.stringify(toolBody));
+
+  step = "a private route: a browser logs in, and the backend learns who";
+  await fresh();
+  await page.goto(`${proxy}private/hello?x=1`);
+  await page.locator("input[name=login]").waitFor();
+  await page.locator("input[name=login]").fill("vic");
+  await page.locator("input[name=password]").fill("any password");
+  await page.locator("button[type=submit]").click();
+  await page.waitForURL(`${proxy}private/hello?x=1`);
+  const echoed = JSON.parse(await page.locator("body").innerText());
+  const claim = echoed.headers["komainu-claim"];
+  assert.ok(claim, JSON.stringify(echoed.headers));
+  const payload = JSON.parse(Buffer.from(claim.split(".")[1], "base64url").toString());
+  assert.equal(payload.sub, "vic");
+  assert.equal(payload.email, "vic@example.com");
+  assert.equal(payload.name, "Vic Viewer");
+  assert.deepEqual(payload.roles, ["komainu-viewers"]);
+  assert.equal(payload.authModule, "corp");
+  assert.equal(payload.aud, "private");
+  const forwardedCookies = echoed.headers.cookie || "";
+  assert.ok(!/komainu_/.test(forwardedCookies), `no cookie of the gateway's reaches the backend: ${forwardedCookies}`);
+  const userCookie = (await page.context().cookies(proxy)).find((c) => c.name === "komainu_user");
+  assert.ok(userCookie && userCookie.httpOnly && userCookie.sameSite === "Lax", JSON.stringify(userCookie));
+  await shot("private-route");
+
+  step = "a private route: log out (here and at the provider), and be sent to log in again";
+  await page.goto(`${proxy}.well-known/komainu/logout`);
+  await page.getByRole("button", { name: "Yes, sign me out" }).click();
+  await page.getByRole("heading", { name: "You are logged out" }).waitFor();
+  await shot("private-logged-out");
+  assert.ok(!(await page.context().cookies(proxy)).some((c) => c.name === "komainu_user" && c.value));
+  await page.goto(`${proxy}private/hello`);
+  await page.locator("input[name=login]").waitFor(); // the provider asks again
+  assert.ok(!page.url().startsWith(proxy), `sent to the provider, not the route: ${page.url()}`);
 
   step = "a viewer logs in; every change is refused";
   await fresh();

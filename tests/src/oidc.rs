@@ -20,12 +20,19 @@ impl OidcProvider {
     /// Starts the provider with one static client, `komainu` (secret
     /// [`CLIENT_SECRET`]), allowed to come back to `redirect_uris`.
     pub fn start(redirect_uris: &[String]) -> Self {
+        Self::start_with(redirect_uris, &[])
+    }
+
+    /// [`OidcProvider::start`], the client also allowed to send people
+    /// back to `post_logout_redirect_uris` after logging out.
+    pub fn start_with(redirect_uris: &[String], post_logout_redirect_uris: &[String]) -> Self {
         let root = root();
         let options = serde_json::json!({
             "clients": [{
                 "client_id": "komainu",
                 "client_secret": CLIENT_SECRET,
                 "redirect_uris": redirect_uris,
+                "post_logout_redirect_uris": post_logout_redirect_uris,
             }],
         });
         let mut child = Command::new(root.join("node_modules/.bin/node"))

@@ -142,6 +142,24 @@ impl Entity for crate::model::AuthModule {
         &mut doc.auth_modules
     }
 
+    /// A module a private route logs people in with stays.
+    fn check_delete(doc: &Document, id: &str) -> Result<(), AdminError> {
+        let users: Vec<String> = doc
+            .routes
+            .iter()
+            .filter(|r| r.auth.as_ref().is_some_and(|a| a.module == id))
+            .map(|r| format!("route \"{}\"", r.id))
+            .collect();
+        if users.is_empty() {
+            Ok(())
+        } else {
+            Err(AdminError::conflict(format!(
+                "auth module \"{id}\" is still used by {}; change their auth first",
+                users.join(", ")
+            )))
+        }
+    }
+
     /// Neither password hashes nor the sealed client secret are shown:
     /// `passwordSet` / `clientSecretSet` say whether there is one.
     fn view(&self) -> Value {

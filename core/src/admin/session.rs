@@ -320,11 +320,15 @@ pub fn named_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (n, value) = pair.trim().split_once('=')?;
-            (n == name).then_some(value.trim_matches('"'))
-        })
+        .find_map(|v| named_cookie_in(v, name))
+}
+
+/// The value of the cookie `name` in one `Cookie` header value.
+pub fn named_cookie_in<'c>(cookies: &'c str, name: &str) -> Option<&'c str> {
+    cookies.split(';').find_map(|pair| {
+        let (n, value) = pair.trim().split_once('=')?;
+        (n == name).then_some(value.trim_matches('"'))
+    })
 }
 
 /// The session a request carries: valid, current, of an admin key that

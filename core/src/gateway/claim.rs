@@ -25,6 +25,36 @@ impl ClaimSigner {
         }
     }
 
+    /// The claim for a person's call on a private route: `sub` is the
+    /// person's subject, with `email`, `name`, `roles` and `authModule`
+    /// beside the usual `iss`, `aud`, `iat`, `exp`, `jti`.
+    pub fn sign_person(
+        &self,
+        person: &crate::login::Person,
+        aud: &str,
+        now_ms: u64,
+        jti: &str,
+    ) -> String {
+        let iat = now_ms / 1000;
+        let mut claims = serde_json::json!({
+            "iss": serde_json::from_str::<serde_json::Value>(&self.issuer_json).unwrap_or_default(),
+            "sub": person.subject,
+            "aud": aud,
+            "iat": iat,
+            "exp": iat + self.ttl_s,
+            "jti": jti,
+            "authModule": person.module,
+            "roles": person.roles,
+        });
+        if let Some(email) = &person.email {
+            claims["email"] = email.as_str().into();
+        }
+        if let Some(name) = &person.name {
+            claims["name"] = name.as_str().into();
+        }
+        jwt::sign(&self.key, claims.to_string().as_bytes())
+    }
+
     /// The claim for one call: `iss`, `sub` (absent for public routes),
     /// `aud` (the route id), `iat`, `exp`, `jti` (the request id). Ids are
     /// validated to need no JSON escaping.

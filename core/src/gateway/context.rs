@@ -110,6 +110,8 @@ pub struct RequestContext {
     /// Targets that went down or came back while this request ran (their
     /// alerts are raised by the log phase).
     pub health_changes: Vec<super::health::HealthChange>,
+    /// The person calling a private route (their session).
+    pub person: Option<Box<crate::login::Person>>,
 }
 
 impl RequestContext {
@@ -135,6 +137,7 @@ impl RequestContext {
             tried: 0,
             retries: 0,
             health_changes: Vec::new(),
+            person: None,
         }
     }
 }
@@ -145,6 +148,9 @@ pub enum Decision<'g> {
     Forward(super::Forwarding<'g>),
     /// The route answers itself (a redirect, a static response): send this.
     Answer(http::Response<String>),
+    /// One of the gateway's login paths (private routes): run it with
+    /// [`crate::Gateway::login_step`] and send its answer.
+    Login(super::LoginStep),
 }
 
 impl std::fmt::Debug for Decision<'_> {
@@ -154,6 +160,7 @@ impl std::fmt::Debug for Decision<'_> {
                 write!(f, "Forward({})", forwarding.target.authority)
             }
             Decision::Answer(response) => write!(f, "Answer({})", response.status()),
+            Decision::Login(step) => write!(f, "Login({step:?})"),
         }
     }
 }
@@ -165,6 +172,9 @@ pub enum Outcome {
     Respond(http::Response<String>),
     /// Send the rewritten request head (uri, headers) to the backend.
     Forward(Forward),
+    /// One of the gateway's login paths (private routes): run it with
+    /// [`crate::Gateway::login_step`] and send its answer.
+    Login(super::LoginStep),
 }
 
 /// How to forward: the request head itself was rewritten in place.

@@ -24,6 +24,7 @@ pub mod cors;
 mod head;
 pub mod health;
 mod log;
+pub mod login;
 mod phases;
 mod reply;
 mod retry;
@@ -39,6 +40,7 @@ pub use claim::ClaimSigner;
 pub use context::{ClientInfo, Decision, Forward, Outcome, RequestContext, RequestId};
 pub use head::{HeaderLookup, RequestHead};
 pub use log::{health_event, Exchange, Timings};
+pub use login::LoginStep;
 pub use reply::{response_headers, varies_by_origin};
 pub use retry::{HealthProbe, Retry, RouteHealth, TargetHealthEntry};
 pub use timeouts::{Timeout, Timeouts};
@@ -81,6 +83,10 @@ pub struct Gateway {
     exporters: Vec<CompiledExporter>,
     /// The auth modules (people's logins).
     logins: crate::login::Directory,
+    /// Signs people's sessions on private routes.
+    route_sessions: crate::admin::SessionKey,
+    /// Some route is private: the gateway's login paths answer.
+    private_routes: bool,
     /// The document compiled (secrets in their stored forms): what an
     /// instance writes back to a shared store that lost it.
     source: std::sync::Arc<Document>,
@@ -93,6 +99,8 @@ pub(crate) struct CompiledRoute {
     /// The route's counters (carried from revision to revision).
     stats: std::sync::Arc<RouteStats>,
     public: bool,
+    /// A private route: people log in first.
+    login: Option<login::RouteLogin>,
     /// Sorted group indexes.
     groups: Vec<usize>,
     /// The targets and how one is chosen.
@@ -140,6 +148,11 @@ impl CompiledRoute {
             name: std::sync::Arc::from(route.name.as_str()),
             stats: std::sync::Arc::default(),
             public: route.public,
+            login: route.auth.as_ref().map(|a| login::RouteLogin {
+                module: a.module.as_str().into(),
+                api_keys: a.api_keys,
+                roles: a.roles.clone(),
+            }),
             groups,
             balancer: balance::Balancer::new(&route.backend),
             retries: retry::RetryPolicy::new(&route.backend.retries),
@@ -213,6 +226,8 @@ impl Gateway {
             per_key_metrics: doc.settings.metrics.per_key,
             exporters: compile_exporters(&doc.exporters, sealing)?,
             logins: crate::login::Directory::compile(doc, sealing),
+            route_sessions: login::session_key(claim_secret),
+            private_routes: doc.routes.iter().any(|r| r.enabled && r.auth.is_some()),
             source: std::sync::Arc::new(doc.clone()),
         })
     }

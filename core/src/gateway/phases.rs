@@ -58,6 +58,7 @@ impl Gateway {
         let forwarding = match decision {
             Ok(Decision::Forward(forwarding)) => forwarding,
             Ok(Decision::Answer(response)) => return (ctx, Outcome::Respond(response)),
+            Ok(Decision::Login(step)) => return (ctx, Outcome::Login(step)),
             Err(error) => return self.refuse(ctx, error),
         };
         // (Upgrade is hop-by-hop: read before the head is rewritten.)
@@ -119,6 +120,11 @@ impl Gateway {
         ctx.trace =
             TraceContext::continue_or_start(head.first("traceparent"), ctx.request_id.bits());
         self.check_head(head)?;
+        // The gateway's own login paths (only when some route is private).
+        if let Some(step) = self.login_path(head, client.tls) {
+            ctx.answered = true;
+            return Ok(Decision::Login(step));
+        }
         // A CORS preflight asks about another method than its own.
         // (Headers are looked at only for OPTIONS and on CORS routes: the
         // other requests pay nothing for CORS.)
@@ -172,6 +178,47 @@ impl Gateway {
             return Ok(Decision::Answer(response));
         }
         self.maintenance(route)?;
+        // A private route: a person's session, or (where the route takes
+        // them) an API key; else a browser goes to log in.
+        if let Some(login) = &self.routes[route].login {
+            match self.person_of(login, head, ctx.received_ms) {
+                Some(person) => {
+                    if !login.roles.is_empty()
+                        && !person.roles.iter().any(|r| login.roles.contains(r))
+                    {
+                        return Err(GatewayError::PersonForbidden {
+                            who: person.label(),
+                            route_id: self.routes[route].id.to_string(),
+                            roles: login.roles.join(", "),
+                        });
+                    }
+                    ctx.person = Some(Box::new(person));
+                    self.body_size(route, head)?;
+                    let drop_authorization = !self.routes[route].pass_authorization
+                        && head
+                            .first("authorization")
+                            .is_some_and(credentials::is_gateway_scheme);
+                    return self
+                        .forward(route, None, drop_authorization, head, ctx)
+                        .map(Decision::Forward);
+                }
+                None if login.api_keys && credentials::extract(head).ok().flatten().is_some() => {}
+                None => {
+                    let navigation =
+                        matches!(*head.method(), http::Method::GET | http::Method::HEAD)
+                            && head.first("accept").is_some_and(|a| {
+                                a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html"))
+                            });
+                    if navigation {
+                        ctx.answered = true;
+                        return Ok(Decision::Answer(self.login_redirect(login, head)));
+                    }
+                    return Err(GatewayError::LoginRequired {
+                        login: format!("{}login/{}", super::login::PREFIX, login.module),
+                    });
+                }
+            }
+        }
         let caller = match self.authenticate(route, head, ctx.received_ms) {
             Ok(caller) => caller,
             Err(error) => {
@@ -393,12 +440,18 @@ impl Gateway {
             .ok_or_else(|| GatewayError::NoHealthyTarget(r.id.to_string()))?;
         ctx.target = Some(chosen);
         let target = r.balancer.target(chosen);
-        let claim = self.claim.sign(
-            caller.map(|c| &*c.key.client_id),
-            &r.id,
-            ctx.received_ms,
-            ctx.request_id.as_str(),
-        );
+        let claim = match &ctx.person {
+            Some(person) => {
+                self.claim
+                    .sign_person(person, &r.id, ctx.received_ms, ctx.request_id.as_str())
+            }
+            None => self.claim.sign(
+                caller.map(|c| &*c.key.client_id),
+                &r.id,
+                ctx.received_ms,
+                ctx.request_id.as_str(),
+            ),
+        };
         Ok(Forwarding {
             target,
             timeouts: r.timeouts,

@@ -75,6 +75,7 @@ fn error_of(outcome: Outcome) -> (StatusCode, serde_json::Value, http::HeaderMap
             )
         }
         Outcome::Forward(_) => panic!("forwarded"),
+        Outcome::Login(step) => panic!("a login path: {step:?}"),
     }
 }
 

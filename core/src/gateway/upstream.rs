@@ -44,9 +44,10 @@ const SET_BY_GATEWAY: [&str; 7] = [
 /// The gateway's own cookies (the web UI's session): a browser sends them
 /// to every port of the host that set them, and they never reach a
 /// backend.
-const GATEWAY_COOKIES: [&str; 2] = [
+const GATEWAY_COOKIES: [&str; 3] = [
     crate::admin::session::COOKIE,
     crate::login::oidc::FLOW_COOKIE,
+    super::login::USER_COOKIE,
 ];
 
 /// A `Cookie` header value without the gateway's own cookies, when it

@@ -26,7 +26,7 @@ pub use exporter::{Exporter, ExporterKind};
 pub use group::Group;
 pub use route::{
     Backend, CircuitBreaker, Cors, HeaderChanges, HealthCheck, LoadBalancing, Redirect, Retries,
-    Route, StaticResponse, Strategy, Target, Timeouts, MAX_TARGETS,
+    Route, RouteAuth, StaticResponse, Strategy, Target, Timeouts, MAX_TARGETS,
 };
 pub use settings::{AlertSettings, MaintenanceSettings, MetricsSettings, QuotaFailure, Settings};
 pub use validate::{

@@ -31,6 +31,10 @@ pub struct Route {
     /// `true`: no API key needed.
     #[serde(default)]
     pub public: bool,
+    /// A route for people: they log in through this auth module first
+    /// (see the README's private routes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<RouteAuth>,
     /// Groups this route belongs to.
     #[serde(default)]
     pub groups: Vec<String>,
@@ -197,6 +201,7 @@ impl Default for Route {
             methods: Vec::new(),
             backend: Backend::default(),
             public: false,
+            auth: None,
             groups: Vec::new(),
             quota_failure: None,
             pass_authorization: false,
@@ -530,4 +535,19 @@ fn yes() -> bool {
 
 fn one() -> u32 {
     1
+}
+
+/// What a private route asks of its callers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteAuth {
+    /// The auth module people log in with (an `oidc` module).
+    pub module: String,
+    /// Callers with an API key are let in too, as on an ordinary route.
+    #[serde(default)]
+    pub api_keys: bool,
+    /// Only people with one of these roles (empty: anyone the module lets in).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }

@@ -153,6 +153,39 @@ pub(crate) fn check_document(doc: &Document) -> Result<(), ValidationErrors> {
         }
         super::exporter::check_exporter(&mut c, &at, exporter);
     }
+    for (i, route) in doc.routes.iter().enumerate() {
+        let Some(auth) = &route.auth else { continue };
+        let at = format!("routes[{i}].auth");
+        match doc.auth_modules.iter().find(|m| m.id == auth.module) {
+            None => c.fail(
+                format!("{at}.module"),
+                format!("no auth module \"{}\": create it first (/api/auth-modules)", auth.module),
+            ),
+            Some(m) if m.kind != super::AuthKind::Oidc => c.fail(
+                format!("{at}.module"),
+                format!(
+                    "auth module \"{}\" is {}: a private route logs people in through an OpenID provider (an oidc module)",
+                    auth.module,
+                    m.kind.name()
+                ),
+            ),
+            Some(_) => {}
+        }
+        if route.public {
+            c.fail(
+                format!("routes[{i}].public"),
+                "a private route (auth) is not public: remove one of them",
+            );
+        }
+        for (j, r) in auth.roles.iter().enumerate() {
+            if r.is_empty() || r.len() > 256 || r.chars().any(char::is_control) {
+                c.fail(
+                    format!("{at}.roles[{j}]"),
+                    "a role is 1 to 256 visible characters",
+                );
+            }
+        }
+    }
     let mut module_ids = HashSet::new();
     for (i, module) in doc.auth_modules.iter().enumerate() {
         let at = format!("authModules[{i}]");

@@ -232,10 +232,18 @@ async fn serve(
     let is_head = *req.method() == Method::HEAD;
     let idempotent = is_idempotent(req.method());
     let expects_continue = req.expects_continue;
+    let decision = match decision {
+        Ok(Decision::Login(step)) => Ok(Decision::Answer(
+            crate::proxy::login_step(gateway, state, &step).await,
+        )),
+        other => other,
+    };
     let mut forwarding = match decision {
         Ok(Decision::Forward(forwarding)) => forwarding,
+        Ok(Decision::Login(_)) => return Next::Close,
         Ok(Decision::Answer(response)) => {
-            // The route answers itself (redirect, static response).
+            // The route answers itself (redirect, static response), or a
+            // login path of the gateway's answered (private routes).
             buf.consume(head_len);
             let keep = !client_close && skip_buffered_body(buf, framing);
             tally.status = response.status().as_u16();
