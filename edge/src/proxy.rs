@@ -43,7 +43,7 @@ pub async fn handle(
 }
 
 async fn serve(
-    req: Request,
+    mut req: Request,
     env: &Env,
     settings: &Settings,
     events: &EdgeEvents,
@@ -117,9 +117,18 @@ async fn serve(
         }
         Outcome::Login(step) => {
             let random = crate::random_secret_bytes()?;
+            let mut form = Vec::new();
+            if step.wants_body() {
+                if let Ok(bytes) = req.bytes().await {
+                    if bytes.len() <= komainu_core::gateway::login::MAX_FORM_BYTES {
+                        form = bytes;
+                    }
+                }
+            }
             let response = gateway
                 .login_step(
                     &step,
+                    &form,
                     Some(&crate::provider_fetch::WorkerFetch),
                     now_ms(),
                     random,

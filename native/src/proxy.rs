@@ -237,7 +237,18 @@ async fn forward(
             return (ctx, gateway_response(response), error, None);
         }
         Outcome::Login(step) => {
-            let response = login_step(gateway, state, &step).await;
+            let form = if step.wants_body() {
+                http_body_util::BodyExt::collect(http_body_util::Limited::new(
+                    body,
+                    komainu_core::gateway::login::MAX_FORM_BYTES,
+                ))
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default()
+            } else {
+                Bytes::new()
+            };
+            let response = login_step(gateway, state, &step, &form).await;
             return (ctx, gateway_response(response), None, None);
         }
         Outcome::Forward(forward) => forward,
@@ -380,6 +391,7 @@ pub async fn login_step(
     gateway: &Gateway,
     state: &State,
     step: &komainu_core::gateway::LoginStep,
+    body: &[u8],
 ) -> http::Response<String> {
     // Fresh random bytes; the request-id generator if the system's fail.
     let random = random::secret_bytes().unwrap_or_else(|_| {
@@ -389,6 +401,6 @@ pub async fn login_step(
         bytes
     });
     gateway
-        .login_step(step, Some(&state.provider_fetch), now_ms(), random)
+        .login_step(step, body, Some(&state.provider_fetch), now_ms(), random)
         .await
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 use http::{Method, StatusCode};
 use komainu_e2e::oidc::OidcProvider;
 use komainu_e2e::worker::root;
-use komainu_e2e::{Admin, Komainu, Upstream, Worker};
+use komainu_e2e::{Admin, Client, Komainu, Upstream, Worker};
 
 /// Creates the modules the scenario uses, `corp` (the provider) and
 /// `down` (a provider that does not answer), and the private route
@@ -53,6 +53,108 @@ async fn configure(admin: &Admin, provider: &OidcProvider, up: &Upstream) {
     assert_eq!(shown.json()["clientSecretSet"], true);
 }
 
+/// A private route for the local module `staff`: a tool gets 401, the
+/// gateway's form (posted from the route's host) opens a session, the
+/// backend learns who; `proxy` is the proxy's base URL (with its slash).
+async fn local_private_route(admin: &Admin, proxy: &str, up: &Upstream) {
+    admin
+        .create(
+            "/api/auth-modules",
+            serde_json::json!({ "id": "staff", "name": "Staff", "kind": "local", "users": [
+                { "username": "alice", "password": "alice's password", "email": "alice@example.com", "roles": ["team"] }
+            ] }),
+        )
+        .await;
+    admin
+        .create(
+            "/api/routes",
+            serde_json::json!({
+                "id": "team", "paths": ["/team", "/team/{*rest}"],
+                "auth": { "module": "staff", "roles": ["team"] },
+                "backend": { "targets": [{ "url": up.url() }] },
+            }),
+        )
+        .await;
+    let c = Client::default();
+    let r = c
+        .get(&format!("{proxy}team/x"), &[("accept", "application/json")])
+        .await;
+    r.expect_status(StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json()["error"], "login_required");
+    let r = c
+        .get(&format!("{proxy}team/x"), &[("accept", "text/html")])
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(
+        r.headers["location"],
+        "/.well-known/komainu/login/staff?back=%2Fteam%2Fx"
+    );
+    let form = c
+        .get(
+            &format!("{proxy}.well-known/komainu/login/staff?back=%2Fteam%2Fx"),
+            &[],
+        )
+        .await;
+    form.expect_status(StatusCode::OK);
+    assert!(String::from_utf8_lossy(&form.body).contains("Log in with Staff"));
+    let origin = proxy.trim_end_matches('/');
+    let post = |body: &'static str, origin: String| {
+        let c = c.clone();
+        let url = format!("{proxy}.well-known/komainu/login/staff");
+        async move {
+            c.send(
+                Method::POST,
+                &url,
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("origin", &origin),
+                ],
+                bytes::Bytes::from_static(body.as_bytes()),
+            )
+            .await
+        }
+    };
+    let good = "username=alice&password=alice%27s+password&back=%2Fteam%2Fx";
+    let r = post(good, "http://evil.example".into()).await;
+    r.expect_status(StatusCode::FORBIDDEN);
+    let r = post("username=alice&password=wrong&back=%2F", origin.into()).await;
+    r.expect_status(StatusCode::UNAUTHORIZED);
+    assert!(r.headers.get("set-cookie").is_none());
+    let r = post(good, origin.into()).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers["location"], "/team/x");
+    let cookie = r.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let r = c
+        .get(
+            &format!("{proxy}team/x"),
+            &[("cookie", &format!("a=1; {cookie}"))],
+        )
+        .await;
+    r.expect_status(StatusCode::OK);
+    let echoed = r.json();
+    assert_eq!(
+        echoed["headers"]["cookie"], "a=1",
+        "the gateway's cookie stays with it"
+    );
+    let claim = echoed["headers"]["komainu-claim"].as_str().unwrap();
+    use base64::Engine as _;
+    let payload: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claim.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(payload["sub"], "alice");
+    assert_eq!(payload["email"], "alice@example.com");
+    assert_eq!(payload["authModule"], "staff");
+}
+
 fn drive(deployment: &str, ui: &str, proxy: &str) {
     let root = root();
     let shots = root.join("target/ui-screenshots").join(deployment);
@@ -88,6 +190,7 @@ async fn people_log_in_to_the_native_ui_through_an_openid_provider() {
         &[gw.url("/.well-known/komainu/logged-out")],
     );
     configure(&admin, &provider, &up).await;
+    local_private_route(&admin, &gw.url("/"), &up).await;
     let (ui, proxy) = (gw.admin_url("/"), gw.url("/"));
     tokio::task::spawn_blocking(move || drive("native", &ui, &proxy))
         .await
@@ -108,6 +211,7 @@ async fn people_log_in_to_the_worker_ui_through_an_openid_provider() {
         &[worker.url("/.well-known/komainu/logged-out")],
     );
     configure(&admin, &provider, &up).await;
+    local_private_route(&admin, &worker.url("/"), &up).await;
     let (ui, proxy) = (worker.url("/_komainu/"), worker.url("/"));
     tokio::task::spawn_blocking(move || drive("worker", &ui, &proxy))
         .await

@@ -62,6 +62,22 @@ pub struct LoginStep {
     query: Option<String>,
     /// The `Cookie` header.
     cookies: Option<String>,
+    /// `POST` (a local user's login form), else `GET`.
+    post: bool,
+    /// The `Origin` header (a form post must come from this host).
+    sent_from: Option<String>,
+}
+
+/// Largest login form body read ([`LoginStep::wants_body`]).
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
+impl LoginStep {
+    /// Whether this step reads the request body (a login form posted):
+    /// the adapter reads up to [`MAX_FORM_BYTES`] of it for
+    /// [`Gateway::login_step`].
+    pub fn wants_body(&self) -> bool {
+        self.post
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +101,9 @@ struct Ticket {
     nm: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     r: Vec<String>,
+    /// A local user's password stamp (their password changed: over).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    st: String,
     /// The host it was issued for.
     h: String,
     iat: u64,
@@ -124,7 +143,7 @@ impl Gateway {
             name: t.nm,
             roles: t.r,
         };
-        let (person, _) = self.logins.check_session(&person, "", t.iat).ok()?;
+        let (person, _) = self.logins.check_session(&person, &t.st, t.iat).ok()?;
         Some(person)
     }
 
@@ -155,6 +174,11 @@ impl Gateway {
                 .first("cookie")
                 .and_then(|c| std::str::from_utf8(c).ok())
                 .map(str::to_owned),
+            post: *head.method() == http::Method::POST,
+            sent_from: head
+                .first("origin")
+                .and_then(|c| std::str::from_utf8(c).ok())
+                .map(str::to_owned),
         })
     }
 
@@ -179,10 +203,18 @@ impl Gateway {
     pub async fn login_step(
         &self,
         step: &LoginStep,
+        body: &[u8],
         fetch: Option<&DynFetch>,
         now_ms: u64,
         random: [u8; 32],
     ) -> Response<String> {
+        if let Action::Start(id) = &step.action {
+            if let Ok(module) = self.logins.module(id) {
+                if module.kind() == crate::model::AuthKind::Local {
+                    return self.local_login(step, id, module, body, now_ms);
+                }
+            }
+        }
         match self.run_step(step, fetch, now_ms, random).await {
             Ok(response) => response,
             Err((status, title, message)) => page(status, title, &message, None),
@@ -329,36 +361,167 @@ impl Gateway {
                     .split_once("://")
                     .map_or("", |(_, h)| h)
                     .to_owned();
-                let ticket = Ticket {
-                    m: person.module.clone(),
-                    s: person.subject.clone(),
-                    e: person.email.clone(),
-                    nm: person.name.clone(),
-                    r: person
-                        .roles
-                        .iter()
-                        .take(crate::login::MAX_SESSION_ROLES)
-                        .cloned()
-                        .collect(),
-                    h: host,
-                    iat: now_ms,
-                    exp: now_ms.saturating_add(module.session_ms()),
-                };
-                let token = self.route_sessions.sign_token(
-                    SESSION_PURPOSE,
-                    &serde_json::to_vec(&ticket).unwrap_or_default(),
-                );
-                let mut response = redirect(&flow.back, StatusCode::SEE_OTHER);
-                let headers = response.headers_mut();
-                headers.append(
-                    http::header::SET_COOKIE,
-                    user_cookie(Some(&token), module.session_ms() / 1000, secure),
-                );
-                headers.append(http::header::SET_COOKIE, flow_cookie(None, secure));
+                let mut response =
+                    self.open_session(&person, "", &host, module, &flow.back, now_ms, secure);
+                response
+                    .headers_mut()
+                    .append(http::header::SET_COOKIE, flow_cookie(None, secure));
                 Ok(response)
             }
         }
     }
+}
+
+impl Gateway {
+    /// The session cookie of `person` on `host`, and the way `back`.
+    #[allow(clippy::too_many_arguments)]
+    fn open_session(
+        &self,
+        person: &Person,
+        stamp: &str,
+        host: &str,
+        module: &crate::login::Module,
+        back: &str,
+        now_ms: u64,
+        secure: bool,
+    ) -> Response<String> {
+        let ticket = Ticket {
+            m: person.module.clone(),
+            s: person.subject.clone(),
+            e: person.email.clone(),
+            nm: person.name.clone(),
+            r: person
+                .roles
+                .iter()
+                .take(crate::login::MAX_SESSION_ROLES)
+                .cloned()
+                .collect(),
+            st: stamp.to_owned(),
+            h: host.to_owned(),
+            iat: now_ms,
+            exp: now_ms.saturating_add(module.session_ms()),
+        };
+        let token = self.route_sessions.sign_token(
+            SESSION_PURPOSE,
+            &serde_json::to_vec(&ticket).unwrap_or_default(),
+        );
+        let mut response = redirect(back, StatusCode::SEE_OTHER);
+        response.headers_mut().append(
+            http::header::SET_COOKIE,
+            user_cookie(Some(&token), module.session_ms() / 1000, secure),
+        );
+        response
+    }
+
+    /// A local module's login on a private route's host: `GET` shows the
+    /// form, `POST` checks the password (throttled as on the admin API,
+    /// per instance) and opens the session.
+    fn local_login(
+        &self,
+        step: &LoginStep,
+        id: &str,
+        module: &crate::login::Module,
+        body: &[u8],
+        now_ms: u64,
+    ) -> Response<String> {
+        let secure = step.origin.starts_with("https://");
+        let host = step.origin.split_once("://").map_or("", |(_, h)| h);
+        if !step.post {
+            let back = query_param(step.query.as_deref(), "back").unwrap_or_else(|| "/".into());
+            if !is_safe_path(&back) {
+                return page(
+                    StatusCode::BAD_REQUEST,
+                    "This login cannot go on",
+                    "a login goes back to a page of this site only (/…): another target is refused",
+                    None,
+                );
+            }
+            return login_form(StatusCode::OK, id, module.name(), &back, None);
+        }
+        // A login form posted from another site is refused (login CSRF).
+        if step.sent_from.as_deref() != Some(step.origin.as_str()) {
+            return page(
+                StatusCode::FORBIDDEN,
+                "This login cannot go on",
+                "the login form must be sent from this site's own page",
+                None,
+            );
+        }
+        let form = |name: &str| {
+            openidconnect::url::form_urlencoded::parse(body)
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let (username, password) = (
+            form("username").unwrap_or_default(),
+            form("password").unwrap_or_default(),
+        );
+        let back = form("back")
+            .filter(|b| is_safe_path(b))
+            .unwrap_or_else(|| "/".into());
+        let key = format!("route:{id}/{username}");
+        if let Err(wait_ms) = self.login_throttle.check(&key, now_ms) {
+            return login_form(
+                StatusCode::TOO_MANY_REQUESTS,
+                id,
+                module.name(),
+                &back,
+                Some(&format!(
+                    "Too many failed logins for this user: try again in {} s.",
+                    wait_ms.div_ceil(1000).max(1)
+                )),
+            );
+        }
+        match self.logins.verify_password(id, &username, &password) {
+            Ok((person, stamp)) => {
+                self.login_throttle.succeeded(&key);
+                self.open_session(&person, &stamp, host, module, &back, now_ms, secure)
+            }
+            Err(_) => {
+                let message = match self.login_throttle.failed(&key, now_ms) {
+                    Some(wait_ms) => format!(
+                        "Too many failed logins for this user: try again in {} s.",
+                        wait_ms.div_ceil(1000).max(1)
+                    ),
+                    None => "Wrong username or password.".to_owned(),
+                };
+                login_form(
+                    StatusCode::UNAUTHORIZED,
+                    id,
+                    module.name(),
+                    &back,
+                    Some(&message),
+                )
+            }
+        }
+    }
+}
+
+/// The login form of a local module on a private route's host.
+fn login_form(
+    status: StatusCode,
+    id: &str,
+    name: &str,
+    back: &str,
+    error: Option<&str>,
+) -> Response<String> {
+    let esc = crate::text::escape_html;
+    let error = error.map_or(String::new(), |e| {
+        format!("<p role=\"alert\">{}</p>", esc(e))
+    });
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Log in · {n}</title></head><body><main><h1>Log in with {n}</h1>{error}<form method=\"post\" action=\"{PREFIX}login/{i}\"><input type=\"hidden\" name=\"back\" value=\"{b}\"><p><label for=\"username\">Username</label><br><input id=\"username\" name=\"username\" autocomplete=\"username\" required></p><p><label for=\"password\">Password</label><br><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></p><p><button type=\"submit\">Log in</button></p></form></main></body></html>",
+        n = esc(name),
+        i = esc(id),
+        b = esc(back),
+    );
+    let mut response = page(status, "", "", None);
+    *response.body_mut() = body;
+    response.headers_mut().insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    response
 }
 
 fn oidc_page(e: OidcError) -> (StatusCode, &'static str, String) {
@@ -506,6 +669,7 @@ mod tests {
             e: Some("ann@example.com".into()),
             nm: Some("Ann \"A\" Admin".into()),
             r: roles.iter().map(|r| (*r).into()).collect(),
+            st: String::new(),
             h: host.into(),
             iat,
             exp,
@@ -683,6 +847,118 @@ mod tests {
                 ("komainu-client-secret", "wrong-secret-0123456789"),
             ],
         );
+        assert_eq!(status(&outcome), 401);
+    }
+
+    fn step_of(gw: &Gateway, method: Method, uri: &str, headers: &[(&str, &str)]) -> LoginStep {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "wiki.test");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let mut parts = b.body(()).unwrap().into_parts().0;
+        let client = ClientInfo {
+            addr: None,
+            tls: false,
+        };
+        let (_, outcome) = block_on(gw.handle_request(
+            &MemoryCounterStore::new(),
+            &mut parts,
+            &client,
+            NOW,
+            RequestId::from_random(9),
+        ));
+        match outcome {
+            Outcome::Login(step) => step,
+            _ => panic!("a login step"),
+        }
+    }
+
+    fn local_doc(password: &str) -> Document {
+        let mut doc = Document::load(
+            serde_json::json!({
+                "format": 1,
+                "authModules": [{ "id": "staff", "name": "Staff", "kind": "local",
+                    "users": [{ "username": "alice", "password": password, "roles": ["staff"], "email": "alice@example.com" }] }],
+                "routes": [{ "id": "wiki", "hosts": ["wiki.test"], "paths": ["/{*rest}"],
+                             "auth": { "module": "staff" },
+                             "backend": { "targets": [{ "url": "http://10.0.0.9" }] } }],
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        crate::login::hash_passwords(&mut doc, &[5; 32]).unwrap();
+        doc
+    }
+
+    #[test]
+    fn a_local_user_logs_in_on_the_route_host_with_a_form() {
+        let gw = Gateway::compile(&local_doc("alice's password"), CLAIM_SECRET, None).unwrap();
+        // A browser is sent to the module's login path; the form comes back to the page.
+        let (outcome, _) = call(&gw, &[("accept", "text/html")]);
+        let Outcome::Respond(r) = outcome else {
+            panic!("answered")
+        };
+        assert_eq!(
+            r.headers()[http::header::LOCATION],
+            "/.well-known/komainu/login/staff?back=%2Fpage%3Fx%3D1"
+        );
+        let form = step_of(
+            &gw,
+            Method::GET,
+            "/.well-known/komainu/login/staff?back=%2Fpage%3Fx%3D1",
+            &[],
+        );
+        let r = block_on(gw.login_step(&form, b"", None, NOW, [1; 32]));
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.body().contains("name=\"back\" value=\"/page?x=1\""),
+            "{}",
+            r.body()
+        );
+        let post = |origin: &str, body: &str| {
+            let step = step_of(
+                &gw,
+                Method::POST,
+                "/.well-known/komainu/login/staff",
+                &[("origin", origin)],
+            );
+            block_on(gw.login_step(&step, body.as_bytes(), None, NOW, [1; 32]))
+        };
+        let good = "username=alice&password=alice%27s+password&back=%2Fpage%3Fx%3D1";
+        // From another site: refused (login CSRF).
+        let r = post("http://evil.test", good);
+        assert_eq!(r.status(), 403);
+        assert!(r.headers().get(http::header::SET_COOKIE).is_none());
+        let r = post("http://wiki.test", "username=alice&password=nope&back=%2F");
+        assert_eq!(r.status(), 401);
+        assert!(r.body().contains("Wrong username or password."));
+        assert!(r.headers().get(http::header::SET_COOKIE).is_none());
+        // Another site as the way back: the session opens, the browser stays here.
+        let r = post(
+            "http://wiki.test",
+            "username=alice&password=alice%27s+password&back=https%3A%2F%2Fevil.test%2F",
+        );
+        assert_eq!(r.headers()[http::header::LOCATION], "/");
+        let r = post("http://wiki.test", good);
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()[http::header::LOCATION], "/page?x=1");
+        let cookie = r.headers()[http::header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let (outcome, parts) = call(&gw, &[("cookie", &cookie)]);
+        assert_eq!(status(&outcome), 0, "forwarded");
+        assert!(parts.headers.get("cookie").is_none());
+        // A new password ends the session.
+        let gw = Gateway::compile(&local_doc("a new password!"), CLAIM_SECRET, None).unwrap();
+        let (outcome, _) = call(&gw, &[("cookie", &cookie)]);
         assert_eq!(status(&outcome), 401);
     }
 

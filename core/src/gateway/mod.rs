@@ -87,6 +87,8 @@ pub struct Gateway {
     route_sessions: crate::admin::SessionKey,
     /// Some route is private: the gateway's login paths answer.
     private_routes: bool,
+    /// Failed logins on private routes' hosts (carried across revisions).
+    login_throttle: std::sync::Arc<crate::login::LoginThrottle>,
     /// The document compiled (secrets in their stored forms): what an
     /// instance writes back to a shared store that lost it.
     source: std::sync::Arc<Document>,
@@ -228,6 +230,7 @@ impl Gateway {
             logins: crate::login::Directory::compile(doc, sealing),
             route_sessions: login::session_key(claim_secret),
             private_routes: doc.routes.iter().any(|r| r.enabled && r.auth.is_some()),
+            login_throttle: std::sync::Arc::default(),
             source: std::sync::Arc::new(doc.clone()),
         })
     }
@@ -259,6 +262,7 @@ impl Gateway {
     /// new revision in.
     pub fn carry_stats_from(&mut self, previous: &Gateway) {
         self.stats = previous.stats.clone();
+        self.login_throttle = previous.login_throttle.clone();
         for route in &mut self.routes {
             if let Some(old) = previous.routes.iter().find(|r| r.id == route.id) {
                 route.balancer.carry_health_from(&old.balancer);

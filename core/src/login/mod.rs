@@ -165,6 +165,10 @@ impl Module {
     pub fn id(&self) -> &str {
         &self.id
     }
+    /// What the login page shows.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
     /// How it logs people in.
     pub fn kind(&self) -> AuthKind {
         self.kind

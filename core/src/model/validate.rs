@@ -156,20 +156,14 @@ pub(crate) fn check_document(doc: &Document) -> Result<(), ValidationErrors> {
     for (i, route) in doc.routes.iter().enumerate() {
         let Some(auth) = &route.auth else { continue };
         let at = format!("routes[{i}].auth");
-        match doc.auth_modules.iter().find(|m| m.id == auth.module) {
-            None => c.fail(
-                format!("{at}.module"),
-                format!("no auth module \"{}\": create it first (/api/auth-modules)", auth.module),
-            ),
-            Some(m) if m.kind != super::AuthKind::Oidc => c.fail(
+        if !doc.auth_modules.iter().any(|m| m.id == auth.module) {
+            c.fail(
                 format!("{at}.module"),
                 format!(
-                    "auth module \"{}\" is {}: a private route logs people in through an OpenID provider (an oidc module)",
-                    auth.module,
-                    m.kind.name()
+                    "no auth module \"{}\": create it first (/api/auth-modules)",
+                    auth.module
                 ),
-            ),
-            Some(_) => {}
+            );
         }
         if route.public {
             c.fail(

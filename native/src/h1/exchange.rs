@@ -232,15 +232,36 @@ async fn serve(
     let is_head = *req.method() == Method::HEAD;
     let idempotent = is_idempotent(req.method());
     let expects_continue = req.expects_continue;
-    let decision = match decision {
-        Ok(Decision::Login(step)) => Ok(Decision::Answer(
-            crate::proxy::login_step(gateway, state, &step).await,
-        )),
-        other => other,
-    };
     let mut forwarding = match decision {
         Ok(Decision::Forward(forwarding)) => forwarding,
-        Ok(Decision::Login(_)) => return Next::Close,
+        Ok(Decision::Login(step)) => {
+            // One of the gateway's login paths (private routes); a login
+            // form posted is read here (it is small).
+            buf.consume(head_len);
+            let form = if step.wants_body() {
+                read_form(
+                    io,
+                    buf,
+                    framing,
+                    komainu_core::gateway::login::MAX_FORM_BYTES,
+                )
+                .await
+            } else {
+                Some(Vec::new())
+            };
+            let keep = !client_close
+                && form.is_some()
+                && (step.wants_body() || skip_buffered_body(buf, framing));
+            let response =
+                crate::proxy::login_step(gateway, state, &step, &form.unwrap_or_default()).await;
+            tally.status = response.status().as_u16();
+            out.clear();
+            write::gateway_response(out, &response, keep, !is_head);
+            return match io.write_all(out).await {
+                Ok(()) if keep => Next::KeepAlive,
+                _ => Next::Close,
+            };
+        }
         Ok(Decision::Answer(response)) => {
             // The route answers itself (redirect, static response), or a
             // login path of the gateway's answered (private routes).
@@ -700,6 +721,35 @@ async fn stream_request_body(
         sent += n as u64;
     }
     Ok(sent)
+}
+
+/// A small request body read whole (a login form): `None` past `limit`,
+/// malformed, or when the client stops sending.
+async fn read_form(
+    client: &mut TcpStream,
+    buf: &mut ReadBuf,
+    framing: Framing,
+    limit: usize,
+) -> Option<Vec<u8>> {
+    let mut body = Body::new(framing);
+    let mut form = Vec::new();
+    loop {
+        let filled = buf.filled();
+        let n = body
+            .scan(filled, |r| form.extend_from_slice(&filled[r]))
+            .ok()?;
+        buf.consume(n);
+        if form.len() > limit {
+            return None;
+        }
+        if body.done() {
+            return Some(form);
+        }
+        match tokio::time::timeout(super::CLIENT_IDLE, buf.read_from(client, BODY_CHUNK)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return None,
+        }
+    }
 }
 
 /// Largest piece of a body read at once from a client.
