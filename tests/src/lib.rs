@@ -5,6 +5,7 @@
 //! or `KOMAINU_BIN` when set.
 
 pub mod admin;
+pub mod browser;
 pub mod client;
 pub mod gateway;
 pub mod jwt;

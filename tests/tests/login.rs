@@ -2,11 +2,9 @@
 //! in a real browser (Debian's Chromium through playwright-core), on the
 //! real binary and the real Worker: `tests/browser/login.mjs` drives them.
 
-use std::process::Command;
-
 use http::{Method, StatusCode};
+use komainu_e2e::browser;
 use komainu_e2e::oidc::OidcProvider;
-use komainu_e2e::worker::root;
 use komainu_e2e::{Admin, Client, Komainu, Upstream, Worker};
 
 /// Creates the modules the scenario uses, `corp` (the provider) and
@@ -156,24 +154,13 @@ async fn local_private_route(admin: &Admin, proxy: &str, up: &Upstream) {
 }
 
 fn drive(deployment: &str, ui: &str, proxy: &str) {
-    let root = root();
-    let shots = root.join("target/ui-screenshots").join(deployment);
-    let options =
-        serde_json::json!({ "ui": ui, "proxy": proxy, "deployment": deployment, "shots": shots });
-    let out = Command::new(root.join("node_modules/.bin/node"))
-        .arg(root.join("tests/browser/login.mjs"))
-        .arg(options.to_string())
-        .current_dir(&root)
-        .output()
-        .expect("run node tests/browser/login.mjs (./scripts/test.sh installs node_modules and chromium)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "people's logins in a browser ({deployment}):\n{text}"
+    let options = serde_json::json!({
+        "ui": ui, "proxy": proxy, "deployment": deployment, "shots": browser::shots(deployment),
+    });
+    browser::run(
+        "login.mjs",
+        &options,
+        &format!("people's logins in a browser ({deployment})"),
     );
 }
 

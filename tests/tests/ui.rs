@@ -2,41 +2,25 @@
 //! playwright-core): `tests/browser/ui.mjs` drives it against the real
 //! binary and the real Worker, with a real backend behind them.
 
-use std::process::Command;
-
 use http::{Method, StatusCode};
+use komainu_e2e::browser;
 use komainu_e2e::gateway::ADMIN_KEY;
-use komainu_e2e::worker::root;
 use komainu_e2e::{Admin, Client, Komainu, Upstream, Worker};
 
 /// Runs the browser scenario; panics with its output when a step fails.
 fn drive(deployment: &str, ui: &str, proxy: &str, backend: &str) {
-    let root = root();
-    let shots = root.join("target/ui-screenshots").join(deployment);
     let options = serde_json::json!({
         "ui": ui,
         "proxy": proxy,
         "admin": ADMIN_KEY,
         "backend": backend,
         "deployment": deployment,
-        "shots": shots,
+        "shots": browser::shots(deployment),
     });
-    let out = Command::new(root.join("node_modules/.bin/node"))
-        .arg(root.join("tests/browser/ui.mjs"))
-        .arg(options.to_string())
-        .current_dir(&root)
-        .output()
-        .expect(
-            "run node tests/browser/ui.mjs (./scripts/test.sh installs node_modules and chromium)",
-        );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "the UI in a browser ({deployment}):\n{text}"
+    browser::run(
+        "ui.mjs",
+        &options,
+        &format!("the UI in a browser ({deployment})"),
     );
 }
 

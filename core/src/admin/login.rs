@@ -25,7 +25,7 @@ use super::{
     describe_session, ok, with_cookie, AdminContext, AdminError, AdminReply, AdminRequest,
 };
 use crate::events::EventSink;
-use crate::login::oidc::{self, Flow, OidcError};
+use crate::login::oidc::{self, query_param, Flow, OidcError};
 use crate::login::{LoginError, MAX_FAILURES_PER_DAY};
 use crate::model::AuthKind;
 use crate::quota::{Bump, Window};
@@ -252,7 +252,7 @@ async fn oidc_start<S, C, E>(
     let url = provider
         .authorization_url(settings, &redirect_uri, &flow)
         .map_err(oidc_error)?;
-    let token = key.sign_token(FLOW_PURPOSE, &serde_json::to_vec(&flow).unwrap_or_default());
+    let token = flow.seal(key, FLOW_PURPOSE);
     let secure = session::is_https(req.headers, req.https);
     let mut reply = redirect(&url);
     reply.response.headers_mut().append(
@@ -271,55 +271,12 @@ async fn oidc_callback<S, C, E>(
     settings: &crate::login::OidcSettings,
     module: &crate::login::Module,
 ) -> Result<AdminReply, AdminError> {
-    for name in ["back", "return", "redirect", "redirect_uri", "next", "url"] {
-        if query_param(req.query, name).is_some() {
-            return Err(AdminError::bad_request(
-                name,
-                "the callback takes no redirect target: where the login goes back to was set when it started",
-            ));
-        }
-    }
     let key = ctx.auth.sessions.ok_or_else(no_sessions)?;
-    let flow: Flow = session::named_cookie(req.headers, oidc::FLOW_COOKIE)
-        .and_then(|token| key.open_token(FLOW_PURPOSE, token))
-        .and_then(|json| serde_json::from_slice(&json).ok())
-        .filter(|f: &Flow| {
-            f.module == id && ctx.now_ms.saturating_sub(f.started_ms) < oidc::FLOW_LIFETIME_MS
-        })
-        .ok_or_else(|| {
-            AdminError::bad_request(
-                "state",
-                "this browser started no login with this module in the last 10 minutes (or its cookie was changed): start again",
-            )
-        })?;
-    let state = query_param(req.query, "state").unwrap_or_default();
-    if !flow.state_matches(&state) {
-        return Err(AdminError::bad_request(
-            "state",
-            "the state the provider sent back is missing or not the one this login started with: start again",
-        ));
-    }
-    if let Some(error) = query_param(req.query, "error") {
-        let why = match query_param(req.query, "error_description") {
-            Some(d) => format!("{error}: {d}"),
-            None => error,
-        };
-        return Err(AdminError::unauthorized(format!(
-            "the identity provider refused the login: {why}"
-        )));
-    }
-    let code = query_param(req.query, "code")
-        .ok_or_else(|| AdminError::bad_request("code", "the provider sent no code back"))?;
+    let cookie = session::named_cookie(req.headers, oidc::FLOW_COOKIE);
+    let flow = Flow::open(cookie, key, FLOW_PURPOSE, id, ctx.now_ms);
+    let (flow, code) = oidc::check_callback(req.query, flow, settings).map_err(oidc_error)?;
     let fetch = ctx.fetch.ok_or_else(no_fetch)?;
     let provider = oidc::discover(fetch, settings).await.map_err(oidc_error)?;
-    if let Some(iss) = query_param(req.query, "iss") {
-        if iss.trim_end_matches('/') != settings.issuer.trim_end_matches('/') {
-            return Err(AdminError::bad_request(
-                "iss",
-                format!("the answer comes from another issuer ({iss}) than this module's"),
-            ));
-        }
-    }
     let redirect_uri = callback_url(ctx.base_path, req, id)?;
     let person = provider
         .finish(fetch, settings, &redirect_uri, &code, &flow, ctx.now_ms)
@@ -434,12 +391,6 @@ fn redirect(location: &str) -> AdminReply {
         response,
         applied: None,
     }
-}
-
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    openidconnect::url::form_urlencoded::parse(query?.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
 }
 
 /// A browser gets a page it can read (with the way back to the login

@@ -135,9 +135,11 @@ struct Claims {
     p: Option<PersonClaims>,
 }
 
+/// A person as a session token carries them (compact names: tokens travel
+/// in cookies); admin sessions and private routes' sessions share it.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PersonClaims {
+pub(crate) struct PersonClaims {
     m: String,
     s: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,6 +150,44 @@ struct PersonClaims {
     r: Vec<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     st: String,
+}
+
+impl PersonClaims {
+    /// The claims of `person`, with their password stamp.
+    pub(crate) fn of(person: &Person, stamp: &str) -> Self {
+        Self {
+            m: person.module.clone(),
+            s: person.subject.clone(),
+            e: person.email.clone(),
+            nm: person.name.clone(),
+            r: person
+                .roles
+                .iter()
+                .take(crate::login::MAX_SESSION_ROLES)
+                .cloned()
+                .collect(),
+            st: stamp.to_owned(),
+        }
+    }
+
+    /// The module the person logged in with.
+    pub(crate) fn module(&self) -> &str {
+        &self.m
+    }
+
+    /// The person, and their password stamp.
+    pub(crate) fn into_person(self) -> (Person, String) {
+        (
+            Person {
+                module: self.m,
+                subject: self.s,
+                email: self.e,
+                name: self.nm,
+                roles: self.r,
+            },
+            self.st,
+        )
+    }
 }
 
 const TOKEN_VERSION: &str = "v2";
@@ -167,21 +207,7 @@ impl Session {
         };
         match &principal {
             Principal::Key(id) => claims.key = Some(id.clone()),
-            Principal::Person { person, stamp } => {
-                claims.p = Some(PersonClaims {
-                    m: person.module.clone(),
-                    s: person.subject.clone(),
-                    e: person.email.clone(),
-                    nm: person.name.clone(),
-                    r: person
-                        .roles
-                        .iter()
-                        .take(crate::login::MAX_SESSION_ROLES)
-                        .cloned()
-                        .collect(),
-                    st: stamp.clone(),
-                })
-            }
+            Principal::Person { person, stamp } => claims.p = Some(PersonClaims::of(person, stamp)),
         }
         let json = serde_json::to_vec(&claims).unwrap_or_default();
         let payload = format!("{TOKEN_VERSION}.{}", URL_SAFE_NO_PAD.encode(json));
@@ -223,16 +249,10 @@ impl Session {
         }
         let principal = match (claims.key, claims.p) {
             (Some(id), None) => Principal::Key(id),
-            (None, Some(p)) => Principal::Person {
-                person: Person {
-                    module: p.m,
-                    subject: p.s,
-                    email: p.e,
-                    name: p.nm,
-                    roles: p.r,
-                },
-                stamp: p.st,
-            },
+            (None, Some(p)) => {
+                let (person, stamp) = p.into_person();
+                Principal::Person { person, stamp }
+            }
             _ => return None,
         };
         Some(Self {

@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use super::head::RequestHead;
 use super::Gateway;
-use crate::admin::session::{named_cookie_in, SessionKey};
-use crate::login::oidc::{self, DynFetch, Flow, OidcError};
+use crate::admin::session::{named_cookie_in, PersonClaims, SessionKey};
+use crate::login::oidc::{self, query_param, DynFetch, Flow, OidcError};
 use crate::login::Person;
 
 /// Where the gateway's own login paths start, on every host.
@@ -93,17 +93,8 @@ enum Action {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Ticket {
-    m: String,
-    s: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    e: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    nm: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    r: Vec<String>,
-    /// A local user's password stamp (their password changed: over).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    st: String,
+    /// The person (and a local user's password stamp).
+    p: PersonClaims,
     /// The host it was issued for.
     h: String,
     iat: u64,
@@ -133,17 +124,11 @@ impl Gateway {
         let token = named_cookie_in(std::str::from_utf8(cookies).ok()?, USER_COOKIE)?;
         let json = self.route_sessions.open_token(SESSION_PURPOSE, token)?;
         let t: Ticket = serde_json::from_slice(&json).ok()?;
-        if now_ms >= t.exp || t.h != head.host() || *t.m != *login.module {
+        if now_ms >= t.exp || t.h != head.host() || t.p.module() != &*login.module {
             return None;
         }
-        let person = Person {
-            module: t.m,
-            subject: t.s,
-            email: t.e,
-            name: t.nm,
-            roles: t.r,
-        };
-        let (person, _) = self.logins.check_session(&person, &t.st, t.iat).ok()?;
+        let (person, stamp) = t.p.into_person();
+        let (person, _) = self.logins.check_session(&person, &stamp, t.iat).ok()?;
         Some(person)
     }
 
@@ -251,7 +236,7 @@ impl Gateway {
                     .and_then(|c| named_cookie_in(c, USER_COOKIE))
                     .and_then(|t| self.route_sessions.open_token(SESSION_PURPOSE, t))
                     .and_then(|json| serde_json::from_slice::<Ticket>(&json).ok())
-                    .map(|t| t.m);
+                    .map(|t| t.p.module().to_owned());
                 let settings = module
                     .as_deref()
                     .and_then(|m| self.logins.module(m).ok())
@@ -302,9 +287,7 @@ impl Gateway {
                 let url = provider
                     .authorization_url(settings, &redirect_uri, &flow)
                     .map_err(oidc_page)?;
-                let token = self
-                    .route_sessions
-                    .sign_token(FLOW_PURPOSE, &serde_json::to_vec(&flow).unwrap_or_default());
+                let token = flow.seal(&self.route_sessions, FLOW_PURPOSE);
                 let mut response = redirect(&url, StatusCode::SEE_OTHER);
                 response
                     .headers_mut()
@@ -319,34 +302,13 @@ impl Gateway {
                 let settings = module.oidc().ok_or_else(|| {
                     cannot(format!("auth module \"{id}\" is not an OpenID provider"))
                 })?;
-                for name in ["back", "return", "redirect", "redirect_uri", "next", "url"] {
-                    if query_param(step.query.as_deref(), name).is_some() {
-                        return Err(cannot(
-                            "the callback takes no redirect target: where the login goes back to was set when it started".into(),
-                        ));
-                    }
-                }
-                let flow: Flow = step
+                let cookie = step
                     .cookies
                     .as_deref()
-                    .and_then(|c| named_cookie_in(c, oidc::FLOW_COOKIE))
-                    .and_then(|t| self.route_sessions.open_token(FLOW_PURPOSE, t))
-                    .and_then(|json| serde_json::from_slice(&json).ok())
-                    .filter(|f: &Flow| f.module == *id && now_ms.saturating_sub(f.started_ms) < oidc::FLOW_LIFETIME_MS)
-                    .ok_or_else(|| cannot("this browser started no login with this module in the last 10 minutes (or its cookie was changed): start again".into()))?;
-                let state = query_param(step.query.as_deref(), "state").unwrap_or_default();
-                if !flow.state_matches(&state) {
-                    return Err(cannot("the state the provider sent back is missing or not the one this login started with: start again".into()));
-                }
-                if let Some(error) = query_param(step.query.as_deref(), "error") {
-                    return Err((
-                        StatusCode::UNAUTHORIZED,
-                        "Login refused",
-                        format!("the identity provider refused the login: {error}"),
-                    ));
-                }
-                let code = query_param(step.query.as_deref(), "code")
-                    .ok_or_else(|| cannot("the provider sent no code back".into()))?;
+                    .and_then(|c| named_cookie_in(c, oidc::FLOW_COOKIE));
+                let flow = Flow::open(cookie, &self.route_sessions, FLOW_PURPOSE, id, now_ms);
+                let (flow, code) = oidc::check_callback(step.query.as_deref(), flow, settings)
+                    .map_err(oidc_page)?;
                 let fetch = fetch.ok_or_else(|| {
                     cannot("this deployment cannot call identity providers".into())
                 })?;
@@ -386,17 +348,7 @@ impl Gateway {
         secure: bool,
     ) -> Response<String> {
         let ticket = Ticket {
-            m: person.module.clone(),
-            s: person.subject.clone(),
-            e: person.email.clone(),
-            nm: person.name.clone(),
-            r: person
-                .roles
-                .iter()
-                .take(crate::login::MAX_SESSION_ROLES)
-                .cloned()
-                .collect(),
-            st: stamp.to_owned(),
+            p: PersonClaims::of(person, stamp),
             h: host.to_owned(),
             iat: now_ms,
             exp: now_ms.saturating_add(module.session_ms()),
@@ -539,12 +491,6 @@ fn oidc_page(e: OidcError) -> (StatusCode, &'static str, String) {
     }
 }
 
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    openidconnect::url::form_urlencoded::parse(query?.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
 fn user_cookie(token: Option<&str>, max_age_s: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
@@ -663,13 +609,15 @@ mod tests {
     }
 
     fn ticket(host: &str, module: &str, roles: &[&str], iat: u64, exp: u64) -> String {
+        let person = Person {
+            module: module.into(),
+            subject: "ann".into(),
+            email: Some("ann@example.com".into()),
+            name: Some("Ann \"A\" Admin".into()),
+            roles: roles.iter().map(|r| (*r).into()).collect(),
+        };
         let t = Ticket {
-            m: module.into(),
-            s: "ann".into(),
-            e: Some("ann@example.com".into()),
-            nm: Some("Ann \"A\" Admin".into()),
-            r: roles.iter().map(|r| (*r).into()).collect(),
-            st: String::new(),
+            p: PersonClaims::of(&person, ""),
             h: host.into(),
             iat,
             exp,
@@ -677,10 +625,15 @@ mod tests {
         session_key(CLAIM_SECRET).sign_token(SESSION_PURPOSE, &serde_json::to_vec(&t).unwrap())
     }
 
-    fn call(gw: &Gateway, headers: &[(&str, &str)]) -> (Outcome, http::request::Parts) {
+    /// Runs the request phases on a request to wiki.test.
+    fn handle(
+        gw: &Gateway,
+        (method, uri, tls): (Method, &str, bool),
+        headers: &[(&str, &str)],
+    ) -> (Outcome, http::request::Parts) {
         let mut b = Request::builder()
-            .method(Method::GET)
-            .uri("/page?x=1")
+            .method(method)
+            .uri(uri)
             .header("host", "wiki.test");
         for (k, v) in headers {
             b = b.header(*k, *v);
@@ -688,7 +641,7 @@ mod tests {
         let mut parts = b.body(()).unwrap().into_parts().0;
         let client = ClientInfo {
             addr: Some("192.0.2.1".parse().unwrap()),
-            tls: false,
+            tls,
         };
         let (_, outcome) = block_on(gw.handle_request(
             &MemoryCounterStore::new(),
@@ -698,6 +651,17 @@ mod tests {
             RequestId::from_random(7),
         ));
         (outcome, parts)
+    }
+
+    fn call(gw: &Gateway, headers: &[(&str, &str)]) -> (Outcome, http::request::Parts) {
+        handle(gw, (Method::GET, "/page?x=1", false), headers)
+    }
+
+    fn step_of(gw: &Gateway, method: Method, uri: &str, headers: &[(&str, &str)]) -> LoginStep {
+        match handle(gw, (method, uri, false), headers).0 {
+            Outcome::Login(step) => step,
+            _ => panic!("a login step"),
+        }
     }
 
     fn status(outcome: &Outcome) -> u16 {
@@ -741,22 +705,11 @@ mod tests {
         );
         assert_eq!(status(&outcome), 401);
         // The login paths answer on this host.
-        let mut b = Request::builder()
-            .uri("/.well-known/komainu/login/corp?back=/x")
-            .header("host", "wiki.test");
-        b = b.header("accept", "text/html");
-        let mut parts = b.body(()).unwrap().into_parts().0;
-        let client = ClientInfo {
-            addr: None,
-            tls: true,
-        };
-        let (_, outcome) = block_on(gw.handle_request(
-            &MemoryCounterStore::new(),
-            &mut parts,
-            &client,
-            NOW,
-            RequestId::from_random(8),
-        ));
+        let (outcome, _) = handle(
+            &gw,
+            (Method::GET, "/.well-known/komainu/login/corp?back=/x", true),
+            &[("accept", "text/html")],
+        );
         let Outcome::Login(step) = outcome else {
             panic!("a login step")
         };
@@ -797,7 +750,7 @@ mod tests {
         // Refused: another host's, another module's, expired, forged, tampered.
         let forged = {
             let other = session_key(b"another claim secret");
-            let t = serde_json::json!({"m":"corp","s":"ann","h":"wiki.test","iat":NOW,"exp":NOW+60_000});
+            let t = serde_json::json!({"p":{"m":"corp","s":"ann"},"h":"wiki.test","iat":NOW,"exp":NOW+60_000});
             other.sign_token(SESSION_PURPOSE, t.to_string().as_bytes())
         };
         let (body, tag) = good.split_once('.').unwrap();
@@ -848,32 +801,6 @@ mod tests {
             ],
         );
         assert_eq!(status(&outcome), 401);
-    }
-
-    fn step_of(gw: &Gateway, method: Method, uri: &str, headers: &[(&str, &str)]) -> LoginStep {
-        let mut b = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("host", "wiki.test");
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let mut parts = b.body(()).unwrap().into_parts().0;
-        let client = ClientInfo {
-            addr: None,
-            tls: false,
-        };
-        let (_, outcome) = block_on(gw.handle_request(
-            &MemoryCounterStore::new(),
-            &mut parts,
-            &client,
-            NOW,
-            RequestId::from_random(9),
-        ));
-        match outcome {
-            Outcome::Login(step) => step,
-            _ => panic!("a login step"),
-        }
     }
 
     fn local_doc(password: &str) -> Document {

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{OidcSettings, Person};
+use crate::admin::session::SessionKey;
 
 /// A request to the provider.
 pub type HttpRequest = http::Request<Vec<u8>>;
@@ -134,6 +135,85 @@ impl Flow {
         use subtle::ConstantTimeEq;
         state.len() == self.state.len() && bool::from(state.as_bytes().ct_eq(self.state.as_bytes()))
     }
+}
+
+impl Flow {
+    /// The flow as its cookie's value, signed for `purpose`.
+    pub fn seal(&self, key: &SessionKey, purpose: &[u8]) -> String {
+        key.sign_token(purpose, &serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// The login in progress a cookie holds: signed for `purpose`, of
+    /// `module`, started less than [`FLOW_LIFETIME_MS`] ago.
+    pub fn open(
+        token: Option<&str>,
+        key: &SessionKey,
+        purpose: &[u8],
+        module: &str,
+        now_ms: u64,
+    ) -> Option<Self> {
+        let json = key.open_token(purpose, token?)?;
+        let flow: Self = serde_json::from_slice(&json).ok()?;
+        (flow.module == module && now_ms.saturating_sub(flow.started_ms) < FLOW_LIFETIME_MS)
+            .then_some(flow)
+    }
+}
+
+/// Query parameters a callback refuses: where a login goes back to is set
+/// when it starts, never by what comes back.
+const REDIRECT_PARAMS: [&str; 6] = ["back", "return", "redirect", "redirect_uri", "next", "url"];
+
+/// Checks what the provider sent back (the callback's `query`) against
+/// the login this browser started (`flow`, from its cookie): no redirect
+/// target, the same `state`, the module's issuer (`iss`, RFC 9207), no
+/// error from the provider. The flow and the authorization code.
+pub fn check_callback(
+    query: Option<&str>,
+    flow: Option<Flow>,
+    settings: &OidcSettings,
+) -> Result<(Flow, String), OidcError> {
+    let bad = |m: String| OidcError::BadCallback(m);
+    if let Some(name) = REDIRECT_PARAMS
+        .iter()
+        .find(|n| query_param(query, n).is_some())
+    {
+        return Err(bad(format!(
+            "the callback takes no redirect target ({name}): where the login goes back to was set when it started"
+        )));
+    }
+    let flow = flow.ok_or_else(|| {
+        bad("this browser started no login with this module in the last 10 minutes (or its cookie was changed): start again".into())
+    })?;
+    if !flow.state_matches(&query_param(query, "state").unwrap_or_default()) {
+        return Err(bad(
+            "the state the provider sent back is missing or not the one this login started with: start again".into(),
+        ));
+    }
+    if let Some(error) = query_param(query, "error") {
+        return Err(OidcError::Refused(
+            match query_param(query, "error_description") {
+                Some(d) => format!("{error}: {d}"),
+                None => error,
+            },
+        ));
+    }
+    if let Some(iss) = query_param(query, "iss") {
+        if iss.trim_end_matches('/') != settings.issuer.trim_end_matches('/') {
+            return Err(bad(format!(
+                "the answer comes from another issuer ({iss}) than this module's"
+            )));
+        }
+    }
+    let code =
+        query_param(query, "code").ok_or_else(|| bad("the provider sent no code back".into()))?;
+    Ok((flow, code))
+}
+
+/// The value of the query parameter `name`, decoded.
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    openidconnect::url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// Where a login may send the UI back to: one of its pages (`#/routes`),

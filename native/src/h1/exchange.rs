@@ -254,26 +254,13 @@ async fn serve(
                 && (step.wants_body() || skip_buffered_body(buf, framing));
             let response =
                 crate::proxy::login_step(gateway, state, &step, &form.unwrap_or_default()).await;
-            tally.status = response.status().as_u16();
-            out.clear();
-            write::gateway_response(out, &response, keep, !is_head);
-            return match io.write_all(out).await {
-                Ok(()) if keep => Next::KeepAlive,
-                _ => Next::Close,
-            };
+            return answer(io, out, &response, keep, is_head, tally).await;
         }
         Ok(Decision::Answer(response)) => {
-            // The route answers itself (redirect, static response), or a
-            // login path of the gateway's answered (private routes).
+            // The route answers itself (redirect, static response).
             buf.consume(head_len);
             let keep = !client_close && skip_buffered_body(buf, framing);
-            tally.status = response.status().as_u16();
-            out.clear();
-            write::gateway_response(out, &response, keep, !is_head);
-            return match io.write_all(out).await {
-                Ok(()) if keep => Next::KeepAlive,
-                _ => Next::Close,
-            };
+            return answer(io, out, &response, keep, is_head, tally).await;
         }
         Err(error) => {
             buf.consume(head_len);
@@ -721,6 +708,24 @@ async fn stream_request_body(
         sent += n as u64;
     }
     Ok(sent)
+}
+
+/// Sends an answer of the gateway's own (not a backend's).
+async fn answer(
+    io: &mut TcpStream,
+    out: &mut Vec<u8>,
+    response: &http::Response<String>,
+    keep: bool,
+    is_head: bool,
+    tally: &mut Tally,
+) -> Next {
+    tally.status = response.status().as_u16();
+    out.clear();
+    write::gateway_response(out, response, keep, !is_head);
+    match io.write_all(out).await {
+        Ok(()) if keep => Next::KeepAlive,
+        _ => Next::Close,
+    }
 }
 
 /// A small request body read whole (a login form): `None` past `limit`,
