@@ -151,6 +151,33 @@ async fn local_private_route(admin: &Admin, proxy: &str, up: &Upstream) {
     assert_eq!(payload["sub"], "alice");
     assert_eq!(payload["email"], "alice@example.com");
     assert_eq!(payload["authModule"], "staff");
+    // The request event names the person (events leave in batches:
+    // waited for).
+    let mut identities = Vec::new();
+    for _ in 0..50 {
+        let events = admin
+            .call(
+                Method::GET,
+                "/api/events?route=team&limit=50",
+                serde_json::Value::Null,
+            )
+            .await
+            .json();
+        identities = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["data"]["identity"].clone())
+            .collect();
+        if identities
+            .iter()
+            .any(|i| i["type"] == "person" && i["subject"] == "alice" && i["module"] == "staff")
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no request event names alice: {identities:?}");
 }
 
 fn drive(deployment: &str, ui: &str, proxy: &str) {

@@ -14,7 +14,7 @@ function short(type) {
 function summary(e) {
   const d = e.data || {};
   if (e.type === "io.komainu.request.v1") {
-    const who = d.identity ? (d.identity.clientId || d.identity.type) : "";
+    const who = d.identity ? (d.identity.clientId || d.identity.email || d.identity.subject || d.identity.type) : "";
     return `${d.method || ""} ${d.host || ""}${d.path || ""} → ${d.status}${d.error ? ` ${d.error}` : ""} · ${who} · ${d.durations ? d.durations.totalMs : "?"} ms`;
   }
   if (e.type.startsWith("io.komainu.audit.")) return `${d.actor} ${d.action}${d.target ? ` ${d.target}` : ""} → revision ${d.revision}`;

@@ -82,6 +82,17 @@ pub enum Identity {
     },
     /// Nobody: a public route.
     Public,
+    /// A person, on a private route (their session).
+    #[serde(rename_all = "camelCase")]
+    Person {
+        /// The auth module that logged them in.
+        module: String,
+        /// Who they are for it.
+        subject: String,
+        /// Their email, if known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
+    },
     /// Credentials that were refused, claiming this client id (unverified:
     /// whatever the caller sent).
     #[serde(rename_all = "camelCase")]

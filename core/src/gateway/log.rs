@@ -117,6 +117,11 @@ impl Gateway {
             return;
         }
         let identity = match (&ctx.client_id, &ctx.key_name) {
+            _ if ctx.person.is_some() => ctx.person.as_ref().map(|p| Identity::Person {
+                module: p.module.clone(),
+                subject: p.subject.clone(),
+                email: p.email.clone(),
+            }),
             (Some(client_id), Some(name)) => Some(Identity::Key {
                 client_id: client_id.clone(),
                 name: name.clone(),
