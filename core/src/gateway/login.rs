@@ -765,6 +765,19 @@ mod tests {
             let (outcome, _) = call(&gw, &[("cookie", &format!("{USER_COOKIE}={bad}"))]);
             assert_eq!(status(&outcome), 401, "{bad}");
         }
+        // Over HTTP/2 a browser may split its cookies into several fields:
+        // they are joined, the session is found, the rest forwarded as one.
+        let (outcome, parts) = call(
+            &gw,
+            &[
+                ("cookie", "theme=dark"),
+                ("cookie", &format!("{USER_COOKIE}={good}")),
+                ("cookie", "lang=en"),
+            ],
+        );
+        assert_eq!(status(&outcome), 0, "forwarded");
+        assert_eq!(parts.headers.get_all("cookie").iter().count(), 1);
+        assert_eq!(parts.headers["cookie"], "theme=dark; lang=en");
         // Someone without the route's roles: 403.
         let visitor = ticket("wiki.test", "corp", &["guest"], NOW - 1000, NOW + 60_000);
         let (outcome, _) = call(&gw, &[("cookie", &format!("{USER_COOKIE}={visitor}"))]);

@@ -52,6 +52,7 @@ impl Gateway {
             let ctx = RequestContext::new(request_id, now_ms);
             return self.refuse(ctx, error);
         }
+        join_cookie_crumbs(&mut parts.headers);
         let (ctx, decision) = self
             .decide(counters, &*parts, client, now_ms, request_id)
             .await;
@@ -464,6 +465,25 @@ impl Gateway {
             host_override: r.host_override.as_deref(),
             rules: r.request_rules.as_ref(),
         })
+    }
+}
+
+/// Joins the `Cookie` fields an HTTP/2 client split into crumbs into one
+/// (RFC 9113, 8.2.3): what the gateway reads (a person's session) and what
+/// an HTTP/1.1 backend receives is one `Cookie` header.
+fn join_cookie_crumbs(headers: &mut http::HeaderMap) {
+    let mut crumbs = headers.get_all(http::header::COOKIE).iter();
+    if crumbs.next().is_none() || crumbs.next().is_none() {
+        return;
+    }
+    let joined: Vec<u8> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(http::HeaderValue::as_bytes)
+        .collect::<Vec<_>>()
+        .join(&b"; "[..]);
+    if let Ok(value) = http::HeaderValue::from_bytes(&joined) {
+        headers.insert(http::header::COOKIE, value);
     }
 }
 
