@@ -86,6 +86,16 @@ pub enum GatewayError {
         /// The route refused.
         route_id: String,
     },
+    /// A read-only key called with a method that writes.
+    #[error(
+        "API key \"{client_id}\" is read-only: {method} is refused (GET, HEAD and OPTIONS only)"
+    )]
+    ReadOnlyKey {
+        /// The caller.
+        client_id: String,
+        /// The method refused.
+        method: String,
+    },
     /// A quota window is spent.
     #[error("{} quota of {limit} calls reached", window.adjective())]
     QuotaExceeded {
@@ -99,6 +109,10 @@ pub enum GatewayError {
     /// The backend could not be reached or broke the exchange.
     #[error("the backend could not be reached: {0}")]
     BadGateway(String),
+    /// The backend's answer failed a check the route makes (Otoroshi's
+    /// state challenge): it does not reach the client.
+    #[error("the backend's answer was refused: {0}")]
+    BadAnswer(String),
     /// The route has no target able to take traffic.
     #[error("route \"{0}\" has no healthy target")]
     NoHealthyTarget(String),
@@ -153,12 +167,13 @@ impl GatewayError {
                 StatusCode::UNAUTHORIZED
             }
             Self::Forbidden { .. }
+            | Self::ReadOnlyKey { .. }
             | Self::PersonForbidden { .. }
             | Self::IpForbidden { .. }
             | Self::CorsRefused { .. } => StatusCode::FORBIDDEN,
             Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::BadGateway(_) | Self::BadAnswer(_) => StatusCode::BAD_GATEWAY,
             Self::NoHealthyTarget(_) | Self::StoreUnavailable(_) | Self::Maintenance { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -199,9 +214,9 @@ impl GatewayError {
             Self::HeadersTooLarge { .. } => 2,
             Self::MissingCredentials => 3,
             Self::InvalidCredentials(_) => 4,
-            Self::Forbidden { .. } | Self::PersonForbidden { .. } => 5,
+            Self::Forbidden { .. } | Self::PersonForbidden { .. } | Self::ReadOnlyKey { .. } => 5,
             Self::QuotaExceeded { .. } => 6,
-            Self::BadGateway(_) => 7,
+            Self::BadGateway(_) | Self::BadAnswer(_) => 7,
             Self::NoHealthyTarget(_) => 8,
             Self::GatewayTimeout { .. } => 9,
             Self::StoreUnavailable(_) => 10,
@@ -216,9 +231,10 @@ impl GatewayError {
     /// Whom the error blames.
     pub fn blame(&self) -> Blame {
         match self {
-            Self::BadGateway(_) | Self::NoHealthyTarget(_) | Self::GatewayTimeout { .. } => {
-                Blame::Backend
-            }
+            Self::BadGateway(_)
+            | Self::BadAnswer(_)
+            | Self::NoHealthyTarget(_)
+            | Self::GatewayTimeout { .. } => Blame::Backend,
             Self::StoreUnavailable(_) | Self::Maintenance { .. } => Blame::Gateway,
             _ => Blame::Client,
         }

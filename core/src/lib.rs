@@ -28,6 +28,8 @@
 //! - [`events`]: request, audit and alert events in one envelope
 //!   (CloudEvents), and the sink adapters implement;
 //! - [`login`]: how people log in (auth modules, local passwords, roles);
+//! - [`migrate`]: other gateways' exports (Otoroshi's) mapped onto a
+//!   document, with a report of what was mapped, approximated or dropped;
 //! - [`stats`]: per-route counters and latency histograms (the metrics);
 //! - [`error`]: every error answer, with its status, JSON code and blame;
 //! - [`time`]: UTC calendar arithmetic on Unix milliseconds.
@@ -39,6 +41,7 @@ pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod login;
+pub mod migrate;
 pub mod model;
 pub mod path;
 pub mod quota;

@@ -161,6 +161,9 @@ async fn serve(
         let error = match select(sent, timeout).await {
             Either::Left((Ok(response), _)) => {
                 let mut headers = head::header_map(response.headers());
+                if let Err(error) = gateway.check_response(&ctx, &headers, now_ms()) {
+                    break error;
+                }
                 gateway.handle_response(&ctx, &mut headers);
                 let status = response.status_code();
                 let backend_ms = now_ms().saturating_sub(sent_at);

@@ -23,18 +23,73 @@ pub async fn export(args: ExportArgs) -> Result<(), String> {
 
 /// Sends a document to `POST /api/import`.
 pub async fn import(args: ImportArgs) -> Result<(), String> {
-    let document = std::fs::read(&args.file)
-        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
-    let path = if args.merge {
-        "/api/import?merge=true"
-    } else {
-        "/api/import"
+    let (file, otoroshi) = match (&args.file, &args.from_otoroshi) {
+        (Some(file), None) => (file, false),
+        (None, Some(file)) => (file, true),
+        _ => {
+            return Err(
+                "give a Komainu document, or an Otoroshi export with --from-otoroshi".into(),
+            )
+        }
     };
-    let body = call(&args.admin, Method::POST, path, Bytes::from(document)).await?;
+    let document =
+        std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let mut query = Vec::new();
+    if otoroshi {
+        query.push("from=otoroshi");
+    }
+    if args.merge {
+        query.push("merge=true");
+    }
+    if args.dry_run {
+        query.push("dryRun=true");
+    }
+    let path = if query.is_empty() {
+        "/api/import".to_owned()
+    } else {
+        format!("/api/import?{}", query.join("&"))
+    };
+    let mut headers = Vec::new();
+    if let Some(key) = &args.otoroshi_shared_key {
+        headers.push((
+            komainu_core::admin::OTOROSHI_SHARED_KEY_HEADER,
+            key.as_str(),
+        ));
+    }
+    let body = call_with(
+        &args.admin,
+        Method::POST,
+        &path,
+        Bytes::from(document),
+        &headers,
+    )
+    .await?;
     let summary: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if !summary["report"].is_null() {
+        print_report(&summary["report"]);
+    }
+    if args.dry_run {
+        let changes = summary["changes"].as_array().map_or(0, Vec::len);
+        eprintln!(
+            "dry run of {}: {changes} changes to revision {}; nothing was changed",
+            file.display(),
+            summary["revision"]
+        );
+        if let Some(changes) = summary["changes"].as_array() {
+            for c in changes {
+                println!(
+                    "  {} {} {}",
+                    c["op"].as_str().unwrap_or("~"),
+                    c["kind"].as_str().unwrap_or(""),
+                    c["id"].as_str().unwrap_or("")
+                );
+            }
+        }
+        return Ok(());
+    }
     eprintln!(
         "imported {} ({}): revision {}, {} routes, {} API keys, {} groups",
-        args.file.display(),
+        file.display(),
         if args.merge { "merged" } else { "replaced" },
         summary["revision"],
         summary["routes"],
@@ -42,6 +97,45 @@ pub async fn import(args: ImportArgs) -> Result<(), String> {
         summary["groups"],
     );
     Ok(())
+}
+
+/// Prints a migration report: one line per entity, its notes below.
+fn print_report(report: &serde_json::Value) {
+    let s = &report["summary"];
+    println!(
+        "{} export: {} mapped, {} approximated, {} dropped, {} in error",
+        report["source"].as_str().unwrap_or("foreign"),
+        s["mapped"],
+        s["approximated"],
+        s["dropped"],
+        s["errors"]
+    );
+    for e in report["entities"].as_array().into_iter().flatten() {
+        let became: Vec<&str> = e["became"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        println!(
+            "{:<13} {} {}{}{}",
+            e["status"].as_str().unwrap_or(""),
+            e["kind"].as_str().unwrap_or(""),
+            e["id"].as_str().unwrap_or(""),
+            match e["name"].as_str() {
+                Some(n) if !n.is_empty() => format!(" ({n})"),
+                _ => String::new(),
+            },
+            if became.is_empty() {
+                String::new()
+            } else {
+                format!(" → {}", became.join(", "))
+            }
+        );
+        for note in e["notes"].as_array().into_iter().flatten() {
+            println!("              - {}", note.as_str().unwrap_or(""));
+        }
+    }
 }
 
 /// Shows what copying `--from` over `--to` changes, then (confirmed, or
@@ -111,9 +205,23 @@ pub async fn call(
     path: &str,
     body: Bytes,
 ) -> Result<Bytes, String> {
+    call_with(target, method, path, body, &[]).await
+}
+
+/// [`call`] with extra request headers.
+pub async fn call_with(
+    target: &AdminTarget,
+    method: Method,
+    path: &str,
+    body: Bytes,
+    headers: &[(&str, &str)],
+) -> Result<Bytes, String> {
     let base = target.url.trim_end_matches('/');
     let url = format!("{base}{path}");
     let mut request = Request::builder().method(method).uri(&url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     if let Some(key) = &target.admin_key {
         let (id, secret) = split_admin_key(key)?;
         request = request.header(
@@ -149,10 +257,27 @@ pub async fn call(
         StatusCode::UNAUTHORIZED => format!(
             "the admin API at {base} refused the credentials (401): {message}. Pass --admin-key clientId:clientSecret or set KOMAINU_ADMIN_KEY"
         ),
-        StatusCode::BAD_REQUEST => match detail["field"].as_str() {
-            Some(field) if !field.is_empty() => format!("the admin API refused the request (400), field {field}: {message}"),
-            _ => format!("the admin API refused the request (400): {message}"),
-        },
+        StatusCode::BAD_REQUEST => {
+            let fields: Vec<String> = detail["errors"]
+                .as_array()
+                .map(|errors| {
+                    errors
+                        .iter()
+                        .map(|e| format!("\n  {}: {}", e["field"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("")))
+                        .collect()
+                })
+                .unwrap_or_default();
+            match detail["field"].as_str() {
+                _ if detail["errors"][0]["message"]
+                    .as_str()
+                    .is_some_and(|first| !message.contains(first)) =>
+                {
+                    format!("the admin API refused the request (400): {message}{}", fields.concat())
+                }
+                Some(field) if !field.is_empty() => format!("the admin API refused the request (400), field {field}: {message}"),
+                _ => format!("the admin API refused the request (400): {message}"),
+            }
+        }
         _ => format!("the admin API at {base} answered {status}: {message}"),
     })
 }

@@ -88,11 +88,31 @@ pub struct ExportArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
     /// The configuration document (JSON) to import.
-    pub file: std::path::PathBuf,
+    #[arg(
+        required_unless_present = "from_otoroshi",
+        conflicts_with = "from_otoroshi"
+    )]
+    pub file: Option<std::path::PathBuf>,
+
+    /// An Otoroshi export (GET /api/otoroshi.json, or its back office's
+    /// export button) to import instead: mapped onto routes, keys and
+    /// groups, with a report of what was approximated or dropped.
+    #[arg(long, value_name = "EXPORT.json")]
+    pub from_otoroshi: Option<std::path::PathBuf>,
+
+    /// Otoroshi's shared key (its app.claim.sharedKey / CLAIM_SHAREDKEY),
+    /// which signs the Otoroshi-Claim and state tokens its backends verify;
+    /// exports do not carry it.
+    #[arg(long, env = "KOMAINU_OTOROSHI_SHARED_KEY", hide_env_values = true)]
+    pub otoroshi_shared_key: Option<String>,
 
     /// Upsert the document's entities into the configuration instead of replacing it.
     #[arg(long)]
     pub merge: bool,
+
+    /// Show what would change (and, for an Otoroshi export, the report); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// The admin API to write to.
     #[command(flatten)]

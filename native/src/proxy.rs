@@ -280,6 +280,9 @@ async fn forward(
             Ok(response) => {
                 let backend_us = micros(started.elapsed());
                 let (mut head, body) = response.into_parts();
+                if let Err(error) = gateway.check_response(&ctx, &head.headers, now_ms()) {
+                    break error;
+                }
                 gateway.handle_response(&ctx, &mut head.headers);
                 if head.status == http::StatusCode::SWITCHING_PROTOCOLS {
                     // (Only when the client asked: the backend's head was

@@ -288,6 +288,29 @@ try {
   assert.ok(exported.routes.some((r) => r.id === "orders"), "the export holds the route");
   assert.ok(!JSON.stringify(exported).includes(secret), "and no secret");
 
+  step = "an Otoroshi export: its report, then merged";
+  const otoroshiDir = process.env.KOMAINU_OTOROSHI_DATA || new URL("../../../shared/data/otoroshi/", import.meta.url).pathname;
+  const otoroshiExport = await readFile(`${otoroshiDir.replace(/\/?$/, "/")}otoroshi-routes.json`, "utf8");
+  await visit("#/transfer", "transfer-otoroshi", "h1:has-text('Import / export')");
+  await page.getByLabel("What the file is").selectOption("otoroshi");
+  await page.getByLabel(/^Otoroshi's shared key/).fill("otoroshi-ui-shared-key");
+  await page.getByLabel("Or paste it").fill(otoroshiExport);
+  await page.getByLabel(/^Merge/).check();
+  await page.getByRole("button", { name: "Show the difference" }).click();
+  await page.getByRole("heading", { name: "What became of the Otoroshi export" }).waitFor();
+  await page.getByRole("cell", { name: "apiKeys partner-app" }).waitFor();
+  await page.getByRole("cell", { name: /a stored backend is not an entity of its own/ }).waitFor();
+  assert.equal(await apiStatus("/apikeys/P4tN8rWq1ZyE6hJd"), 404, "nothing applied before the button");
+  await shot("transfer-otoroshi-report");
+  await axe("transfer-otoroshi-report");
+  await page.getByRole("button", { name: /^Apply \d+ changes/ }).click();
+  // (The toast of the import before may still show: wait for this one's summary.)
+  await page.getByText(/^Imported: revision \d+, \d+ routes, \d+ keys/).waitFor();
+  assert.equal(await apiStatus("/apikeys/P4tN8rWq1ZyE6hJd"), 200);
+  const mergedExport = await page.evaluate(async () => (await fetch("api/export")).text());
+  assert.ok(!mergedExport.includes("otoroshi-ui-shared-key") && !mergedExport.includes("Hq5Lm2Xw9Cv4Bn7Z"), "no secret of the export in clear");
+  assert.ok(mergedExport.includes("\"orders\""), "the merge kept what was there");
+
   step = "an exporter, its status and a test event";
   await visit("#/exporters", "exporters", "h1:has-text('Exporters')");
   await page.getByLabel("Kind").selectOption("webhook");

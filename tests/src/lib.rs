@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod jwt;
 pub mod keys;
 pub mod oidc;
+pub mod otoroshi;
 pub mod raw;
 pub mod receiver;
 pub mod redis_server;

@@ -30,6 +30,7 @@ use serde::Serialize;
 pub use error::AdminError;
 pub use patch::merge_patch;
 pub use session::{AdminAuth, Proof, SessionKey, Via};
+pub use transfer::OTOROSHI_SHARED_KEY_HEADER;
 
 use crate::auth::{credentials, KeyIndex};
 use crate::events::{AuditEvent, Event, EventData, EventSink};
@@ -122,6 +123,11 @@ pub fn admin_key_index(
             client_secret_sealed: k.client_secret_sealed.clone(),
             jwks: Vec::new(),
             name: String::new(),
+            description: String::new(),
+            tags: Vec::new(),
+            metadata: Default::default(),
+            read_only: false,
+            allow_client_id_only: false,
             enabled: true,
             expires_at: None,
             routes: Vec::new(),

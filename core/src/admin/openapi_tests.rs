@@ -19,6 +19,7 @@ fn generated() -> Value {
     let mut generator = SchemaGenerator::new(settings);
     generator.subschema_for::<Document>();
     generator.subschema_for::<super::entities::RotateBody>();
+    generator.subschema_for::<crate::migrate::Report>();
     let schemas = doc["components"]["schemas"]
         .as_object_mut()
         .expect("components.schemas");

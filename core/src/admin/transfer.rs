@@ -24,6 +24,22 @@ pub(crate) async fn export<S: ConfigStore, C: CounterStore, E: EventSink>(
 pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
     op: &Op<'_, S, C, E>,
 ) -> Result<AdminReply, AdminError> {
+    let (incoming, report) = match op.query("from") {
+        None | Some("komainu") => (
+            Document::from_json(op.req.body).map_err(AdminError::invalid)?,
+            None,
+        ),
+        Some("otoroshi") => {
+            let (doc, report) = from_otoroshi(op)?;
+            (doc, Some(report))
+        }
+        Some(other) => {
+            return Err(AdminError::bad_request(
+                "from",
+                format!("from must be komainu or otoroshi, not \"{other}\""),
+            ))
+        }
+    };
     let merge = match op.query("merge") {
         None | Some("false") => false,
         Some("true" | "") => true,
@@ -34,14 +50,13 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
             ))
         }
     };
-    let incoming = Document::from_json(op.req.body).map_err(AdminError::invalid)?;
     // A merge changes only the settings it names (a JSON merge patch).
-    let settings_patch = if merge {
-        serde_json::from_slice::<serde_json::Value>(op.req.body)
+    let settings_patch = match (merge, &report) {
+        (false, _) => None,
+        (true, None) => serde_json::from_slice::<serde_json::Value>(op.req.body)
             .ok()
-            .and_then(|mut v| v.get_mut("settings").map(serde_json::Value::take))
-    } else {
-        None
+            .and_then(|mut v| v.get_mut("settings").map(serde_json::Value::take)),
+        (true, Some(_)) => Some(otoroshi_settings_patch(&incoming.settings)),
     };
     if !merge {
         // A replacement must stand on its own: validate it as sent.
@@ -145,6 +160,7 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
                 "merged": merge,
                 "revision": revision,
                 "changes": changes,
+                "report": report,
             }),
         ));
     }
@@ -158,10 +174,61 @@ pub(crate) async fn import<S: ConfigStore, C: CounterStore, E: EventSink>(
             "routes": routes,
             "apikeys": apikeys,
             "groups": groups,
+            "report": report,
         }),
     );
     reply.applied = Some(committed.gateway);
     Ok(reply)
+}
+
+/// The header of `POST /api/import?from=otoroshi` carrying Otoroshi's
+/// shared key (`app.claim.sharedKey`), which its exports do not carry.
+pub const OTOROSHI_SHARED_KEY_HEADER: &str = "komainu-otoroshi-shared-key";
+
+/// An Otoroshi export mapped onto a document: 400 when it is not one, or
+/// when an entity cannot be imported as it is (the report says which).
+fn from_otoroshi<S: ConfigStore, C: CounterStore, E: EventSink>(
+    op: &Op<'_, S, C, E>,
+) -> Result<(Document, crate::migrate::Report), AdminError> {
+    let shared_key = match op.req.headers.get(OTOROSHI_SHARED_KEY_HEADER) {
+        Some(v) => Some(v.to_str().map_err(|_| {
+            AdminError::bad_request(
+                OTOROSHI_SHARED_KEY_HEADER,
+                "the shared key must be visible ASCII",
+            )
+        })?),
+        None => None,
+    };
+    let migration = crate::migrate::otoroshi::from_export(op.req.body, shared_key)
+        .map_err(|e| AdminError::bad_request("body", e.0))?;
+    if migration.report.summary.errors > 0 {
+        let mut error = AdminError::invalid(ValidationErrors(migration.report.errors()));
+        error.message = format!(
+            "{} of the Otoroshi export's entities cannot be imported as they are (errors lists them); nothing was changed",
+            migration.report.summary.errors
+        );
+        return Err(error);
+    }
+    Ok((migration.document, migration.report))
+}
+
+/// What an Otoroshi import merges into the settings: the Otoroshi shared
+/// key, and the global maintenance and IP lists when the export sets them.
+fn otoroshi_settings_patch(settings: &crate::model::Settings) -> serde_json::Value {
+    let mut patch = serde_json::json!({});
+    if let Some(key) = &settings.otoroshi.shared_key {
+        patch["otoroshi"] = serde_json::json!({ "sharedKey": key });
+    }
+    if settings.maintenance.enabled {
+        patch["maintenance"] = serde_json::json!({ "enabled": true });
+    }
+    if !settings.ip_allow.is_empty() {
+        patch["ipAllow"] = serde_json::json!(settings.ip_allow);
+    }
+    if !settings.ip_block.is_empty() {
+        patch["ipBlock"] = serde_json::json!(settings.ip_block);
+    }
+    patch
 }
 
 /// Upserts `from` into `into` by id; records where each incoming entity

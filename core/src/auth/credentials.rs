@@ -31,6 +31,21 @@ pub enum Credentials<'a> {
     },
     /// A bearer JWT (HS256, signed with the client secret).
     Jwt(&'a str),
+    /// A JWT as Otoroshi reads it (Otoroshi profile): the client id in
+    /// `clientId`, `client_id`, `cid` or `iss`, `exp` optional.
+    OtoroshiJwt(&'a str),
+    /// The client id alone (Otoroshi profile, `x-api-key`), for keys that
+    /// allow it.
+    ClientId(Cow<'a, str>),
+    /// Otoroshi's `otoapk_<clientId>_<hex HMAC-SHA256(secret, "otoapk_<clientId>")>` bearer.
+    OtoBearer {
+        /// The client id it names.
+        client_id: String,
+        /// The HMAC it carries.
+        mac: Vec<u8>,
+        /// `true` when it came in the `Authorization` header.
+        in_authorization: bool,
+    },
 }
 
 impl Credentials<'_> {
@@ -40,7 +55,11 @@ impl Credentials<'_> {
             Credentials::Secret {
                 in_authorization, ..
             } => *in_authorization,
-            Credentials::Jwt(_) => true,
+            Credentials::Jwt(_) | Credentials::OtoroshiJwt(_) => true,
+            Credentials::ClientId(_) => false,
+            Credentials::OtoBearer {
+                in_authorization, ..
+            } => *in_authorization,
         }
     }
 
@@ -51,6 +70,9 @@ impl Credentials<'_> {
         let id = match self {
             Credentials::Secret { client_id, .. } => client_id.to_string(),
             Credentials::Jwt(token) => super::jwt::parse(token).ok()?.client_id,
+            Credentials::OtoroshiJwt(token) => super::jwt::parse_otoroshi(token).ok()?.client_id,
+            Credentials::ClientId(id) => id.to_string(),
+            Credentials::OtoBearer { client_id, .. } => client_id.clone(),
         };
         Some(id.chars().take(128).collect())
     }
@@ -105,6 +127,116 @@ pub fn extract<H: HeaderLookup + ?Sized>(
             "unsupported Authorization scheme: use Basic (clientId:clientSecret) or Bearer (a JWT)",
         ))
     }
+}
+
+/// Finds the credentials of a request on a route with the Otoroshi
+/// profile, in Otoroshi's order: `x-api-key` (the client id alone, or an
+/// `otoapk_` bearer), the client id / secret header pair (`id_header`,
+/// `secret_header`: Otoroshi's names or the route's), a JWT
+/// (`Otoroshi-Token`, or `Authorization: Bearer`), Basic
+/// (`Otoroshi-Authorization`, or `Authorization`), an `otoapk_` bearer;
+/// then the gateway's own forms.
+pub fn extract_otoroshi<'h, H: HeaderLookup + ?Sized>(
+    headers: &'h H,
+    id_header: &str,
+    secret_header: &str,
+) -> Result<Option<Credentials<'h>>, GatewayError> {
+    let text = |name: &str, v: &'h [u8]| {
+        visible_ascii(v).map(str::trim).ok_or_else(|| {
+            GatewayError::InvalidCredentials(Cow::Owned(format!(
+                "the {name} header must be visible ASCII"
+            )))
+        })
+    };
+    if let Some(v) = headers.first("x-api-key") {
+        let v = text("x-api-key", v)?;
+        if let Some(bearer) = oto_bearer(v, false) {
+            return Ok(Some(bearer));
+        }
+        if v.is_empty() {
+            return Err(GatewayError::invalid("the x-api-key header is empty"));
+        }
+        return Ok(Some(Credentials::ClientId(Cow::Borrowed(v))));
+    }
+    if let Some(id) = headers.first(id_header) {
+        let id = text(id_header, id)?;
+        if let Some(secret) = headers.first(secret_header) {
+            return Ok(Some(Credentials::Secret {
+                client_id: Cow::Borrowed(id),
+                secret: Cow::Borrowed(secret),
+                in_authorization: false,
+            }));
+        }
+        return Err(GatewayError::InvalidCredentials(Cow::Owned(format!(
+            "{id_header} was sent without {secret_header}"
+        ))));
+    }
+    let authorization = headers
+        .first("authorization")
+        .map(|v| text("Authorization", v))
+        .transpose()?;
+    let bearer = |v: &'h str| {
+        let (scheme, rest) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+    };
+    let token = headers
+        .first("otoroshi-token")
+        .map(|v| text("Otoroshi-Token", v));
+    let (token, token_in_authorization) = match token {
+        Some(t) => (Some(t?.trim_start_matches("Bearer ").trim()), false),
+        None => (authorization.and_then(bearer), true),
+    };
+    if let Some(token) = token {
+        if let Some(b) = oto_bearer(token, token_in_authorization) {
+            return Ok(Some(b));
+        }
+        if token.split('.').count() == 3 {
+            return Ok(Some(Credentials::OtoroshiJwt(token)));
+        }
+        return Err(GatewayError::invalid(
+            "the bearer token is neither a JWT nor an otoapk_ bearer",
+        ));
+    }
+    if let Some(v) = headers.first("otoroshi-authorization") {
+        let v = text("Otoroshi-Authorization", v)?;
+        let encoded = v
+            .strip_prefix("Basic ")
+            .or_else(|| v.strip_prefix("basic "))
+            .unwrap_or(v);
+        return basic(encoded.trim()).map(|c| match c {
+            Credentials::Secret {
+                client_id, secret, ..
+            } => Some(Credentials::Secret {
+                client_id,
+                secret,
+                in_authorization: false,
+            }),
+            other => Some(other),
+        });
+    }
+    extract(headers)
+}
+
+/// An `otoapk_<clientId>_<hex>` bearer, if `value` is one.
+fn oto_bearer(value: &str, in_authorization: bool) -> Option<Credentials<'static>> {
+    let rest = value.strip_prefix("otoapk_")?;
+    let (client_id, hex) = rest.rsplit_once('_')?;
+    let mac = decode_hex(hex)?;
+    Some(Credentials::OtoBearer {
+        client_id: client_id.to_owned(),
+        mac,
+        in_authorization,
+    })
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// Whether an `Authorization` value uses a scheme the gateway reads as

@@ -44,10 +44,28 @@ struct Claims {
     sub: Option<String>,
     exp: Option<f64>,
     nbf: Option<f64>,
+    #[serde(rename = "clientId")]
+    client_id_camel: Option<String>,
+    client_id: Option<String>,
+    cid: Option<String>,
 }
+
+/// Otoroshi's leeway on a client JWT's times, in seconds.
+const OTOROSHI_LEEWAY_S: f64 = 10.0;
 
 /// Reads a compact JWS; the message says what is wrong with it.
 pub fn parse(token: &str) -> Result<UnverifiedJwt<'_>, &'static str> {
+    parse_as(token, false)
+}
+
+/// Reads a compact JWS as Otoroshi does: the client id in `clientId`,
+/// `client_id`, `cid` or `iss` (then `sub`), `exp` optional, 10 s of
+/// leeway on `exp` and `nbf`.
+pub fn parse_otoroshi(token: &str) -> Result<UnverifiedJwt<'_>, &'static str> {
+    parse_as(token, true)
+}
+
+fn parse_as(token: &str, otoroshi: bool) -> Result<UnverifiedJwt<'_>, &'static str> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -58,11 +76,30 @@ pub fn parse(token: &str) -> Result<UnverifiedJwt<'_>, &'static str> {
     let alg = JwtAlg::from_name(&header.alg)
         .ok_or("the JWT must be signed with HS256, ES256, EdDSA or RS256")?;
     let claims: Claims = decode_json(payload).ok_or("the JWT payload is not base64url JSON")?;
-    let client_id = claims
-        .iss
-        .or(claims.sub)
-        .ok_or("the JWT needs iss (or sub) set to the client id")?;
-    let expires_at_s = claims.exp.ok_or("the JWT needs an exp claim")?;
+    let (client_id, expires_at_s, not_before_s) = if otoroshi {
+        let id = claims
+            .client_id_camel
+            .or(claims.client_id)
+            .or(claims.cid)
+            .or(claims.iss)
+            .or(claims.sub)
+            .ok_or("the JWT needs clientId, client_id, cid or iss set to the client id")?;
+        (
+            id,
+            claims.exp.map_or(f64::INFINITY, |e| e + OTOROSHI_LEEWAY_S),
+            claims.nbf.map(|n| n - OTOROSHI_LEEWAY_S),
+        )
+    } else {
+        let id = claims
+            .iss
+            .or(claims.sub)
+            .ok_or("the JWT needs iss (or sub) set to the client id")?;
+        (
+            id,
+            claims.exp.ok_or("the JWT needs an exp claim")?,
+            claims.nbf,
+        )
+    };
     let signature = URL_SAFE_NO_PAD
         .decode(signature)
         .map_err(|_| "the JWT signature is not base64url")?;
@@ -73,7 +110,7 @@ pub fn parse(token: &str) -> Result<UnverifiedJwt<'_>, &'static str> {
         kid: header.kid,
         client_id,
         expires_at_s,
-        not_before_s: claims.nbf,
+        not_before_s,
     })
 }
 

@@ -80,6 +80,14 @@ pub struct CompiledKey {
     groups: Vec<usize>,
     /// The key's quotas.
     pub quotas: Quotas,
+    /// Labels (Otoroshi's info token).
+    pub tags: Box<[Box<str>]>,
+    /// Name → value (Otoroshi's info token).
+    pub metadata: Box<[(Box<str>, Box<str>)]>,
+    /// Only GET, HEAD and OPTIONS.
+    pub read_only: bool,
+    /// The client id alone authenticates (Otoroshi profile, `x-api-key`).
+    allow_client_id_only: bool,
 }
 
 impl CompiledKey {
@@ -209,6 +217,14 @@ impl KeyIndex {
                 routes,
                 groups,
                 quotas: k.quotas,
+                tags: k.tags.iter().map(|t| Box::from(t.as_str())).collect(),
+                metadata: k
+                    .metadata
+                    .iter()
+                    .map(|(n, v)| (Box::from(n.as_str()), Box::from(v.as_str())))
+                    .collect(),
+                read_only: k.read_only,
+                allow_client_id_only: k.allow_client_id_only,
             };
             compiled.insert(Box::from(id), key);
         }
@@ -276,8 +292,40 @@ impl KeyIndex {
                     _ => return Err(GatewayError::invalid(WRONG)),
                 }
             }
-            Credentials::Jwt(token) => {
-                let jwt = jwt::parse(token).map_err(GatewayError::invalid)?;
+            Credentials::ClientId(client_id) => match self.keys.get(client_id.as_ref()) {
+                Some(k) if k.allow_client_id_only => k,
+                _ => {
+                    return Err(GatewayError::invalid(
+                        "unknown client id, or this key needs its secret (it does not allow the client id alone)",
+                    ))
+                }
+            },
+            Credentials::OtoBearer { client_id, mac, .. } => {
+                let message = format!("otoapk_{client_id}");
+                let key = self.keys.get(client_id.as_str());
+                let signed = |s: &KeySecret| {
+                    s.mac
+                        .as_ref()
+                        .is_some_and(|m| m.verify_mac(message.as_bytes(), mac))
+                };
+                let valid = key.map_or_else(
+                    || std::hint::black_box(self.decoy_mac.verify_mac(message.as_bytes(), mac)),
+                    |k| {
+                        k.secret.as_ref().is_some_and(signed)
+                            || k.previous_valid(now_ms).is_some_and(signed)
+                    },
+                );
+                match key {
+                    Some(k) if valid => k,
+                    _ => return Err(GatewayError::invalid(self.jwt_refusal)),
+                }
+            }
+            Credentials::Jwt(token) | Credentials::OtoroshiJwt(token) => {
+                let jwt = match credentials {
+                    Credentials::OtoroshiJwt(_) => jwt::parse_otoroshi(token),
+                    _ => jwt::parse(token),
+                }
+                .map_err(GatewayError::invalid)?;
                 let key = self.keys.get(jwt.client_id.as_str());
                 let signed = |s: &KeySecret| s.mac.as_ref().is_some_and(|m| jwt.signed_by(m));
                 let valid = key.map_or_else(
@@ -327,6 +375,11 @@ mod tests {
             client_secret_sealed: None,
             jwks: Vec::new(),
             name: String::new(),
+            description: String::new(),
+            tags: Vec::new(),
+            metadata: Default::default(),
+            read_only: false,
+            allow_client_id_only: false,
             enabled: true,
             expires_at: None,
             routes: vec!["r1".into()],

@@ -112,6 +112,9 @@ pub struct RequestContext {
     pub health_changes: Vec<super::health::HealthChange>,
     /// The person calling a private route (their session).
     pub person: Option<Box<crate::login::Person>>,
+    /// On a route with the Otoroshi profile: the state challenge to check
+    /// and the headers to send back.
+    pub otoroshi: Option<Box<super::otoroshi::Exchange>>,
 }
 
 impl RequestContext {
@@ -138,6 +141,7 @@ impl RequestContext {
             retries: 0,
             health_changes: Vec::new(),
             person: None,
+            otoroshi: None,
         }
     }
 }

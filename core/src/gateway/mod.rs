@@ -25,6 +25,7 @@ mod head;
 pub mod health;
 mod log;
 pub mod login;
+pub mod otoroshi;
 mod phases;
 mod reply;
 mod retry;
@@ -89,6 +90,8 @@ pub struct Gateway {
     private_routes: bool,
     /// Failed logins on private routes' hosts (carried across revisions).
     login_throttle: std::sync::Arc<crate::login::LoginThrottle>,
+    /// Signs Otoroshi's tokens (the shared key), when it is set.
+    otoroshi_signer: Option<otoroshi::Signer>,
     /// The document compiled (secrets in their stored forms): what an
     /// instance writes back to a shared store that lost it.
     source: std::sync::Arc<Document>,
@@ -135,6 +138,8 @@ pub(crate) struct CompiledRoute {
     /// Header changes on the request and on the response.
     request_rules: Option<transform::HeaderRules>,
     response_rules: Option<transform::HeaderRules>,
+    /// The Otoroshi profile (the route's, else the settings').
+    otoroshi: Option<otoroshi::Profile>,
 }
 
 impl CompiledRoute {
@@ -180,6 +185,7 @@ impl CompiledRoute {
             host_override: route.host_override.as_deref().map(Box::from),
             request_rules: transform::HeaderRules::of(&route.request_headers),
             response_rules: transform::HeaderRules::of(&route.response_headers),
+            otoroshi: otoroshi::Profile::compile(route, settings),
         }
     }
 }
@@ -231,6 +237,7 @@ impl Gateway {
             route_sessions: login::session_key(claim_secret),
             private_routes: doc.routes.iter().any(|r| r.enabled && r.auth.is_some()),
             login_throttle: std::sync::Arc::default(),
+            otoroshi_signer: otoroshi_signer(&doc.settings.otoroshi, sealing)?,
             source: std::sync::Arc::new(doc.clone()),
         })
     }
@@ -328,6 +335,28 @@ fn access_of(route: &Route, settings: &Settings) -> crate::access::Access {
         block: parse(&block),
         allow_global: parse(&settings.ip_allow),
         allow_route: parse(&route.ip_allow),
+    }
+}
+
+/// Opens the Otoroshi shared key. A key still in clear means there is no
+/// deployment key to seal it with: refused, since it could not be kept.
+fn otoroshi_signer(
+    settings: &crate::model::OtoroshiSettings,
+    sealing: Option<&SealingKey>,
+) -> Result<Option<otoroshi::Signer>, ValidationErrors> {
+    match (&settings.shared_key, &settings.shared_key_sealed) {
+        (Some(_), _) => Err(ValidationErrors::one(
+            "settings.otoroshi.sharedKey",
+            "keeping Otoroshi's shared key needs a deployment key to seal it: start with --secret-key / KOMAINU_SECRET_KEY",
+        )),
+        (None, Some(sealed)) => open_sealed_bytes(
+            sealing,
+            crate::model::OtoroshiSettings::SEAL_CONTEXT,
+            sealed,
+        )
+        .map(|key| Some(otoroshi::Signer::new(&key)))
+        .map_err(|why| ValidationErrors::one("settings.otoroshi.sharedKeySealed", why.to_string())),
+        (None, None) => Ok(None),
     }
 }
 

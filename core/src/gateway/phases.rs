@@ -223,7 +223,8 @@ impl Gateway {
         let caller = match self.authenticate(route, head, ctx.received_ms) {
             Ok(caller) => caller,
             Err(error) => {
-                ctx.claimed_client_id = credentials::extract(head)
+                ctx.claimed_client_id = self
+                    .credentials(route, head)
                     .ok()
                     .flatten()
                     .and_then(|c| c.claimed_client_id());
@@ -236,7 +237,7 @@ impl Gateway {
             if self.per_key_metrics {
                 ctx.key_stats = Some(caller.key.stats.clone());
             }
-            self.authorize(caller.key, route)?;
+            self.authorize(caller.key, route, head.method())?;
             self.body_size(route, head)?;
             self.quota(counters, caller.key, route, ctx).await?;
         } else {
@@ -361,7 +362,9 @@ impl Gateway {
         if self.routes[route].public {
             return Ok(None);
         }
-        let found = credentials::extract(headers)?.ok_or(GatewayError::MissingCredentials)?;
+        let found = self
+            .credentials(route, headers)?
+            .ok_or(GatewayError::MissingCredentials)?;
         let key = self.keys.authenticate(&found, now_ms)?;
         Ok(Some(Caller {
             key,
@@ -369,10 +372,40 @@ impl Gateway {
         }))
     }
 
+    /// The credentials of a request on `route`: the gateway's forms, and
+    /// Otoroshi's on a route with its profile.
+    fn credentials<'h, H: HeaderLookup + ?Sized>(
+        &self,
+        route: usize,
+        headers: &'h H,
+    ) -> Result<Option<credentials::Credentials<'h>>, GatewayError> {
+        match &self.routes[route].otoroshi {
+            Some(p) => credentials::extract_otoroshi(headers, &p.id_header, &p.secret_header),
+            None => credentials::extract(headers),
+        }
+    }
+
     /// **authorize**: whether the key may call the route (named in the
-    /// key's `routes`, or a group in common). Default: 403 `forbidden`.
-    pub(crate) fn authorize(&self, key: &CompiledKey, route: usize) -> Result<(), GatewayError> {
+    /// key's `routes`, or a group in common) with this method (a read-only
+    /// key: GET, HEAD and OPTIONS only). Default: 403 `forbidden`.
+    pub(crate) fn authorize(
+        &self,
+        key: &CompiledKey,
+        route: usize,
+        method: &http::Method,
+    ) -> Result<(), GatewayError> {
         let r = &self.routes[route];
+        if key.read_only
+            && !matches!(
+                *method,
+                http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+            )
+        {
+            return Err(GatewayError::ReadOnlyKey {
+                client_id: key.client_id.to_string(),
+                method: method.to_string(),
+            });
+        }
         if key.may_call(route, &r.groups) {
             Ok(())
         } else {
@@ -453,7 +486,23 @@ impl Gateway {
                 ctx.request_id.as_str(),
             ),
         };
+        let otoroshi = r.otoroshi.as_ref().map(|p| {
+            let caller = match (&ctx.person, caller) {
+                (Some(person), _) => super::otoroshi::Caller::Person(person),
+                (None, Some(c)) => super::otoroshi::Caller::Key(c.key),
+                (None, None) => super::otoroshi::Caller::Public,
+            };
+            let (out, exchange) = p.outgoing(
+                self.otoroshi_signer.as_ref(),
+                caller,
+                ctx.received_ms,
+                ctx.request_id.as_str(),
+            );
+            ctx.otoroshi = exchange;
+            (p, out)
+        });
         Ok(Forwarding {
+            otoroshi,
             target,
             timeouts: r.timeouts,
             max_body_bytes: r.max_body_bytes,

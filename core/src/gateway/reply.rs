@@ -20,6 +20,23 @@ impl Gateway {
         add_context_headers(ctx, headers);
     }
 
+    /// Checks a backend's response head before it goes to the client: on
+    /// a route with Otoroshi's state challenge, the backend's
+    /// `Otoroshi-State-Resp` (502 `bad_gateway` when it fails). Adapters
+    /// call it on every proxied response head; routes without the
+    /// challenge pay one `Option` check.
+    pub fn check_response(
+        &self,
+        ctx: &RequestContext,
+        headers: &impl super::HeaderLookup,
+        now_ms: u64,
+    ) -> Result<(), GatewayError> {
+        match &ctx.otoroshi {
+            Some(exchange) => exchange.check(self.otoroshi_signer.as_ref(), headers, now_ms),
+            None => Ok(()),
+        }
+    }
+
     /// The route's changes to a backend's response headers, if it has
     /// any: for adapters that write heads themselves (the headers it
     /// [`drops`](super::transform::HeaderRules::drops) stay out, then its
@@ -109,6 +126,9 @@ pub fn response_headers(ctx: &RequestContext, mut emit: impl FnMut(&'static str,
     emit("komainu-request-id", ctx.request_id.as_str().as_bytes());
     if let Some(cors) = &ctx.cors {
         cors.for_each(|name, value| emit(name, value.as_bytes()));
+    }
+    if let Some(otoroshi) = &ctx.otoroshi {
+        otoroshi.emit_back(ctx, &mut emit);
     }
     if let Some(quota) = &ctx.quota {
         quota.for_each_header(emit);

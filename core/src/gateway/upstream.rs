@@ -134,6 +134,8 @@ pub struct Forwarding<'g> {
     pub(crate) host_override: Option<&'g str>,
     /// The route's changes to the request's headers.
     pub(crate) rules: Option<&'g super::transform::HeaderRules>,
+    /// The Otoroshi profile's headers, on a route that has it.
+    pub(crate) otoroshi: Option<(&'g super::otoroshi::Profile, super::otoroshi::Outgoing)>,
 }
 
 impl Forwarding<'_> {
@@ -161,6 +163,7 @@ impl Forwarding<'_> {
             || name.eq_ignore_ascii_case(CLIENT_SECRET_HEADER)
             || (self.drop_authorization && name.eq_ignore_ascii_case("authorization"))
             || self.rules.is_some_and(|r| r.drops(name))
+            || self.otoroshi.as_ref().is_some_and(|(p, _)| p.drops(name))
     }
 
     /// The path and query to send: the client's, less the route's
@@ -219,6 +222,9 @@ impl Forwarding<'_> {
         emit("komainu-request-id", ctx.request_id.as_str().as_bytes());
         emit("komainu-claim", self.claim.as_bytes());
         emit("traceparent", &ctx.trace.header_value());
+        if let Some((_, out)) = &self.otoroshi {
+            out.emit(ctx.request_id.as_str(), host, &mut emit);
+        }
     }
 }
 
@@ -252,7 +258,7 @@ pub(crate) fn rewrite_request(
     ctx: &RequestContext,
 ) -> Result<(), GatewayError> {
     let target = forwarding.target;
-    let mut added: Vec<(&'static str, HeaderValue)> = Vec::with_capacity(7);
+    let mut added: Vec<(&'static str, HeaderValue)> = Vec::with_capacity(12);
     forwarding.added_headers(&*parts, client, ctx, |name, value| {
         if let Ok(v) = HeaderValue::from_bytes(value) {
             added.push((name, v));

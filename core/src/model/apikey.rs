@@ -32,6 +32,22 @@ pub struct ApiKey {
     /// Human-readable name.
     #[serde(default)]
     pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Labels (sent to backends in Otoroshi's info token).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Name → value (sent to backends in Otoroshi's info token).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// Only `GET`, `HEAD` and `OPTIONS` calls (others: 403 `forbidden`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// On routes with the Otoroshi profile, the client id alone (the
+    /// `x-api-key` header) is enough, as Otoroshi's `allowClientIdOnly`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_client_id_only: bool,
     /// A disabled key is refused (401).
     #[serde(default = "yes")]
     pub enabled: bool,

@@ -167,6 +167,12 @@ impl Document {
                     changed = true;
                 }
             }
+            let otoroshi = &mut self.settings.otoroshi;
+            if let Some(secret) = otoroshi.shared_key.take() {
+                otoroshi.shared_key_sealed =
+                    Some(key.seal_bytes(super::OtoroshiSettings::SEAL_CONTEXT, secret.as_bytes()));
+                changed = true;
+            }
             for m in &mut self.auth_modules {
                 if let Some(secret) = m.client_secret.take() {
                     m.client_secret_sealed =

@@ -14,6 +14,7 @@ mod diff;
 mod document;
 mod exporter;
 mod group;
+mod otoroshi;
 mod route;
 mod settings;
 mod validate;
@@ -24,11 +25,12 @@ pub use diff::{Diff, EntityChange, Op};
 pub use document::{AdminKey, Document, LocalState, FORMAT};
 pub use exporter::{Exporter, ExporterKind};
 pub use group::Group;
+pub use otoroshi::{Challenge, InfoToken, OtoroshiProfile, OtoroshiSettings};
 pub use route::{
     Backend, CircuitBreaker, Cors, HeaderChanges, HealthCheck, LoadBalancing, Redirect, Retries,
     Route, RouteAuth, StaticResponse, Strategy, Target, Timeouts, MAX_TARGETS,
 };
 pub use settings::{AlertSettings, MaintenanceSettings, MetricsSettings, QuotaFailure, Settings};
 pub use validate::{
-    check_secret, FieldError, ValidationErrors, MAX_SECRET_CHARS, MIN_SECRET_CHARS,
+    check_secret, is_valid_id, FieldError, ValidationErrors, MAX_SECRET_CHARS, MIN_SECRET_CHARS,
 };

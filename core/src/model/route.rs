@@ -98,6 +98,11 @@ pub struct Route {
     /// Headers changed on the backend's response sent to the client.
     #[serde(default, skip_serializing_if = "HeaderChanges::is_empty")]
     pub response_headers: HeaderChanges,
+    /// Speak Otoroshi's protocol on this route (its credential headers,
+    /// info token, state challenge): clients and backends written for
+    /// Otoroshi keep working. Overrides `settings.otoroshi.profile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otoroshi: Option<super::OtoroshiProfile>,
 }
 
 /// Cross-origin resource sharing for a route.
@@ -218,6 +223,7 @@ impl Default for Route {
             host_override: None,
             request_headers: HeaderChanges::default(),
             response_headers: HeaderChanges::default(),
+            otoroshi: None,
         }
     }
 }

@@ -53,6 +53,10 @@ pub struct Settings {
     /// that is not one of them. Empty: the connection's peer is the client.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<String>,
+    /// Otoroshi compatibility: the shared key of its tokens, and the
+    /// profile of every route.
+    #[serde(default, skip_serializing_if = "super::OtoroshiSettings::is_empty")]
+    pub otoroshi: super::OtoroshiSettings,
 }
 
 /// Maintenance: on for every route, or what routes in maintenance answer.
@@ -165,6 +169,7 @@ impl Default for Settings {
             max_request_body_bytes: None,
             timeouts: super::Timeouts::default(),
             trusted_proxies: Vec::new(),
+            otoroshi: super::OtoroshiSettings::default(),
         }
     }
 }

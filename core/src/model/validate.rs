@@ -201,6 +201,13 @@ pub(crate) fn check_document(doc: &Document) -> Result<(), ValidationErrors> {
         }
     }
     check_timeouts(&mut c, "settings.timeouts", &doc.settings.timeouts);
+    let otoroshi = &doc.settings.otoroshi;
+    let signs = otoroshi.profile.as_ref().is_some_and(|p| p.signs())
+        || doc
+            .routes
+            .iter()
+            .any(|r| r.otoroshi.as_ref().is_some_and(|p| p.signs()));
+    super::otoroshi::check_settings(&mut c, otoroshi, signs);
     let maintenance = &doc.settings.maintenance;
     if !(1..=604_800).contains(&maintenance.retry_after_seconds) {
         c.fail(
@@ -279,6 +286,9 @@ fn check_route(c: &mut Checker, at: &str, route: &Route, groups: &HashSet<&str>)
         if let Err((field, why)) = crate::gateway::answer::check_static(r) {
             c.fail(format!("{at}.respond.{field}"), why);
         }
+    }
+    if let Some(p) = &route.otoroshi {
+        super::otoroshi::check_profile(c, &format!("{at}.otoroshi"), p);
     }
     for (field, changes) in [
         ("requestHeaders", &route.request_headers),
@@ -603,6 +613,25 @@ fn check_apikey(c: &mut Checker, at: &str, key: &ApiKey, groups: &HashSet<&str>)
             c.fail(
                 format!("{at}.rotation.previousExpiresAt"),
                 format!("\"{at_text}\" is not an RFC 3339 UTC timestamp"),
+            );
+        }
+    }
+    for (j, tag) in key.tags.iter().enumerate() {
+        if tag.is_empty() || tag.len() > 256 || tag.chars().any(char::is_control) {
+            c.fail(
+                format!("{at}.tags[{j}]"),
+                "a tag is 1 to 256 characters, without control characters",
+            );
+        }
+    }
+    if key.metadata.len() > 100 {
+        c.fail(format!("{at}.metadata"), "at most 100 entries");
+    }
+    for (name, value) in &key.metadata {
+        if name.is_empty() || name.len() > 256 || value.len() > 4096 {
+            c.fail(
+                format!("{at}.metadata.{name}"),
+                "names are 1 to 256 characters, values at most 4096",
             );
         }
     }

@@ -821,6 +821,12 @@ async fn relay_response(
             return refuse(client, out, gateway, ctx, error, false, tally).await;
         }
     };
+    // A route that checks the backend's answer (Otoroshi's state challenge).
+    if let Err(error) = gateway.check_response(ctx, &ResponseLines(response.headers), now_ms()) {
+        warn_backend_failure(ctx, &error);
+        out.clear();
+        return refuse(client, out, gateway, ctx, error, false, tally).await;
+    }
     // An HTTP/1.0 client cannot read chunks: it gets the data, then the close.
     let dechunk = framing == Framing::Chunked && !http11;
     let keep = !client_close && framing != Framing::UntilClose && !dechunk && !switching;
@@ -832,7 +838,7 @@ async fn relay_response(
     out.push(b' ');
     out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    let mut added: [&str; 12] = [""; 12];
+    let mut added: [&str; 16] = [""; 16];
     let mut added_count = 0;
     let mut add = |name: &'static str, value: &[u8]| {
         if added_count < added.len() {
@@ -1038,4 +1044,16 @@ fn upstream_error(forwarding: &Forwarding<'_>, e: UpstreamError) -> GatewayError
 
 fn exchange_error(forwarding: &Forwarding<'_>, e: &std::io::Error) -> GatewayError {
     upstream_error(forwarding, UpstreamError::Exchange(root_cause(e)))
+}
+
+/// A backend's response header lines, read by name.
+struct ResponseLines<'a, 'b>(&'a [httparse::Header<'b>]);
+
+impl komainu_core::gateway::HeaderLookup for ResponseLines<'_, '_> {
+    fn first(&self, name: &str) -> Option<&[u8]> {
+        self.0
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
 }
