@@ -71,6 +71,7 @@ fn document(routes: usize) -> Document {
         client_secret_hash: Some(Verifier::new(&format!("client-{k}"), &secret).to_text()),
         client_secret_sealed: None,
         jwks: Vec::new(),
+        jwt_algorithms: vec![komainu_core::model::HmacAlg::Hs256],
         name: String::new(),
         description: String::new(),
         tags: Vec::new(),

@@ -7,5 +7,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             let _ = jwt.signed_by(&key);
             let _ = jwt.is_current(1_800_000_000_000);
         }
+        if let Ok(jwt) = komainu_core::auth::jwt::parse_otoroshi(token) {
+            let wide = komainu_core::secret::WideHash::from_secret(b"fuzz-secret-0123456789");
+            let _ = jwt.signed_by_wide(&wide);
+            let _ = jwt.is_current(1_800_000_000_000);
+        }
     }
 });

@@ -98,6 +98,7 @@ pub fn install(doc: &mut Document, backend: SocketAddr, secret: &str) {
         client_secret_hash: None,
         client_secret_sealed: None,
         jwks: Vec::new(),
+        jwt_algorithms: vec![komainu_core::model::HmacAlg::Hs256],
         name: "Demo key".into(),
         description: String::new(),
         tags: Vec::new(),

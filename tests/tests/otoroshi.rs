@@ -109,19 +109,36 @@ fn otoapk(id: &str, secret: &str) -> String {
     format!("{prefix}_{hex}")
 }
 
-/// An HS256 JWT signed with the client secret, with these claims.
-fn jwt(secret: &str, claims: Value) -> String {
+/// A JWT signed with the client secret (`alg`: HS256, HS384 or HS512), with these claims.
+fn jwt_with(alg: &str, secret: &str, claims: Value) -> String {
     let input = format!(
         "{}.{}",
-        URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#)),
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(input.as_bytes());
-    format!(
-        "{input}.{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
+    let tag = match alg {
+        "HS384" => {
+            let mut mac = <Hmac<sha2::Sha384> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(input.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+        "HS512" => {
+            let mut mac = <Hmac<sha2::Sha512> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(input.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+        _ => {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(input.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+    };
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag))
+}
+
+/// An HS256 JWT signed with the client secret, with these claims.
+fn jwt(secret: &str, claims: Value) -> String {
+    jwt_with("HS256", secret, claims)
 }
 
 /// A call on `host` + `path` through the proxy at `base`.
@@ -235,6 +252,42 @@ async fn clients_and_backends_keep_working(base: &str) {
             String::from_utf8_lossy(&r.body)
         );
         assert!(r.json()["headers"][header].is_null());
+    }
+    // HS384 and HS512, as Otoroshi takes them.
+    for alg in ["HS384", "HS512"] {
+        let token = jwt_with(
+            alg,
+            secret,
+            serde_json::json!({ "clientId": id, "exp": now + 60 }),
+        );
+        let r = call(
+            &c,
+            base,
+            "api.oto.tools",
+            "/users/me",
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{alg}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let forged = jwt_with(
+            alg,
+            "not-the-secret-of-this-key-at-all",
+            serde_json::json!({ "clientId": id }),
+        );
+        call(
+            &c,
+            base,
+            "api.oto.tools",
+            "/users/me",
+            &[("authorization", &format!("Bearer {forged}"))],
+        )
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
     }
     let expired = jwt(
         secret,

@@ -122,6 +122,7 @@ pub fn admin_key_index(
             client_secret_hash: k.client_secret_hash.clone(),
             client_secret_sealed: k.client_secret_sealed.clone(),
             jwks: Vec::new(),
+            jwt_algorithms: vec![crate::model::HmacAlg::Hs256],
             name: String::new(),
             description: String::new(),
             tags: Vec::new(),

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 pub enum JwtAlg {
     /// HMAC-SHA256 with the client secret.
     Hs256,
+    /// HMAC-SHA384 with the client secret (keys that list it).
+    Hs384,
+    /// HMAC-SHA512 with the client secret (keys that list it).
+    Hs512,
     /// ECDSA on P-256 with SHA-256.
     Es256,
     /// Ed25519.
@@ -26,6 +30,8 @@ impl JwtAlg {
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "HS256" => Some(Self::Hs256),
+            "HS384" => Some(Self::Hs384),
+            "HS512" => Some(Self::Hs512),
             "ES256" => Some(Self::Es256),
             "EdDSA" => Some(Self::EdDsa),
             "RS256" => Some(Self::Rs256),

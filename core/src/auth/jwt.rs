@@ -74,7 +74,7 @@ fn parse_as(token: &str, otoroshi: bool) -> Result<UnverifiedJwt<'_>, &'static s
     };
     let header: Header = decode_json(header).ok_or("the JWT header is not base64url JSON")?;
     let alg = JwtAlg::from_name(&header.alg)
-        .ok_or("the JWT must be signed with HS256, ES256, EdDSA or RS256")?;
+        .ok_or("the JWT must be signed with HS256 (HS384, HS512 for keys that list them), ES256, EdDSA or RS256")?;
     let claims: Claims = decode_json(payload).ok_or("the JWT payload is not base64url JSON")?;
     let (client_id, expires_at_s, not_before_s) = if otoroshi {
         let id = claims
@@ -119,6 +119,16 @@ impl UnverifiedJwt<'_> {
     /// `key` (constant-time comparison).
     pub fn signed_by(&self, key: &SecretHash) -> bool {
         self.alg == JwtAlg::Hs256 && key.verify_mac(self.signing_input.as_bytes(), &self.signature)
+    }
+
+    /// Whether the token is an HS384 or HS512 token signed with the secret
+    /// behind `key` (constant-time comparison).
+    pub fn signed_by_wide(&self, key: &crate::secret::WideHash) -> bool {
+        match self.alg {
+            JwtAlg::Hs384 => key.verify(false, self.signing_input.as_bytes(), &self.signature),
+            JwtAlg::Hs512 => key.verify(true, self.signing_input.as_bytes(), &self.signature),
+            _ => false,
+        }
     }
 
     /// Whether the token is signed by the private key of `key` (its
@@ -211,10 +221,21 @@ mod tests {
         );
         assert_eq!(
             parse(&none).unwrap_err(),
-            "the JWT must be signed with HS256, ES256, EdDSA or RS256"
+            "the JWT must be signed with HS256 (HS384, HS512 for keys that list them), ES256, EdDSA or RS256"
         );
+        for alg in ["HS1", "PS256", "none", "hs256"] {
+            let other = token(
+                &format!(r#"{{"alg":"{alg}"}}"#),
+                r#"{"iss":"app","exp":1}"#,
+                b"k",
+            );
+            assert!(parse(&other).is_err(), "{alg}");
+        }
+        // HS384 is read (keys may list it), never checked as HS256.
         let hs384 = token(r#"{"alg":"HS384"}"#, r#"{"iss":"app","exp":1}"#, b"k");
-        assert!(parse(&hs384).is_err());
+        assert!(!parse(&hs384)
+            .unwrap()
+            .signed_by(&SecretHash::from_secret(b"k")));
         // An RS256 token is never taken for an HMAC one (algorithm confusion).
         let rs = token(r#"{"alg":"RS256"}"#, r#"{"iss":"app","exp":1}"#, b"k");
         assert!(!parse(&rs)

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use super::credentials::Credentials;
 use super::jwk::{JwtAlg, VerifyingKey};
 use super::jwt;
+use crate::model::HmacAlg;
 use crate::model::{ApiKey, FieldError, Quotas, ValidationErrors};
-use crate::secret::{open_sealed, SealingKey, SecretHash, Verifier};
+use crate::secret::stored::open_sealed_wide;
+use crate::secret::{SealingKey, SecretHash, Verifier, WideHash};
 use crate::time::parse_rfc3339;
 use crate::GatewayError;
 
@@ -17,6 +19,8 @@ use crate::GatewayError;
 struct KeySecret {
     verifier: Verifier,
     mac: Option<SecretHash>,
+    /// The HS384 and HS512 keys, for a key that lists them.
+    wide: Option<WideHash>,
 }
 
 impl KeySecret {
@@ -28,24 +32,40 @@ impl KeySecret {
         hash: Option<&str>,
         sealed: Option<&str>,
         sealing: Option<&SealingKey>,
+        wide: bool,
         field: impl FnOnce() -> String,
     ) -> Result<Option<Self>, FieldError> {
         let state = match (clear, hash) {
-            (Some(secret), _) => SecretHash::from_secret(secret.as_bytes()),
+            (Some(secret), _) => {
+                let state = SecretHash::from_secret(secret.as_bytes());
+                return Ok(Some(Self {
+                    verifier: Verifier::new(client_id, &state),
+                    mac: Some(state),
+                    wide: wide.then(|| WideHash::from_secret(secret.as_bytes())),
+                }));
+            }
             (None, Some(text)) => match SecretHash::parse(text) {
                 Ok(legacy) => legacy,
                 Err(_) => {
                     let Ok(verifier) = Verifier::parse(text) else {
                         return Ok(None);
                     };
-                    let mac = sealed
-                        .map(|s| open_sealed(sealing, client_id, s))
+                    let opened = sealed
+                        .map(|s| open_sealed_wide(sealing, client_id, s))
                         .transpose()
                         .map_err(|e| FieldError {
                             field: field(),
                             message: e.to_string(),
                         })?;
-                    return Ok(Some(Self { verifier, mac }));
+                    let (mac, wide_keys) = match opened {
+                        Some((mac, w)) => (Some(mac), w.filter(|_| wide)),
+                        None => (None, None),
+                    };
+                    return Ok(Some(Self {
+                        verifier,
+                        mac,
+                        wide: wide_keys,
+                    }));
                 }
             },
             (None, None) => return Ok(None),
@@ -53,6 +73,7 @@ impl KeySecret {
         Ok(Some(Self {
             verifier: Verifier::new(client_id, &state),
             mac: Some(state),
+            wide: None,
         }))
     }
 }
@@ -88,6 +109,8 @@ pub struct CompiledKey {
     pub read_only: bool,
     /// The client id alone authenticates (Otoroshi profile, `x-api-key`).
     allow_client_id_only: bool,
+    /// The HMAC algorithms its JWTs may use.
+    hmac_algs: Vec<HmacAlg>,
 }
 
 impl CompiledKey {
@@ -161,6 +184,7 @@ impl KeyIndex {
                 k.client_secret_hash.as_deref(),
                 k.client_secret_sealed.as_deref(),
                 sealing,
+                k.wants_wide_jwt_keys(),
                 || format!("apikeys[{i}].clientSecretSealed"),
             );
             let previous = KeySecret::compile(
@@ -169,6 +193,7 @@ impl KeyIndex {
                 k.rotation.previous_secret_hash.as_deref(),
                 k.rotation.previous_secret_sealed.as_deref(),
                 sealing,
+                k.wants_wide_jwt_keys(),
                 || format!("apikeys[{i}].rotation.previousSecretSealed"),
             );
             let (secret, previous) = match (secret, previous) {
@@ -225,6 +250,7 @@ impl KeyIndex {
                     .collect(),
                 read_only: k.read_only,
                 allow_client_id_only: k.allow_client_id_only,
+                hmac_algs: k.jwt_algorithms.clone(),
             };
             compiled.insert(Box::from(id), key);
         }
@@ -327,14 +353,21 @@ impl KeyIndex {
                 }
                 .map_err(GatewayError::invalid)?;
                 let key = self.keys.get(jwt.client_id.as_str());
-                let signed = |s: &KeySecret| s.mac.as_ref().is_some_and(|m| jwt.signed_by(m));
+                let signed = |s: &KeySecret| match jwt.alg {
+                    JwtAlg::Hs256 => s.mac.as_ref().is_some_and(|m| jwt.signed_by(m)),
+                    _ => s.wide.as_ref().is_some_and(|w| jwt.signed_by_wide(w)),
+                };
+                let hmac = |k: &CompiledKey, alg| {
+                    k.hmac_algs.contains(&alg)
+                        && (k.secret.as_ref().is_some_and(signed)
+                            || k.previous_valid(now_ms).is_some_and(signed))
+                };
                 let valid = key.map_or_else(
                     || std::hint::black_box(jwt.signed_by(&self.decoy_mac)),
                     |k| match jwt.alg {
-                        JwtAlg::Hs256 => {
-                            k.secret.as_ref().is_some_and(signed)
-                                || k.previous_valid(now_ms).is_some_and(signed)
-                        }
+                        JwtAlg::Hs256 => hmac(k, HmacAlg::Hs256),
+                        JwtAlg::Hs384 => hmac(k, HmacAlg::Hs384),
+                        JwtAlg::Hs512 => hmac(k, HmacAlg::Hs512),
                         _ => k.public_keys.iter().any(|pk| jwt.signed_by_public(pk)),
                     },
                 );
@@ -374,6 +407,7 @@ mod tests {
             client_secret_hash: Some(SecretHash::from_secret(secret.as_bytes()).to_text()),
             client_secret_sealed: None,
             jwks: Vec::new(),
+            jwt_algorithms: vec![crate::model::HmacAlg::Hs256],
             name: String::new(),
             description: String::new(),
             tags: Vec::new(),
@@ -405,6 +439,111 @@ mod tests {
 
     fn jwt(payload: &str, secret: &str) -> String {
         jwt::sign(&SecretHash::from_secret(secret.as_bytes()), payload)
+    }
+
+    /// A compact JWS signed with HMAC (`HS384` or `HS512`) over `secret`.
+    fn wide_jwt(alg: &str, payload: &str, secret: &str) -> String {
+        use hmac::Mac;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let input = format!(
+            "{}.{}",
+            b64.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#)),
+            b64.encode(payload)
+        );
+        let tag = if alg == "HS384" {
+            let mut m = hmac::Hmac::<sha2::Sha384>::new_from_slice(secret.as_bytes()).unwrap();
+            m.update(input.as_bytes());
+            m.finalize().into_bytes().to_vec()
+        } else {
+            let mut m = hmac::Hmac::<sha2::Sha512>::new_from_slice(secret.as_bytes()).unwrap();
+            m.update(input.as_bytes());
+            m.finalize().into_bytes().to_vec()
+        };
+        format!("{input}.{}", b64.encode(tag))
+    }
+
+    #[test]
+    fn hs384_and_hs512_jwts_for_keys_that_list_them() {
+        use crate::model::HmacAlg;
+        let secret = "a-secret-of-an-otoroshi-key-0123";
+        let deployment =
+            SealingKey::from_text("a-deployment-key-of-at-least-32-characters").unwrap();
+        let mut wide = key("wide", secret);
+        wide.client_secret_hash = None;
+        wide.client_secret = Some(secret.into());
+        wide.jwt_algorithms = vec![HmacAlg::Hs256, HmacAlg::Hs384, HmacAlg::Hs512];
+        let mut narrow = wide.clone();
+        narrow.client_id = "narrow".into();
+        narrow.jwt_algorithms = vec![HmacAlg::Hs256];
+        // As stored: verifiers and sealed keys, opened with the deployment key.
+        let mut doc = crate::model::Document {
+            apikeys: vec![wide, narrow],
+            ..Default::default()
+        };
+        doc.seal_secrets(Some(&deployment));
+        assert!(doc.apikeys.iter().all(|k| k.client_secret.is_none()));
+        let routes = HashMap::from([("r1", 1usize)]);
+        let groups = HashMap::from([("g", 0usize)]);
+        let idx = KeyIndex::build(&doc.apikeys, &routes, &groups, Some(&deployment)).unwrap();
+        for alg in ["HS384", "HS512"] {
+            let good = wide_jwt(alg, r#"{"iss":"wide","exp":100}"#, secret);
+            assert!(
+                idx.authenticate(&Credentials::Jwt(&good), 0).is_ok(),
+                "{alg}"
+            );
+            let other = wide_jwt(
+                alg,
+                r#"{"iss":"wide","exp":100}"#,
+                "not-the-secret-at-all-0123456789",
+            );
+            assert!(
+                idx.authenticate(&Credentials::Jwt(&other), 0).is_err(),
+                "{alg}"
+            );
+            let narrow = wide_jwt(alg, r#"{"iss":"narrow","exp":100}"#, secret);
+            assert!(
+                idx.authenticate(&Credentials::Jwt(&narrow), 0).is_err(),
+                "{alg} not listed"
+            );
+        }
+        // HS256 still works for both.
+        for id in ["wide", "narrow"] {
+            let good = jwt(&format!(r#"{{"iss":"{id}","exp":100}}"#), secret);
+            assert!(
+                idx.authenticate(&Credentials::Jwt(&good), 0).is_ok(),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn otoroshis_documented_bearer() {
+        // `manual/next/docs/tutorials/secure-with-apikey.mdx` of Otoroshi.
+        let idx = index(&[key("my-first-api-key-id", "my-first-api-key-secret")]);
+        let bearer = "otoapk_my-first-api-key-id_99cb8e081d692044593ad0e658a67a5114f7afbdcbeb26f8087cce0df3b610b2";
+        let mut headers = http::HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {bearer}").parse().unwrap());
+        let found = super::super::credentials::extract_otoroshi(
+            &headers,
+            "otoroshi-client-id",
+            "otoroshi-client-secret",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            idx.authenticate(&found, 0).unwrap().client_id.as_ref(),
+            "my-first-api-key-id"
+        );
+        let forged = bearer.replace("99cb", "99cc");
+        headers.insert("authorization", format!("Bearer {forged}").parse().unwrap());
+        let found = super::super::credentials::extract_otoroshi(
+            &headers,
+            "otoroshi-client-id",
+            "otoroshi-client-secret",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(idx.authenticate(&found, 0).is_err());
     }
 
     #[test]

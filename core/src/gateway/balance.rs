@@ -113,11 +113,21 @@ impl Balancer {
         self.breaker.map_or(0, |b| b.open_ms)
     }
 
-    /// Counts the outcome of a request sent to target `i` against its
-    /// circuit breaker (when the route has one): the change of state, if any.
-    pub(crate) fn report(&self, i: usize, failed: bool, now_ms: u64) -> Option<HealthChange> {
+    /// Counts the outcome of a request sent to target `i` (chosen at
+    /// `picked_ms`) against its circuit breaker (when the route has one):
+    /// the change of state, if any.
+    pub(crate) fn report(
+        &self,
+        i: usize,
+        failed: bool,
+        picked_ms: u64,
+        now_ms: u64,
+    ) -> Option<HealthChange> {
         let rules = self.breaker.as_ref()?;
-        self.slots.get(i)?.health.report(i, failed, rules, now_ms)
+        self.slots
+            .get(i)?
+            .health
+            .report(i, failed, rules, picked_ms, now_ms)
     }
 
     /// The target at `i`.

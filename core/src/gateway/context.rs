@@ -103,6 +103,9 @@ pub struct RequestContext {
     pub cors: Option<super::cors::CorsReply>,
     /// The index of the route's target the request was sent to.
     pub target: Option<usize>,
+    /// When the target was chosen (Unix ms): whether the request is its
+    /// circuit's half-open probe is judged from it.
+    pub picked_ms: u64,
     /// The targets tried before (a bit per target index), for retries.
     pub tried: u64,
     /// Retries made.
@@ -137,6 +140,7 @@ impl RequestContext {
             refusal: None,
             cors: None,
             target: None,
+            picked_ms: 0,
             tried: 0,
             retries: 0,
             health_changes: Vec::new(),

@@ -111,15 +111,26 @@ impl TargetHealth {
     }
 
     /// Counts a request's outcome against the breaker: the change of
-    /// state it caused, if any.
+    /// state it caused, if any. `picked_ms`: when the request chose this
+    /// target. Only the half-open probe (chosen once the probe left) ends
+    /// the half-open state: a late answer to a request that left before
+    /// the circuit opened neither closes nor reopens it.
     pub(crate) fn report(
         &self,
         index: usize,
         failed: bool,
         rules: &BreakerRules,
+        picked_ms: u64,
         now_ms: u64,
     ) -> Option<HealthChange> {
-        let was_probe = self.probe_at.load(Relaxed) != 0 && self.opened_at.load(Relaxed) != 0;
+        let probe_at = self.probe_at.load(Relaxed);
+        let opened = self.opened_at.load(Relaxed);
+        let was_probe = probe_at != 0 && opened != 0 && picked_ms.max(1) >= probe_at;
+        if opened != 0 && !was_probe {
+            // Out already: a request that left before it opened (or before
+            // the probe) changes nothing.
+            return None;
+        }
         if !failed {
             if self.failures.load(Relaxed) != 0 {
                 self.failures.store(0, Relaxed);
@@ -368,22 +379,40 @@ mod tests {
     fn failures_in_a_row_open_the_circuit_and_one_probe_closes_it() {
         let h = TargetHealth::default();
         let r = rules(3, None);
-        assert_eq!(h.report(0, true, &r, 1000), None);
-        assert_eq!(h.report(0, false, &r, 1001), None, "a success resets");
-        assert_eq!(h.report(0, true, &r, 1002), None);
-        assert_eq!(h.report(0, true, &r, 1003), None);
-        let opened = h.report(0, true, &r, 1004).expect("opens");
+        assert_eq!(h.report(0, true, &r, 1000, 1000), None);
+        assert_eq!(h.report(0, false, &r, 1001, 1001), None, "a success resets");
+        assert_eq!(h.report(0, true, &r, 1002, 1002), None);
+        assert_eq!(h.report(0, true, &r, 1003, 1003), None);
+        let opened = h.report(0, true, &r, 1004, 1004).expect("opens");
         assert!(!opened.up && opened.reason.contains("3 failures in a row"));
         assert!(!h.available());
         assert!(!h.try_probe(3000, r.open_ms), "cooling down");
         assert!(h.try_probe(6004, r.open_ms), "one probe");
         assert!(!h.try_probe(6005, r.open_ms), "only one");
         // The probe fails: open again, for another cool-down.
-        assert_eq!(h.report(0, true, &r, 6010), None);
+        assert_eq!(h.report(0, true, &r, 6010, 6010), None);
         assert!(!h.try_probe(8000, r.open_ms));
         assert!(h.try_probe(11_010, r.open_ms));
-        let closed = h.report(0, false, &r, 11_020).expect("closes");
+        let closed = h.report(0, false, &r, 11_020, 11_020).expect("closes");
         assert!(closed.up);
+        assert!(h.available());
+    }
+
+    #[test]
+    fn a_late_answer_from_before_the_circuit_opened_changes_nothing() {
+        let h = TargetHealth::default();
+        let r = rules(2, None);
+        assert_eq!(h.report(0, true, &r, 1000, 1000), None);
+        assert!(h.report(0, true, &r, 1001, 1001).is_some(), "opens");
+        assert!(h.try_probe(6001, r.open_ms), "the probe leaves");
+        // A request chosen before the circuit opened answers now: the
+        // circuit stays half-open, waiting for its probe.
+        assert_eq!(h.report(0, false, &r, 999, 6002), None);
+        assert!(!h.available());
+        assert_eq!(h.report(0, true, &r, 999, 6003), None, "nor reopens it");
+        assert!(!h.try_probe(6004, r.open_ms), "the probe is still out");
+        // The probe's own answer closes it.
+        assert!(h.report(0, false, &r, 6001, 6005).expect("closes").up);
         assert!(h.available());
     }
 
@@ -392,10 +421,14 @@ mod tests {
         let h = TargetHealth::default();
         let r = rules(0, Some(50));
         for i in 0..8 {
-            assert_eq!(h.report(0, i % 2 == 0, &r, 100 + i), None, "call {i}");
+            assert_eq!(
+                h.report(0, i % 2 == 0, &r, 100 + i, 100 + i),
+                None,
+                "call {i}"
+            );
         }
-        assert_eq!(h.report(0, false, &r, 110), None);
-        let opened = h.report(0, true, &r, 111).expect("5 of 10 failed");
+        assert_eq!(h.report(0, false, &r, 110, 110), None);
+        let opened = h.report(0, true, &r, 111, 111).expect("5 of 10 failed");
         assert!(
             opened.reason.contains("5 of the last 10"),
             "{}",

@@ -69,7 +69,9 @@ impl Gateway {
                 Some(e) => e.blame() == Blame::Backend,
                 None => super::retry::is_failure_status(exchange.status),
             };
-            let change = route.balancer.report(target, failed, ctx.received_ms);
+            let change = route
+                .balancer
+                .report(target, failed, ctx.picked_ms, ctx.received_ms);
             if change.is_some() || !ctx.health_changes.is_empty() {
                 for change in ctx.health_changes.iter().chain(&change) {
                     self.health_alert(route, change, ctx, sink);

@@ -473,6 +473,7 @@ impl Gateway {
             .pick(head, ctx.client_ip, ctx.request_id.bits(), ctx.received_ms)
             .ok_or_else(|| GatewayError::NoHealthyTarget(r.id.to_string()))?;
         ctx.target = Some(chosen);
+        ctx.picked_ms = ctx.received_ms;
         let target = r.balancer.target(chosen);
         let claim = match &ctx.person {
             Some(person) => {

@@ -97,7 +97,7 @@ impl Gateway {
         let route = &self.routes[ctx.route?];
         let failed = ctx.target.take()?;
         route.balancer.finished(failed);
-        if let Some(change) = route.balancer.report(failed, true, now_ms) {
+        if let Some(change) = route.balancer.report(failed, true, ctx.picked_ms, now_ms) {
             ctx.health_changes.push(change);
         }
         if failed < 64 {
@@ -115,6 +115,7 @@ impl Gateway {
         }
         ctx.retries += 1;
         ctx.target = Some(next);
+        ctx.picked_ms = now_ms;
         let ceiling = policy
             .backoff_ms
             .saturating_mul(1 << (ctx.retries - 1).min(10))

@@ -18,9 +18,9 @@ use serde_json::Value;
 
 use super::{EntityReport, Report};
 use crate::model::{
-    ApiKey, Backend, Challenge, CircuitBreaker, Cors, Document, Group, HealthCheck, InfoToken,
-    LoadBalancing, OtoroshiProfile, Quotas, Redirect, Retries, Rotation, Route, StaticResponse,
-    Strategy, Target, Timeouts,
+    ApiKey, Backend, Challenge, CircuitBreaker, Cors, Document, Group, HealthCheck, HmacAlg,
+    InfoToken, LoadBalancing, OtoroshiProfile, Quotas, Redirect, Retries, Rotation, Route,
+    StaticResponse, Strategy, Target, Timeouts,
 };
 
 /// Otoroshi's "unlimited" quota (`RemainingQuotas.MaxValue`).
@@ -496,6 +496,7 @@ fn ip_list(list: Vec<String>, what: &str, report: &mut EntityReport) -> Vec<Stri
 
 /// Where a route's access differs from its default: the patterns whose
 /// paths are public on a private route, or private on a public one.
+#[derive(Clone)]
 struct Access {
     public: bool,
     exceptions: Vec<String>,
@@ -662,17 +663,45 @@ impl Mapper {
         self.doc.routes.extend(all);
     }
 
+    /// One route per path prefix (Otoroshi strips whichever matched),
+    /// each serving the hosts that have it.
+    #[allow(clippy::too_many_arguments)]
+    fn push_per_path(
+        &mut self,
+        origin: (&'static str, String),
+        route: Route,
+        by_path: Vec<(Option<String>, Vec<String>)>,
+        strip: bool,
+        exact: bool,
+        access: &Access,
+        report: &mut EntityReport,
+    ) {
+        for (path, hosts) in by_path {
+            let mut r = route.clone();
+            r.hosts = hosts;
+            r.paths = prefix_paths(path.as_deref().unwrap_or("/"), exact);
+            r.strip_prefix = path
+                .filter(|p| {
+                    strip && r.rewrite_path.is_none() && !p.trim_end_matches('/').is_empty()
+                })
+                .map(|p| p.trim_end_matches('/').to_owned());
+            self.push_routes(origin.clone(), r, access.clone(), report);
+        }
+    }
+
     fn descriptor(&mut self, d: &Value) {
         let id = text(d, "id");
         let name = text(d, "name");
         let mut e = EntityReport::new("serviceDescriptors", id, name);
         // Hosts: `hosts`, and the legacy domain (Otoroshi's `toHost`).
         let mut raw_hosts = strings(d, "hosts");
-        if flag(d, "handleLegacyDomain", true) && !text(d, "subdomain").is_empty() {
-            let (sub, env, domain) = (text(d, "subdomain"), text(d, "env"), text(d, "domain"));
-            let legacy = match env {
-                "prod" | "" => format!("{sub}.{domain}"),
-                env => format!("{sub}.{env}.{domain}"),
+        let (sub, env, domain) = (text(d, "subdomain"), text(d, "env"), text(d, "domain"));
+        if flag(d, "handleLegacyDomain", true) && !domain.is_empty() {
+            let legacy = match (sub, env) {
+                ("", "prod" | "") => domain.to_owned(),
+                ("", env) => format!("{env}.{domain}"),
+                (sub, "prod" | "") => format!("{sub}.{domain}"),
+                (sub, env) => format!("{sub}.{env}.{domain}"),
             };
             if !raw_hosts.contains(&legacy) {
                 raw_hosts.push(legacy);
@@ -690,31 +719,21 @@ impl Mapper {
             e.error("no host Komainu can serve (hosts, or subdomain.env.domain)");
         }
         let root = text(d, "root").trim_end_matches('/').to_owned();
-        let matching_root = d
-            .get("matchingRoot")
-            .and_then(Value::as_str)
-            .filter(|r| !r.is_empty() && *r != "/");
-        let mut prefixes: Vec<String> = matching_root.map(str::to_owned).into_iter().collect();
-        for p in strings(d, "paths") {
-            if !prefixes.contains(&p) {
-                prefixes.push(p);
+        // Otoroshi's `allPaths`: `paths`, and `matchingRoot` with the
+        // legacy domain; each stripped when matched (`stripPath`).
+        let mut prefixes: Vec<String> = strings(d, "paths");
+        if flag(d, "handleLegacyDomain", true) {
+            if let Some(m) = d
+                .get("matchingRoot")
+                .and_then(Value::as_str)
+                .filter(|r| !r.is_empty())
+            {
+                prefixes.push(m.to_owned());
             }
         }
-        if prefixes.len() > 1 {
-            e.approximated(format!(
-                "several paths ({}): served by one route, none stripped",
-                prefixes.join(", ")
-            ));
-        }
-        let strip = flag(d, "stripPath", true) && prefixes.len() == 1;
-        let paths: Vec<String> = if prefixes.is_empty() {
-            prefix_paths("/", false)
-        } else {
-            prefixes
-                .iter()
-                .flat_map(|p| prefix_paths(p, false))
-                .collect()
-        };
+        let mut seen = HashSet::new();
+        prefixes.retain(|p| seen.insert(p.trim_end_matches('/').to_owned()));
+        let strip = flag(d, "stripPath", true);
         let mut targets = Vec::new();
         for t in array(d, "targets") {
             let host = text(t, "host");
@@ -758,17 +777,9 @@ impl Mapper {
             name: name.to_owned(),
             enabled: flag(d, "enabled", true),
             hosts,
-            paths,
+            paths: prefix_paths("/", false),
             backend,
             maintenance: flag(d, "maintenanceMode", false) || flag(d, "buildMode", false),
-            strip_prefix: if strip {
-                matching_root
-                    .or(prefixes.first().map(String::as_str))
-                    .map(|p| p.trim_end_matches('/').to_owned())
-                    .filter(|p| !p.is_empty())
-            } else {
-                None
-            },
             ..Route::default()
         };
         let mut groups = strings(d, "groups");
@@ -846,12 +857,12 @@ impl Mapper {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
             headers_in: true,
-            headers_back: flag(d, "sendOtoroshiHeadersBack", false),
+            headers_back: flag(d, "sendOtoroshiHeadersBack", true),
             ttl_seconds: number(d, "secComTtl").map_or(30, |ms| (ms / 1000).clamp(1, 3600)),
             audience: Some(name.to_owned()).filter(|n| !n.is_empty()),
             ..OtoroshiProfile::default()
         };
-        if flag(d, "enforceSecureCommunication", false) {
+        if flag(d, "enforceSecureCommunication", true) {
             if flag(d, "sendInfoToken", true) {
                 profile.info_token = Some(match text(d, "secComInfoTokenVersion") {
                     "Latest" | "latest" => InfoToken::Latest,
@@ -935,12 +946,12 @@ impl Mapper {
                 e.dropped_part(format!("{what} ({field}) have no equivalent"));
             }
         }
-        for (field, what) in [
-            ("forceHttps", "forceHttps: run an HTTPS listener with its redirect listener (--tls-cert, --https-redirect-addr)"),
-            ("tcpUdpTunneling", "TCP/UDP tunneling"),
-            ("redirectToLocal", "redirectToLocal"),
+        for (field, default, what) in [
+            ("forceHttps", true, "forceHttps: run an HTTPS listener with its redirect listener (--tls-cert, --https-redirect-addr)"),
+            ("tcpUdpTunneling", false, "TCP/UDP tunneling"),
+            ("redirectToLocal", false, "redirectToLocal"),
         ] {
-            if flag(d, field, false) {
+            if flag(d, field, default) {
                 e.dropped_part(format!("{what} has no equivalent"));
             }
         }
@@ -956,7 +967,23 @@ impl Mapper {
             self.report.entities.push(e);
             return;
         }
-        self.push_routes(("service", id.to_owned()), route, access, &mut e);
+        let by_path: Vec<(Option<String>, Vec<String>)> = if prefixes.is_empty() {
+            vec![(None, route.hosts.clone())]
+        } else {
+            prefixes
+                .into_iter()
+                .map(|p| (Some(p), route.hosts.clone()))
+                .collect()
+        };
+        self.push_per_path(
+            ("service", id.to_owned()),
+            route,
+            by_path,
+            strip,
+            false,
+            &access,
+            &mut e,
+        );
         self.report.entities.push(e);
     }
 
@@ -965,39 +992,36 @@ impl Mapper {
         let name = text(r, "name");
         let mut e = EntityReport::new("routes", id, name);
         let frontend = r.get("frontend").cloned().unwrap_or(Value::Null);
-        // Domains: `host` or `host/path`.
+        // Domains: `host` or `host/path`, grouped by path.
         let mut hosts: Vec<String> = Vec::new();
-        let mut prefixes: Vec<String> = Vec::new();
+        let mut by_path: Vec<(Option<String>, Vec<String>)> = Vec::new();
         for d in strings(&frontend, "domains") {
             let (host, path) = match d.find('/') {
-                Some(i) => (&d[..i], &d[i..]),
-                None => (d.as_str(), "/"),
+                Some(i) => (&d[..i], Some(d[i..].trim_end_matches('/').to_owned())),
+                None => (d.as_str(), None),
             };
-            match host_of(host) {
-                Ok(h) if !hosts.contains(&h) => hosts.push(h),
-                Ok(_) => {}
-                Err(why) => e.dropped_part(why),
+            let path = path.filter(|p| !p.is_empty());
+            let host = match host_of(host) {
+                Ok(h) => h,
+                Err(why) => {
+                    e.dropped_part(why);
+                    continue;
+                }
+            };
+            if !hosts.contains(&host) {
+                hosts.push(host.clone());
             }
-            let path = path.to_owned();
-            if !prefixes.contains(&path) {
-                prefixes.push(path);
+            match by_path.iter_mut().find(|(p, _)| *p == path) {
+                Some((_, list)) if !list.contains(&host) => list.push(host),
+                Some(_) => {}
+                None => by_path.push((path, vec![host])),
             }
         }
         if hosts.is_empty() {
             e.error("no domain Komainu can serve (frontend.domains)");
         }
         let exact = flag(&frontend, "exact", false);
-        if prefixes.len() > 1 {
-            e.approximated(format!(
-                "several paths ({}): served for every domain, none stripped",
-                prefixes.join(", ")
-            ));
-        }
-        let paths: Vec<String> = prefixes
-            .iter()
-            .flat_map(|p| prefix_paths(p, exact))
-            .collect();
-        let strip = flag(&frontend, "strip_path", true) && prefixes.len() == 1;
+        let strip = flag(&frontend, "strip_path", true);
         for field in ["headers", "query"] {
             if !string_map(&frontend, field).is_empty() {
                 e.dropped_part(format!("frontend.{field}: routes do not match on {field}"));
@@ -1083,25 +1107,16 @@ impl Mapper {
             name: name.to_owned(),
             enabled: flag(r, "enabled", true),
             hosts,
-            paths,
+            paths: prefix_paths("/", exact),
             methods: strings(&frontend, "methods")
                 .iter()
                 .map(|m| m.to_ascii_uppercase())
                 .collect(),
             backend,
-            strip_prefix: if strip {
-                prefixes
-                    .first()
-                    .map(|p| p.trim_end_matches('/').to_owned())
-                    .filter(|p| !p.is_empty())
-            } else {
-                None
-            },
             rewrite_path: (rewrite && !root.is_empty()).then(|| root.clone()),
             ..Route::default()
         };
         if route.rewrite_path.is_some() {
-            route.strip_prefix = None;
             e.approximated(
                 "backend.rewrite: every request goes to the root path (the query is kept)",
             );
@@ -1299,7 +1314,15 @@ impl Mapper {
             self.report.entities.push(e);
             return;
         }
-        self.push_routes(("route", id.to_owned()), route, access, &mut e);
+        self.push_per_path(
+            ("route", id.to_owned()),
+            route,
+            by_path,
+            strip,
+            exact,
+            &access,
+            &mut e,
+        );
         self.report.entities.push(e);
     }
 
@@ -1431,6 +1454,7 @@ impl Mapper {
             client_secret_hash: None,
             client_secret_sealed: None,
             jwks: Vec::new(),
+            jwt_algorithms: vec![HmacAlg::Hs256, HmacAlg::Hs384, HmacAlg::Hs512],
             name: text(k, "clientName").to_owned(),
             description: text(k, "description").to_owned(),
             tags: strings(k, "tags"),

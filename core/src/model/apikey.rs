@@ -24,6 +24,12 @@ pub struct ApiKey {
     /// what HS256 JWT verification needs, useless without that key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_sealed: Option<String>,
+    /// The HMAC algorithms of JWTs signed with the client secret: `HS256`
+    /// (the default), `HS384`, `HS512` (Otoroshi's clients use all three).
+    /// HS384 and HS512 need the secret given in clear (created, rotated,
+    /// imported) after they were listed: it is then sealed for them too.
+    #[serde(default = "hs256_only", skip_serializing_if = "is_hs256_only")]
+    pub jwt_algorithms: Vec<HmacAlg>,
     /// Public keys (JWK) whose private keys sign this client's JWTs
     /// (ES256, EdDSA, RS256): nothing secret is stored for such a caller.
     /// A key with public keys and no secret has no secret at all.
@@ -66,6 +72,39 @@ pub struct ApiKey {
     /// Secret rotation: the grace period, and the previous secret while it lasts.
     #[serde(default, skip_serializing_if = "Rotation::is_default")]
     pub rotation: Rotation,
+}
+
+/// An HMAC algorithm of a JWT signed with the client secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub enum HmacAlg {
+    /// HMAC-SHA256.
+    #[serde(rename = "HS256")]
+    Hs256,
+    /// HMAC-SHA384.
+    #[serde(rename = "HS384")]
+    Hs384,
+    /// HMAC-SHA512.
+    #[serde(rename = "HS512")]
+    Hs512,
+}
+
+fn hs256_only() -> Vec<HmacAlg> {
+    vec![HmacAlg::Hs256]
+}
+
+fn is_hs256_only(algs: &[HmacAlg]) -> bool {
+    algs == [HmacAlg::Hs256]
+}
+
+impl ApiKey {
+    /// Whether the key takes HS384 or HS512 JWTs (their keys are sealed
+    /// beside HS256's).
+    pub fn wants_wide_jwt_keys(&self) -> bool {
+        self.jwt_algorithms
+            .iter()
+            .any(|a| matches!(a, HmacAlg::Hs384 | HmacAlg::Hs512))
+    }
 }
 
 /// Secret rotation settings and state of a key.

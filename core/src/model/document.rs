@@ -145,12 +145,14 @@ impl Document {
     pub fn seal_secrets(&mut self, key: Option<&SealingKey>) -> bool {
         let mut changed = false;
         for k in &mut self.apikeys {
+            let wide = k.wants_wide_jwt_keys();
             changed |= seal_in_place(
                 &k.client_id,
                 Some(&mut k.client_secret),
                 &mut k.client_secret_hash,
                 &mut k.client_secret_sealed,
                 key,
+                wide,
             );
             changed |= seal_in_place(
                 &k.client_id,
@@ -158,6 +160,7 @@ impl Document {
                 &mut k.rotation.previous_secret_hash,
                 &mut k.rotation.previous_secret_sealed,
                 key,
+                false,
             );
         }
         if let Some(key) = key {
@@ -188,6 +191,7 @@ impl Document {
                 &mut k.client_secret_hash,
                 &mut k.client_secret_sealed,
                 key,
+                false,
             );
         }
         changed

@@ -19,7 +19,7 @@ mod route;
 mod settings;
 mod validate;
 
-pub use apikey::{ApiKey, Quotas, Rotation};
+pub use apikey::{ApiKey, HmacAlg, Quotas, Rotation};
 pub use auth_module::{AuthKind, AuthModule, LocalUser, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 pub use diff::{Diff, EntityChange, Op};
 pub use document::{AdminKey, Document, LocalState, FORMAT};

@@ -17,11 +17,13 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub mod stored;
+pub mod wide;
 
 pub use stored::{
     check_sealed_syntax, is_sealed, open_sealed, InvalidVerifier, SealError, SealingKey, Verifier,
     CLAIM_SECRET_CONTEXT, SEALED_PREFIX, VERIFIER_PREFIX,
 };
+pub use wide::WideHash;
 
 /// The prefix of the legacy stored form (the HMAC key itself), read from
 /// documents of earlier versions only.

@@ -27,7 +27,8 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::SecretHash;
+use super::wide::WIDE_BYTES;
+use super::{SecretHash, WideHash};
 
 /// The prefix of a stored verifier.
 pub const VERIFIER_PREFIX: &str = "sha256:";
@@ -172,10 +173,27 @@ impl SealingKey {
         self.seal_bytes(client_id, &key.to_bytes())
     }
 
+    /// Seals the HMAC keys of `client_id`'s secret: HS256's, and HS384's
+    /// and HS512's ([`WideHash`]).
+    pub fn seal_wide(&self, client_id: &str, key: &SecretHash, wide: &WideHash) -> String {
+        let mut plain = key.to_bytes().to_vec();
+        plain.extend_from_slice(&wide.to_bytes());
+        self.seal_bytes(client_id, &plain)
+    }
+
     /// Opens a sealed HMAC key of `client_id`'s secret.
     pub fn open(&self, client_id: &str, text: &str) -> Result<SecretHash, SealError> {
-        let plain = self.open_bytes(client_id, text)?;
-        SecretHash::from_bytes(&plain).ok_or(SealError::Tampered)
+        self.open_wide(client_id, text).map(|(key, _)| key)
+    }
+
+    /// Opens a sealed HMAC key of `client_id`'s secret, and its HS384 and
+    /// HS512 keys when they were sealed with it.
+    pub fn open_wide(
+        &self,
+        client_id: &str,
+        text: &str,
+    ) -> Result<(SecretHash, Option<WideHash>), SealError> {
+        split_states(&self.open_bytes(client_id, text)?)
     }
 
     /// Seals `plain`, bound to `context` (a client id, or what the value
@@ -248,24 +266,49 @@ impl std::fmt::Debug for SealingKey {
 /// and, with a deployment key, the sealed HMAC key in `sealed` (without
 /// one, `sealed` is emptied: HS256 cannot be checked for that secret).
 /// Forms already stored are left alone. Whether anything changed.
+/// `wide`: seal the HS384 and HS512 keys too ([`WideHash`]), which only a
+/// clear secret gives.
 pub fn seal_in_place(
     client_id: &str,
     clear: Option<&mut Option<String>>,
     hash: &mut Option<String>,
     sealed: &mut Option<String>,
     key: Option<&SealingKey>,
+    wide: bool,
 ) -> bool {
-    let state = match (clear.and_then(Option::take), hash.as_deref()) {
-        (Some(secret), _) => SecretHash::from_secret(secret.as_bytes()),
+    let (state, wide) = match (clear.and_then(Option::take), hash.as_deref()) {
+        (Some(secret), _) => (
+            SecretHash::from_secret(secret.as_bytes()),
+            wide.then(|| WideHash::from_secret(secret.as_bytes())),
+        ),
         (None, Some(text)) => match SecretHash::parse(text) {
-            Ok(legacy) => legacy,
+            Ok(legacy) => (legacy, None),
             Err(_) => return false,
         },
         (None, None) => return false,
     };
     *hash = Some(Verifier::new(client_id, &state).to_text());
-    *sealed = key.map(|k| k.seal(client_id, &state));
+    *sealed = key.map(|k| match &wide {
+        Some(wide) => k.seal_wide(client_id, &state, wide),
+        None => k.seal(client_id, &state),
+    });
     true
+}
+
+/// The HS256 key state, and the HS384/HS512 ones when present, of an
+/// opened sealed value.
+fn split_states(plain: &[u8]) -> Result<(SecretHash, Option<WideHash>), SealError> {
+    match plain.len() {
+        64 => Ok((
+            SecretHash::from_bytes(plain).ok_or(SealError::Tampered)?,
+            None,
+        )),
+        n if n == 64 + WIDE_BYTES => Ok((
+            SecretHash::from_bytes(&plain[..64]).ok_or(SealError::Tampered)?,
+            WideHash::from_bytes(&plain[64..]),
+        )),
+        _ => Err(SealError::Tampered),
+    }
 }
 
 /// Opens a sealed value with the deployment key, if there is one.
@@ -274,8 +317,16 @@ pub fn open_sealed(
     client_id: &str,
     text: &str,
 ) -> Result<SecretHash, SealError> {
-    let plain = open_sealed_bytes(key, client_id, text)?;
-    SecretHash::from_bytes(&plain).ok_or(SealError::Tampered)
+    open_sealed_wide(key, client_id, text).map(|(state, _)| state)
+}
+
+/// [`open_sealed`], with the HS384/HS512 keys when they were sealed too.
+pub fn open_sealed_wide(
+    key: Option<&SealingKey>,
+    client_id: &str,
+    text: &str,
+) -> Result<(SecretHash, Option<WideHash>), SealError> {
+    split_states(&open_sealed_bytes(key, client_id, text)?)
 }
 
 /// Opens any sealed value bound to `context` with the deployment key, if

@@ -83,6 +83,11 @@ fn new_engine_routes_keys_and_groups() {
     assert!(!users_app.quotas.is_limited(), "10000000 is unlimited");
     assert_eq!(users_app.tags, ["mobile"]);
     assert_eq!(users_app.metadata["team"], "users");
+    assert_eq!(
+        users_app.jwt_algorithms,
+        [HmacAlg::Hs256, HmacAlg::Hs384, HmacAlg::Hs512],
+        "Otoroshi's clients sign JWTs HS256, HS384 or HS512"
+    );
     let partner = key("P4tN8rWq1ZyE6hJd");
     assert_eq!(partner.groups, ["partners"]);
     assert!(partner.allow_client_id_only);
@@ -262,4 +267,72 @@ fn path_patterns() {
         Paths::Some(vec!["/api".into(), "/api/{*rest}".into()], false)
     );
     assert_eq!(pattern_paths("/users/[0-9]+"), Paths::Unsupported);
+}
+
+#[test]
+fn one_route_per_path_each_stripped_and_the_legacy_domains() {
+    let export = serde_json::json!({
+        "serviceGroups": [],
+        "serviceDescriptors": [{
+            "id": "svc", "name": "svc", "env": "preprod", "domain": "oto.tools", "subdomain": "api",
+            "hosts": [], "paths": ["/a"], "matchingRoot": "/b/", "stripPath": true,
+            "targets": [{ "host": "10.0.0.1:8080", "scheme": "http" }],
+            "enforceSecureCommunication": false, "forceHttps": false
+        }, {
+            "id": "bare", "name": "bare", "env": "prod", "domain": "example.com", "subdomain": "",
+            "targets": [], "enforceSecureCommunication": false
+        }],
+        "routes": [{
+            "id": "r", "name": "r",
+            "frontend": { "domains": ["x.oto.tools/one", "y.oto.tools/two", "z.oto.tools/one"], "strip_path": true },
+            "backend": { "targets": [{ "hostname": "10.0.0.2", "port": 80, "tls": false }], "root": "/" },
+            "plugins": []
+        }],
+        "apiKeys": [{ "clientId": "k", "clientSecret": "a-secret-of-16-chars-or-more",
+                      "authorizedEntities": ["route_r", "service_svc"] }]
+    });
+    let m = from_export(export.to_string().as_bytes(), None).unwrap();
+    m.document.validate().unwrap();
+    let doc = &m.document;
+    let svc: Vec<&Route> = doc
+        .routes
+        .iter()
+        .filter(|r| r.id.starts_with("svc"))
+        .collect();
+    assert_eq!(svc.len(), 2);
+    assert_eq!(svc[0].hosts, ["api.preprod.oto.tools"]);
+    assert_eq!(svc[0].strip_prefix.as_deref(), Some("/a"));
+    assert_eq!(svc[1].strip_prefix.as_deref(), Some("/b"));
+    assert_eq!(svc[1].paths, ["/b", "/b/{*rest}"]);
+    assert!(svc
+        .iter()
+        .all(|r| r.otoroshi.as_ref().unwrap().info_token.is_none()));
+    assert_eq!(route(doc, "bare").hosts, ["example.com"]);
+    let r: Vec<&Route> = doc
+        .routes
+        .iter()
+        .filter(|r| r.id.starts_with("r"))
+        .collect();
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0].hosts, ["x.oto.tools", "z.oto.tools"]);
+    assert_eq!(r[0].strip_prefix.as_deref(), Some("/one"));
+    assert_eq!(r[1].hosts, ["y.oto.tools"]);
+    let key = &doc.apikeys[0];
+    assert_eq!(
+        key.routes.len(),
+        4,
+        "every route made of its entities: {:?}",
+        key.routes
+    );
+    // A descriptor without enforceSecureCommunication gets Otoroshi's default: on.
+    let mut defaulted = export.clone();
+    defaulted["serviceDescriptors"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("enforceSecureCommunication");
+    let m = from_export(defaulted.to_string().as_bytes(), Some("k")).unwrap();
+    let p = route(&m.document, "svc").otoroshi.clone().unwrap();
+    assert_eq!(p.info_token, Some(InfoToken::Legacy));
+    assert_eq!(p.challenge, Some(Challenge::V1));
+    assert!(p.headers_back, "sendOtoroshiHeadersBack defaults to true");
 }
