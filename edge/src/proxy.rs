@@ -159,7 +159,7 @@ async fn serve(
         let (limit, which) = forward.timeouts.limit(Timeout::Head, elapsed);
         let timeout = pin!(Delay::from(limit));
         let error = match select(sent, timeout).await {
-            Either::Left((Ok(response), _)) => {
+            Either::Left((Ok(mut response), _)) => {
                 let mut headers = head::header_map(response.headers());
                 if let Err(error) = gateway.check_response(&ctx, &headers, now_ms()) {
                     break error;
@@ -174,6 +174,26 @@ async fn serve(
                     }
                 });
                 log(&ctx, status, None, Some(backend_ms));
+                // A route that names idleMs or totalMs has its body watched
+                // here, chunk by chunk; otherwise the runtime streams it
+                // without the body passing through wasm.
+                if forward.timeouts.body_watched {
+                    if let Ok(body) = response.stream() {
+                        let watched = watch_body(body, forward.timeouts, now);
+                        let relay = web_sys::Response::from(Response::from_stream(watched)?);
+                        // With its length known, a body cut short is seen
+                        // as cut by the client (not as a shorter answer).
+                        let length = headers
+                            .get(http::header::CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<u64>().ok());
+                        let body = match (relay.body(), length) {
+                            (Some(body), Some(n)) => fixed_length(body, n),
+                            (body, _) => body,
+                        };
+                        return head::streamed_response(status, &headers, body);
+                    }
+                }
                 let raw = web_sys::Response::from(response);
                 return head::streamed_response(status, &headers, raw.body());
             }
@@ -215,4 +235,57 @@ pub fn store_unavailable(message: &str) -> Result<Response> {
         "store_unavailable",
         message,
     )
+}
+
+/// A backend's body, cut when no byte comes for `idleMs` or the exchange
+/// outlives `totalMs` (counted from the request's arrival at `arrived`
+/// Unix ms): the client's connection is then cut, as natively once an
+/// answer has begun.
+fn watch_body(
+    body: worker::ByteStream,
+    timeouts: komainu_core::gateway::Timeouts,
+    arrived: u64,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>>> {
+    futures_util::stream::unfold(Some(body), move |state| async move {
+        let mut body = state?;
+        let elapsed = Duration::from_millis(now_ms().saturating_sub(arrived));
+        let (limit, which) = timeouts.limit(Timeout::Idle, elapsed);
+        let next = pin!(futures_util::StreamExt::next(&mut body));
+        match select(next, Delay::from(limit)).await {
+            Either::Left((Some(chunk), _)) => Some((chunk, Some(body))),
+            Either::Left((None, _)) => None,
+            Either::Right(_) => {
+                let error = timeouts.error(which);
+                worker::console_warn!("{error}: the answer is cut");
+                Some((Err(worker::Error::RustError(error.to_string())), None))
+            }
+        }
+    })
+}
+
+/// `body` through the runtime's `FixedLengthStream` of `length` bytes, so
+/// that an answer cut short ends the client's response in error, its
+/// `Content-Length` unmet; `body` itself when the runtime has none.
+fn fixed_length(body: web_sys::ReadableStream, length: u64) -> Option<web_sys::ReadableStream> {
+    use wasm_bindgen::JsCast;
+    let piped = || -> Option<web_sys::ReadableStream> {
+        let get = |target: &wasm_bindgen::JsValue, name: &str| {
+            js_sys::Reflect::get(target, &wasm_bindgen::JsValue::from_str(name)).ok()
+        };
+        let class: js_sys::Function = get(&js_sys::global(), "FixedLengthStream")?
+            .dyn_into()
+            .ok()?;
+        let args = js_sys::Array::of1(&wasm_bindgen::JsValue::from_f64(length as f64));
+        let fixed = js_sys::Reflect::construct(&class, &args).ok()?;
+        let (writable, readable) = (get(&fixed, "writable")?, get(&fixed, "readable")?);
+        let pipe_to: js_sys::Function = get(&body, "pipeTo")?.dyn_into().ok()?;
+        let done: js_sys::Promise = pipe_to.call1(&body, &writable).ok()?.dyn_into().ok()?;
+        // The pipe ends when the body does, in error when it was cut:
+        // awaited here, so that its rejection is handled.
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = wasm_bindgen_futures::JsFuture::from(done).await;
+        });
+        readable.dyn_into().ok()
+    };
+    piped().or(Some(body))
 }

@@ -1312,6 +1312,62 @@ async fn named_timeouts(s: &Server, up: &Upstream) {
     }
     let r = Client::default().get(&s.url("/t-head/slow/10"), &[]).await;
     assert_eq!(r.status, StatusCode::OK);
+
+    // Once the answer has begun: a backend that sends 5 of its 100 bytes
+    // and stops has its answer cut after idleMs, or totalMs (on the Worker
+    // too: a route naming them has its body watched there).
+    let trickle = komainu_e2e::raw::ScriptedUpstream::start(|_| {
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhello".to_vec(),
+            false,
+        )
+    })
+    .await;
+    let stalled = |id: &str, timeouts: Value| {
+        json!({ "id": id, "paths": [format!("/{id}")], "public": true,
+                "backend": { "targets": [{ "url": trickle.url() }], "timeouts": timeouts } })
+    };
+    s.seed(json!({
+        "format": 1,
+        "routes": [
+            stalled("b-idle", json!({ "idleMs": 400 })),
+            stalled("b-total", json!({ "idleMs": 20000, "totalMs": 700 })),
+            json!({ "id": "b-whole", "paths": ["/b-whole/{*rest}"], "public": true, "stripPrefix": "/b-whole",
+                    "backend": { "targets": [{ "url": up.url() }], "timeouts": { "idleMs": 5000, "totalMs": 60000 } } }),
+        ]
+    }))
+    .await;
+    // A watched body that flows arrives whole, its length kept.
+    let r = Client::default()
+        .get(&s.url("/b-whole/big/3000000"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body == upstream::pattern(3_000_000),
+        "a watched body arrives intact"
+    );
+    for (path, at_least) in [("/b-idle", 400), ("/b-total", 700)] {
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(8),
+            Client::default().try_send(Method::GET, &s.url(path), &[], ""),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{path}: the stalled answer is cut"));
+        assert!(
+            answer.is_err(),
+            "{path}: 100 bytes cannot arrive whole: {:?}",
+            answer
+                .as_ref()
+                .map(|r| (r.status, r.headers.clone(), r.body.len()))
+        );
+        let took = started.elapsed();
+        assert!(
+            took >= std::time::Duration::from_millis(at_least)
+                && took < std::time::Duration::from_secs(4),
+            "{path}: cut after {took:?}"
+        );
+    }
 }
 
 fn route_json(id: &str, up: &Upstream) -> Value {

@@ -109,6 +109,8 @@ fn forwards_with_rewritten_head_and_verifiable_claim() {
             timeouts: crate::gateway::Timeouts {
                 head_ms: 1500,
                 idle_ms: 1500,
+                // (`timeoutMs` names the idle gap.)
+                body_watched: true,
                 ..Default::default()
             },
             max_body_bytes: None,

@@ -34,6 +34,10 @@ pub struct Timeouts {
     pub idle_ms: u64,
     /// The whole exchange, if bounded.
     pub total_ms: Option<u64>,
+    /// The configuration names `idleMs` (or `timeoutMs`) or `totalMs` for
+    /// this route: an adapter that otherwise hands a backend's body to its
+    /// platform unwatched (the Worker) watches it then, chunk by chunk.
+    pub body_watched: bool,
 }
 
 impl Default for Timeouts {
@@ -43,6 +47,7 @@ impl Default for Timeouts {
             head_ms: DEFAULT_HEAD_MS,
             idle_ms: DEFAULT_IDLE_MS,
             total_ms: None,
+            body_watched: false,
         }
     }
 }
@@ -102,6 +107,11 @@ impl Timeouts {
                 .or(shared.idle_ms)
                 .unwrap_or(DEFAULT_IDLE_MS),
             total_ms: route.total_ms.or(shared.total_ms),
+            body_watched: route.idle_ms.is_some()
+                || backend.timeout_ms.is_some()
+                || shared.idle_ms.is_some()
+                || route.total_ms.is_some()
+                || shared.total_ms.is_some(),
         }
     }
 
@@ -164,12 +174,17 @@ mod tests {
                 connect_ms: 200,
                 head_ms: 700,
                 idle_ms: 50,
-                total_ms: Some(1000)
+                total_ms: Some(1000),
+                body_watched: true,
             }
         );
         assert_eq!(
             Timeouts::of(&Backend::default(), &Settings::default()),
             Timeouts::default()
+        );
+        assert!(
+            !Timeouts::default().body_watched,
+            "the defaults are not named"
         );
         // The earlier single timeout bounds the head and the idle waits.
         let old: Backend =
@@ -185,6 +200,7 @@ mod tests {
             head_ms: 500,
             idle_ms: 500,
             total_ms: Some(800),
+            body_watched: true,
         };
         assert_eq!(
             t.limit(Timeout::Head, Duration::ZERO),
