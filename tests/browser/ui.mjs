@@ -420,8 +420,14 @@ try {
   await page.getByLabel("Id").fill("by-alice");
   await page.getByLabel("Name").fill("Made by Alice");
   await clickAndAwait(page.getByRole("button", { name: "Create group" }), "POST", "/groups");
-  const audit = await page.evaluate(async () => (await (await fetch("api/events?type=io.komainu.audit.group.create.v1&limit=5")).json()));
-  const mine = (audit.events || audit).find((e) => e.subject === "by-alice" || (e.data && e.data.target === "by-alice"));
+  // (Events reach the list through the dispatcher, within milliseconds.)
+  let audit;
+  let mine;
+  for (let i = 0; i < 50 && !mine; i++) {
+    if (i) await page.waitForTimeout(100);
+    audit = await page.evaluate(async () => (await (await fetch("api/events?type=io.komainu.audit.group.create.v1&limit=5")).json()));
+    mine = (audit.events || audit).find((e) => e.subject === "by-alice" || (e.data && e.data.target === "by-alice"));
+  }
   assert.ok(mine, JSON.stringify(audit));
   assert.equal(mine.data.actor, "alice@example.com");
   assert.equal(mine.data.user.subject, "alice");

@@ -419,6 +419,48 @@ fn client_settings(backend: &mut Backend, client: Option<&Value>, legacy: bool) 
     }
 }
 
+/// A backend of these targets, with Otoroshi's load balancing, client
+/// settings (`legacy`: the descriptor's camelCase names) and health check.
+fn backend_of(
+    targets: Vec<Target>,
+    load_balancing: Option<&Value>,
+    client: Option<&Value>,
+    health: Option<&Value>,
+    legacy: bool,
+    report: &mut EntityReport,
+) -> Backend {
+    let mut backend = Backend {
+        targets,
+        ..Backend::default()
+    };
+    let (lb, note) = balancing(load_balancing);
+    backend.load_balancing = lb;
+    if let Some(n) = note {
+        report.approximated(n);
+    }
+    client_settings(&mut backend, client, legacy);
+    backend.health_check = health_check(health, report);
+    backend
+}
+
+/// A target at `url` (checked) with Otoroshi's `weight` and `backup`.
+fn push_target(
+    targets: &mut Vec<Target>,
+    url: String,
+    t: &Value,
+    host: &str,
+    report: &mut EntityReport,
+) {
+    match crate::routing::TargetUrl::parse(&url) {
+        Ok(_) => targets.push(Target {
+            url,
+            weight: number(t, "weight").map_or(1, |w| w.min(1000) as u32),
+            backup: flag(t, "backup", false),
+        }),
+        Err(why) => report.error(format!("target {host}: {why}")),
+    }
+}
+
 fn health_check(v: Option<&Value>, report: &mut EntityReport) -> Option<HealthCheck> {
     let v = v?;
     if !flag(v, "enabled", false) {
@@ -742,14 +784,7 @@ impl Mapper {
                 s => s,
             };
             let url = format!("{scheme}://{host}{root}");
-            match crate::routing::TargetUrl::parse(&url) {
-                Ok(_) => targets.push(Target {
-                    url,
-                    weight: number(t, "weight").map_or(1, |w| w.min(1000) as u32),
-                    backup: flag(t, "backup", false),
-                }),
-                Err(why) => e.error(format!("target {host}: {why}")),
-            }
+            push_target(&mut targets, url, t, host, &mut e);
             if t.get("ipAddress").is_some_and(|ip| !ip.is_null()) {
                 e.approximated(format!(
                     "target {host}: its ipAddress is not used, the host name is resolved"
@@ -761,17 +796,14 @@ impl Mapper {
                 ));
             }
         }
-        let mut backend = Backend {
+        let backend = backend_of(
             targets,
-            ..Backend::default()
-        };
-        let (lb, note) = balancing(d.get("targetsLoadBalancing"));
-        backend.load_balancing = lb;
-        if let Some(n) = note {
-            e.approximated(n);
-        }
-        client_settings(&mut backend, d.get("clientConfig"), true);
-        backend.health_check = health_check(d.get("healthCheck"), &mut e);
+            d.get("targetsLoadBalancing"),
+            d.get("clientConfig"),
+            d.get("healthCheck"),
+            true,
+            &mut e,
+        );
         let mut route = Route {
             id: id.to_owned(),
             name: name.to_owned(),
@@ -1060,14 +1092,7 @@ impl Mapper {
                 ),
                 None => format!("{scheme}://{host}{}", if rewrite { "" } else { &root }),
             };
-            match crate::routing::TargetUrl::parse(&url) {
-                Ok(_) => targets.push(Target {
-                    url,
-                    weight: number(t, "weight").map_or(1, |w| w.min(1000) as u32),
-                    backup: flag(t, "backup", false),
-                }),
-                Err(why) => e.error(format!("target {host}: {why}")),
-            }
+            push_target(&mut targets, url, t, host, &mut e);
             if t.get("ip_address").is_some_and(|ip| !ip.is_null()) {
                 e.approximated(format!(
                     "target {host}: its ip_address is not used, the host name is resolved"
@@ -1091,17 +1116,14 @@ impl Mapper {
                 "target_refs: stored targets are not in an export; only inline targets were kept",
             );
         }
-        let mut backend = Backend {
+        let backend = backend_of(
             targets,
-            ..Backend::default()
-        };
-        let (lb, note) = balancing(backend_value.get("load_balancing"));
-        backend.load_balancing = lb;
-        if let Some(n) = note {
-            e.approximated(n);
-        }
-        client_settings(&mut backend, backend_value.get("client"), false);
-        backend.health_check = health_check(backend_value.get("health_check"), &mut e);
+            backend_value.get("load_balancing"),
+            backend_value.get("client"),
+            backend_value.get("health_check"),
+            false,
+            &mut e,
+        );
         let mut route = Route {
             id: id.to_owned(),
             name: name.to_owned(),
