@@ -26,6 +26,9 @@ use crate::model::{
 /// Otoroshi's "unlimited" quota (`RemainingQuotas.MaxValue`).
 pub const UNLIMITED: u64 = 10_000_000;
 
+/// Otoroshi's `app.claim.sharedKey` when its configuration does not set one.
+pub const OTOROSHI_DEFAULT_SHARED_KEY: &str = "secret";
+
 /// The placeholder of Otoroshi's configured shared key.
 const SHARED_KEY_PLACEHOLDER: &str = "${config.app.claim.sharedKey}";
 
@@ -145,8 +148,10 @@ pub fn from_export(bytes: &[u8], shared_key: Option<&str>) -> Result<Migration, 
     match shared_key {
         Some(key) => m.doc.settings.otoroshi.shared_key = Some(key.to_owned()),
         None if signs => {
+            // What Otoroshi signs with unless it was configured otherwise.
+            m.doc.settings.otoroshi.shared_key = Some(OTOROSHI_DEFAULT_SHARED_KEY.to_owned());
             let mut e = EntityReport::new("config", "app.claim.sharedKey", "");
-            e.error("routes send Otoroshi-Claim or the state challenge, signed with Otoroshi's shared key (app.claim.sharedKey, CLAIM_SHAREDKEY; \"secret\" unless it was changed), which an export does not carry: give it (komainu import --otoroshi-shared-key, or the Komainu-Otoroshi-Shared-Key header of POST /api/import?from=otoroshi)");
+            e.approximated(format!("routes send Otoroshi-Claim or the state challenge, signed with Otoroshi's shared key (app.claim.sharedKey, CLAIM_SHAREDKEY), which an export does not carry and was not given: Otoroshi's default \"{OTOROSHI_DEFAULT_SHARED_KEY}\" is used. If your Otoroshi set another (its backends verify with it), give it: komainu import --otoroshi-shared-key, the Komainu-Otoroshi-Shared-Key header of POST /api/import?from=otoroshi, or settings.otoroshi.sharedKey later"));
             m.report.entities.push(e);
         }
         None => {}

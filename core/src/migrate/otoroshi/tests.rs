@@ -202,11 +202,25 @@ fn a_legacy_export() {
 }
 
 #[test]
-fn without_the_shared_key_signing_routes_are_an_error() {
+fn without_the_shared_key_otoroshis_default_is_used_and_said() {
     let m = from_export(&export("otoroshi-routes.json"), None).unwrap();
-    assert_eq!(m.report.summary.errors, 1);
-    let errors = m.report.errors();
-    assert!(errors[0].field.contains("sharedKey"), "{errors:?}");
+    assert_eq!(m.report.summary.errors, 0);
+    assert_eq!(
+        m.document.settings.otoroshi.shared_key.as_deref(),
+        Some(OTOROSHI_DEFAULT_SHARED_KEY)
+    );
+    let said = entity(&m, "config", "app.claim.sharedKey");
+    assert_eq!(said.status, Status::Approximated);
+    assert!(said.notes[0].contains("--otoroshi-shared-key"), "{said:?}");
+    // Without routes that sign, no key is set, nothing is said.
+    let plain = serde_json::json!({ "serviceGroups": [{ "id": "g", "name": "G" }], "apiKeys": [] });
+    let m = from_export(plain.to_string().as_bytes(), None).unwrap();
+    assert!(m.document.settings.otoroshi.shared_key.is_none());
+    assert!(m
+        .report
+        .entities
+        .iter()
+        .all(|e| e.id != "app.claim.sharedKey"));
 }
 
 #[test]
