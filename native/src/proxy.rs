@@ -259,11 +259,22 @@ async fn forward(
         arrived,
     };
     sent.max_body = forward.max_body_bytes;
-    // Without a body, an idempotent request may go again to another
-    // target after a broken exchange; any request may after a target that
-    // could not be reached (nothing of it was sent).
+    // Without a body, or with a small one held whole, an idempotent request
+    // may go again to another target after a broken exchange; any request
+    // may after a target that could not be reached (nothing of it was sent).
     let bodiless = hyper::body::Body::is_end_stream(&body);
     let idempotent = komainu_core::gateway::is_idempotent(&parts.method);
+    let held = if idempotent && !bodiless && !forward.upgrade {
+        match hold_small_body(&mut body, clock, sent).await {
+            Ok(held) => held,
+            Err(error) => {
+                let response = backend_error(gateway, &ctx, &error);
+                return (ctx, response, Some(error), None);
+            }
+        }
+    } else {
+        None
+    };
     let started = Instant::now();
     let error = loop {
         let target = parts
@@ -275,7 +286,14 @@ async fn forward(
             .as_ref()
             .filter(|_| forward.upgrade)
             .map(|(p, _)| p.as_bytes());
-        let exchange = h1::bridge_send(upstream, &parts, &mut body, (clock, protocol), sent);
+        let exchange = h1::bridge_send(
+            upstream,
+            &parts,
+            &mut body,
+            held.as_ref(),
+            (clock, protocol),
+            sent,
+        );
         let (error, retryable) = match exchange.await {
             Ok(response) => {
                 let backend_us = micros(started.elapsed());
@@ -328,7 +346,7 @@ async fn forward(
             ),
             Err(UpstreamError::Exchange(why)) => (
                 GatewayError::BadGateway(format!("{target} broke the exchange: {why}")),
-                bodiless && idempotent,
+                (bodiless || held.is_some()) && idempotent,
             ),
             Err(UpstreamError::TooLarge(limit)) => (GatewayError::PayloadTooLarge { limit }, false),
             // Nothing was sent when no connection could be opened in time.
@@ -346,6 +364,53 @@ async fn forward(
     };
     let response = backend_error(gateway, &ctx, &error);
     (ctx, response, Some(error), None)
+}
+
+/// The most a request body may weigh to be held whole, so that an
+/// idempotent request can go again to another target.
+const HELD_BODY_BYTES: u64 = 64 * 1024;
+
+/// Reads a small body whole (its length declared, at most
+/// [`HELD_BODY_BYTES`]), within the route's idle and total timeouts;
+/// `None` for a body of unknown or larger length (it streams instead).
+async fn hold_small_body(
+    body: &mut Incoming,
+    clock: h1::Clock,
+    sent: &Sent,
+) -> Result<Option<Bytes>, GatewayError> {
+    use hyper::body::Body as _;
+    let Some(len) = body.size_hint().exact().filter(|&n| n <= HELD_BODY_BYTES) else {
+        return Ok(None);
+    };
+    if let Some(limit) = sent.max_body.filter(|&l| len > l) {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    let mut held = bytes::BytesMut::with_capacity(len as usize);
+    loop {
+        let frame = clock
+            .bounded(Timeout::Idle, http_body_util::BodyExt::frame(body))
+            .await
+            .map_err(|which| clock.timeouts.error(which))?;
+        match frame {
+            None => break,
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    held.extend_from_slice(&data);
+                }
+            }
+            Some(Err(e)) => {
+                return Err(GatewayError::BadRequest(format!(
+                    "the request body broke off: {e}"
+                )))
+            }
+        }
+        if held.len() as u64 > len {
+            return Err(GatewayError::BadRequest(
+                "the request body is longer than its content-length".into(),
+            ));
+        }
+    }
+    Ok(Some(held.freeze()))
 }
 
 fn gateway_response(response: Response<String>) -> Response<ProxyBody> {

@@ -407,9 +407,10 @@ pub struct HealthCheck {
 
 /// Retrying a request on another target. Only when it is safe: the
 /// target could not be reached (nothing was sent), or the method is
-/// idempotent, the gateway still holds the whole request (natively on
-/// HTTP/1, a body that came with the head; elsewhere, no body) and no byte
-/// of a response came.
+/// idempotent, the gateway still holds the whole request (natively: on
+/// HTTP/1, a body that came with the head; on HTTP/2, a body of a declared
+/// length up to 64 KiB, read whole first; at the edge, no body) and no
+/// byte of a response came.
 /// Each retry waits up to `backoffMs` (doubling with each retry of a
 /// request, full jitter). In any 10 s, a route makes at most 10 retries
 /// plus `budgetPercent` of its requests of the 10 s before, so that

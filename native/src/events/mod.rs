@@ -47,10 +47,18 @@ thread_local! {
 /// Entries waiting to be written to the store's event log.
 const ARCHIVE: usize = 4_096;
 
+/// What reaches the dispatcher.
+pub enum Batch {
+    /// Events to keep, log, archive and export.
+    Events(Vec<Event>),
+    /// Events already kept (readable at once): to log, archive and export.
+    Kept(Vec<Arc<Stored>>),
+}
+
 /// What the event tasks read.
 pub struct Receivers {
     /// Every event, in batches, for [`dispatch`].
-    pub events: mpsc::Receiver<Vec<Event>>,
+    pub events: mpsc::Receiver<Batch>,
     /// Audit events and alerts as log entries, for [`archive`].
     pub archive: mpsc::Receiver<String>,
 }
@@ -61,7 +69,7 @@ const LIVE_LAG: usize = 4_096;
 /// The event sink of a running gateway (what the request path and the
 /// admin API emit into).
 pub struct Events {
-    tx: mpsc::Sender<Vec<Event>>,
+    tx: mpsc::Sender<Batch>,
     /// Request events are built and dispatched (`--no-request-events` off).
     requests: bool,
     /// Events lost because the channel was full.
@@ -137,7 +145,7 @@ impl Events {
 
     fn send(&self, batch: Vec<Event>) {
         let n = batch.len() as u64;
-        if self.tx.try_send(batch).is_err() {
+        if self.tx.try_send(Batch::Events(batch)).is_err() {
             self.dropped.fetch_add(n, Relaxed);
         }
     }
@@ -155,9 +163,19 @@ impl EventSink for Events {
         if let Some(batch) = full {
             self.send(batch);
         }
-        // Not a proxy worker: at once.
+        // Not a proxy worker: at once. An audit event or an alert is kept
+        // here, so that whoever made a change reads it in the very next
+        // call; the dispatcher exports it (after following the change's
+        // exporters).
         if let Some(event) = event {
-            self.send(vec![event]);
+            if matches!(event.data, EventData::Request(_)) {
+                self.send(vec![event]);
+            } else {
+                let kept = self.hub.store(vec![event]);
+                if self.tx.try_send(Batch::Kept(kept)).is_err() {
+                    self.dropped.fetch_add(1, Relaxed);
+                }
+            }
         }
     }
 
@@ -280,7 +298,12 @@ impl Hub {
     /// Keeps, logs, archives and exports events.
     fn dispatch(&self, events: Vec<Event>) {
         let stored = self.store(events);
-        for s in &stored {
+        self.deliver(&stored);
+    }
+
+    /// Logs, archives and exports events already kept.
+    fn deliver(&self, stored: &[Arc<Stored>]) {
+        for s in stored {
             match s.event.data {
                 EventData::Request(_) => {}
                 _ => log(s),
@@ -292,7 +315,7 @@ impl Hub {
                 }
             }
         }
-        self.exporters.offer(&stored);
+        self.exporters.offer(stored);
     }
 
     /// Audit events and alerts the store's event log could not take.
@@ -345,7 +368,7 @@ impl Hub {
 /// every batch and every second).
 pub async fn dispatch(
     hub: Arc<Hub>,
-    mut rx: mpsc::Receiver<Vec<Event>>,
+    mut rx: mpsc::Receiver<Batch>,
     gateway: impl Fn() -> Option<Arc<Gateway>> + Send + 'static,
 ) {
     let mut batches = Vec::with_capacity(64);
@@ -362,12 +385,22 @@ pub async fn dispatch(
             }
             _ = tick.tick() => true,
         };
-        let mut events: Vec<Event> = batches.drain(..).flatten().collect();
+        let mut events: Vec<Event> = Vec::new();
+        let mut kept: Vec<Arc<Stored>> = Vec::new();
+        for batch in batches.drain(..) {
+            match batch {
+                Batch::Events(e) => events.extend(e),
+                Batch::Kept(k) => kept.extend(k),
+            }
+        }
         if let Some(gateway) = gateway() {
             hub.exporters.follow(&gateway);
             if ticked {
                 events.extend(watch.tick(&gateway));
             }
+        }
+        if !kept.is_empty() {
+            hub.deliver(&kept);
         }
         let raised: Vec<Event> = events.iter().filter_map(|e| watch.see(e)).collect();
         events.extend(raised);

@@ -38,10 +38,15 @@ const BODY_CHUNK: usize = 64 * 1024;
 ///
 /// The request is borrowed: after an [`UpstreamError::Connect`] nothing of
 /// it was sent, and the caller may send it again to another target.
+///
+/// `held`: the whole body, already read (a small body of an idempotent
+/// request, kept so that it can go again to another target); `body` is
+/// then not read.
 pub async fn send(
     pool: &Pool,
     parts: &http::request::Parts,
     body: &mut Incoming,
+    held: Option<&Bytes>,
     (clock, upgrade): (Clock, Option<&[u8]>),
     tally: &mut Sent,
 ) -> Result<Response<Relayed>, UpstreamError> {
@@ -54,7 +59,9 @@ pub async fn send(
             .ok_or_else(|| UpstreamError::Connect("the target has no host".into()))?,
         base_path: String::new(),
     };
-    let framing = if body.is_end_stream() {
+    let framing = if let Some(held) = held {
+        Framing::Length(held.len() as u64)
+    } else if body.is_end_stream() {
         match parts.headers.contains_key(CONTENT_LENGTH) {
             true => Framing::Length(0),
             false => Framing::Empty,
@@ -96,10 +103,15 @@ pub async fn send(
         out.extend_from_slice(b"connection: upgrade\r\n");
     }
     out.extend_from_slice(b"\r\n");
+    if let Some(held) = held {
+        out.extend_from_slice(held);
+        tally.bytes_in = held.len() as u64;
+    }
 
-    // A request without a body can go again on a new connection when a
-    // reused one turns out closed; one with a body cannot be replayed.
-    let replayable = matches!(framing, Framing::Empty | Framing::Length(0));
+    // A request without a body (or whose body is held) can go again on a
+    // new connection when a reused one turns out closed; one whose body
+    // streams cannot be replayed.
+    let replayable = held.is_some() || matches!(framing, Framing::Empty | Framing::Length(0));
     let mut fresh_only = false;
     let mut conn = loop {
         let idle = if fresh_only {
