@@ -18,27 +18,28 @@ use sha2::Sha256;
 /// Otoroshi's shared key in these tests (its `app.claim.sharedKey`).
 const SHARED_KEY: &str = "otoroshi-e2e-shared-key";
 
-/// The keys of `otoroshi-routes.json`.
-const USERS_APP: (&str, &str) = (
-    "xQ3bT9mLpV2cR7sK",
-    "Vb0q7RkX2mNc9TzL4hWp1sYd8GfJ3uQe6aKr5iHo0vCnZ2xMb7tLs9wPe4yDg1jF",
-);
-const PARTNER_APP: (&str, &str) = (
-    "P4tN8rWq1ZyE6hJd",
-    "Hq5Lm2Xw9Cv4Bn7Zs1Df8Gk3Jp6Rt0Yu5Ie2Ow9Qa4Sd7Fg1Hj3Kl6Zx8Cv0Bn2M",
-);
-const PORTAL_APP: (&str, &str) = (
-    "kR8sL2dF5gH1jK4m",
-    "Zt3Yx6Wv9Ut2Sr5Qp8On1Ml4Kj7Ih0Gf3Ed6Cb9Az2Yx5Wv8Ut1Sr4Qp7On0Ml3K",
-);
-const OLD_PORTAL_APP: (&str, &str) = (
-    "dA7fG3hJ9kL1zX5c",
-    "Qw2Er4Ty6Ui8Op0As1Df3Gh5Jk7Lz9Xc2Vb4Nm6Qw8Er0Ty1Ui3Op5As7Df9Gh2J",
-);
-const EXPIRED_APP: (&str, &str) = (
-    "mN4bV6cX8zL2kJ0h",
-    "Lk9Jh7Gf5Ds3Ap1Oi8Uy6Tr4Ew2Qm0Nb9Vc7Xz5Lk3Jh1Gf8Ds6Ap4Oi2Uy0Tr7Ew",
-);
+/// Client ids of keys in `otoroshi-routes.json` (their secrets are read
+/// from it: [`key`]).
+const USERS_APP: &str = "xQ3bT9mLpV2cR7sK";
+const PARTNER_APP: &str = "P4tN8rWq1ZyE6hJd";
+const PORTAL_APP: &str = "kR8sL2dF5gH1jK4m";
+const OLD_PORTAL_APP: &str = "dA7fG3hJ9kL1zX5c";
+const EXPIRED_APP: &str = "mN4bV6cX8zL2kJ0h";
+
+/// A key of `otoroshi-routes.json`: its client id and secret, as its
+/// clients hold them.
+fn key(client_id: &'static str) -> (&'static str, String) {
+    let export = export("otoroshi-routes.json", 1);
+    let secret = export["apiKeys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|k| k["clientId"] == client_id)
+        .and_then(|k| k["clientSecret"].as_str())
+        .unwrap_or_else(|| panic!("no key {client_id} in the export"))
+        .to_owned();
+    (client_id, secret)
+}
 
 /// An export of the shared data folder, its targets pointed at `port` on
 /// 127.0.0.1 (plain HTTP).
@@ -151,7 +152,8 @@ async fn call(c: &Client, base: &str, host: &str, path: &str, headers: &[(&str, 
 /// What every deployment must do with `otoroshi-routes.json` imported.
 async fn clients_and_backends_keep_working(base: &str) {
     let c = Client::http1();
-    let (id, secret) = USERS_APP;
+    let (id, secret) = key(USERS_APP);
+    let secret = secret.as_str();
     // The header pair; the path prefix stripped; the route's header added;
     // no credential reaches the backend.
     let r = call(
@@ -315,7 +317,8 @@ async fn clients_and_backends_keep_working(base: &str) {
 
     // orders: the route's own header names; x-api-key for a key allowing
     // its client id alone; the default names are not this route's.
-    let (pid, psecret) = PARTNER_APP;
+    let (pid, psecret) = key(PARTNER_APP);
+    let psecret = psecret.as_str();
     let r = call(
         &c,
         base,
@@ -434,13 +437,13 @@ async fn clients_and_backends_keep_working(base: &str) {
     assert!(r.json()["claim"]["invalid"].is_null());
 
     // Disabled and expired keys; the per-second quota of 50.
-    for (id, secret) in [OLD_PORTAL_APP, EXPIRED_APP] {
+    for (id, secret) in [key(OLD_PORTAL_APP), key(EXPIRED_APP)] {
         call(
             &c,
             base,
             "portal.oto.tools",
             "/api/x",
-            &[("authorization", &basic(id, secret))],
+            &[("authorization", &basic(id, &secret))],
         )
         .await
         .expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
@@ -470,7 +473,8 @@ async fn clients_and_backends_keep_working(base: &str) {
     call(&c, base, "portal.oto.tools", "/api/me", &[])
         .await
         .expect_error(StatusCode::UNAUTHORIZED, "missing_credentials");
-    let (tid, tsecret) = PORTAL_APP;
+    let (tid, tsecret) = key(PORTAL_APP);
+    let tsecret = tsecret.as_str();
     call(
         &c,
         base,
@@ -515,7 +519,10 @@ async fn an_otoroshi_export_natively() {
         out.contains("simpleAdmins") && out.contains("backend_ref"),
         "{out}"
     );
-    assert!(!out.contains(USERS_APP.1), "never a secret in the report");
+    assert!(
+        !out.contains(key(USERS_APP).1.as_str()),
+        "never a secret in the report"
+    );
     let export_now = admin
         .call(Method::GET, "/api/export", Value::Null)
         .await
@@ -538,18 +545,19 @@ async fn an_otoroshi_export_natively() {
     let exported = admin.call(Method::GET, "/api/export", Value::Null).await;
     let text = String::from_utf8_lossy(&exported.body);
     assert!(
-        !text.contains(USERS_APP.1) && !text.contains(SHARED_KEY),
+        !text.contains(key(USERS_APP).1.as_str()) && !text.contains(SHARED_KEY),
         "no secret in clear in an export"
     );
     let data = std::fs::read_to_string(gw.data_path()).unwrap();
     assert!(
-        !data.contains(USERS_APP.1) && !data.contains(SHARED_KEY),
+        !data.contains(key(USERS_APP).1.as_str()) && !data.contains(SHARED_KEY),
         "nor in the store"
     );
     clients_and_backends_keep_working(&format!("http://{}", gw.proxy)).await;
 
     // Otoroshi's readOnly: GET, HEAD and OPTIONS only.
-    let (id, secret) = USERS_APP;
+    let (id, secret) = key(USERS_APP);
+    let secret = secret.as_str();
     admin
         .call(
             Method::PATCH,
@@ -723,7 +731,7 @@ async fn what_cannot_be_imported_is_refused_whole() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["id"] == PORTAL_APP.0)
+        .find(|e| e["id"] == PORTAL_APP)
         .unwrap();
     assert_eq!(key["status"], "approximated");
     assert!(key["notes"].to_string().contains("service_gone"), "{key}");
