@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A clean build gains nothing from incremental compilation, which only adds
+# tens of gigabytes to target/.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 step() { printf '\n==> %s\n' "$*"; }
 
 step "edge toolchain: wasm32 target, worker-build, wasm-bindgen-cli, wrangler + Miniflare (skipped when present)"
