@@ -17,6 +17,7 @@
 
 pub mod alert;
 pub mod filter;
+mod json;
 mod request;
 pub mod webhook;
 
@@ -162,44 +163,46 @@ impl Event {
     /// The event as one CloudEvents 1.0 JSON object (structured mode).
     /// `source` names the emitter: the instance, or the Worker.
     pub fn to_cloudevent(&self, source: &str) -> String {
-        #[derive(Serialize)]
-        struct Envelope<'a> {
-            specversion: &'static str,
-            id: &'a str,
-            source: &'a str,
-            #[serde(rename = "type")]
-            kind: Cow<'static, str>,
-            #[serde(serialize_with = "time_ms")]
-            time: u64,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            subject: Option<&'a str>,
-            datacontenttype: &'static str,
-            data: Data<'a>,
+        let mut out = String::with_capacity(1024);
+        self.write_cloudevent(source, &mut out);
+        out
+    }
+
+    /// Appends [`Event::to_cloudevent`] to `out`: `specversion`, `id`,
+    /// `source`, `type`, `time` (RFC 3339, milliseconds), `subject` (left
+    /// out when there is none), `datacontenttype` and `data`. Written by
+    /// hand, request events' `data` too (they come with every request);
+    /// the other events' `data` through serde.
+    pub fn write_cloudevent(&self, source: &str, out: &mut String) {
+        out.push_str("{\"specversion\":\"1.0\",\"id\":\"");
+        out.push_str(self.id.as_str());
+        out.push_str("\",\"source\":");
+        json::string(out, source);
+        out.push_str(",\"type\":");
+        json::string(out, &self.type_name());
+        out.push_str(",\"time\":\"");
+        write_rfc3339_ms(self.time_ms, out);
+        out.push('"');
+        if let Some(subject) = self.subject() {
+            out.push_str(",\"subject\":");
+            json::string(out, subject);
         }
-        #[derive(Serialize)]
-        #[serde(untagged)]
-        enum Data<'a> {
-            Request(&'a RequestEvent),
-            Audit(&'a AuditEvent),
-            Alert(&'a AlertEvent),
-            Test(&'a TestEvent),
-        }
-        let envelope = Envelope {
-            specversion: "1.0",
-            id: self.id.as_str(),
-            source,
-            kind: self.type_name(),
-            time: self.time_ms,
-            subject: self.subject(),
-            datacontenttype: "application/json",
-            data: match &self.data {
-                EventData::Request(r) => Data::Request(r),
-                EventData::Audit(a) => Data::Audit(a),
-                EventData::Alert(a) => Data::Alert(a),
-                EventData::Test(t) => Data::Test(t),
-            },
+        out.push_str(",\"datacontenttype\":\"application/json\",\"data\":");
+        let data = match &self.data {
+            EventData::Request(r) => {
+                r.write_json(out);
+                Ok(())
+            }
+            EventData::Audit(a) => serde_json::to_string(a).map(|j| out.push_str(&j)),
+            EventData::Alert(a) => serde_json::to_string(a).map(|j| out.push_str(&j)),
+            EventData::Test(t) => serde_json::to_string(t).map(|j| out.push_str(&j)),
         };
-        serde_json::to_string(&envelope).unwrap_or_default()
+        // These types serialize without fail (string keys, no custom
+        // serializer that errs): null would stand for what cannot be.
+        if data.is_err() {
+            out.push_str("null");
+        }
+        out.push('}');
     }
 }
 
@@ -246,13 +249,9 @@ impl LogEntry {
     }
 }
 
-fn time_ms<S: serde::Serializer>(ms: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_rfc3339_ms(*ms))
-}
-
-/// RFC 3339 with milliseconds (`2026-12-03T10:00:00.123Z`). The date and
-/// time of the second are remembered: events come many per second.
-fn format_rfc3339_ms(ms: u64) -> String {
+/// Appends RFC 3339 with milliseconds (`2026-12-03T10:00:00.123Z`). The
+/// date and time of the second are remembered: events come many per second.
+fn write_rfc3339_ms(ms: u64, out: &mut String) {
     thread_local! {
         static LAST: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
     }
@@ -264,15 +263,13 @@ fn format_rfc3339_ms(ms: u64) -> String {
             prefix.pop(); // the 'Z'
             *last = (second, prefix);
         }
-        let mut text = String::with_capacity(last.1.len() + 5);
-        text.push_str(&last.1);
+        out.push_str(&last.1);
         let millis = (ms % 1000) as u16;
-        text.push('.');
-        text.push(char::from(b'0' + (millis / 100) as u8));
-        text.push(char::from(b'0' + (millis / 10 % 10) as u8));
-        text.push(char::from(b'0' + (millis % 10) as u8));
-        text.push('Z');
-        text
+        out.push('.');
+        out.push(char::from(b'0' + (millis / 100) as u8));
+        out.push(char::from(b'0' + (millis / 10 % 10) as u8));
+        out.push(char::from(b'0' + (millis % 10) as u8));
+        out.push('Z');
     })
 }
 
@@ -388,15 +385,207 @@ mod tests {
         assert_eq!(v["subject"], "orders");
         assert_eq!(v["time"], "2025-12-03T10:00:00.123Z");
         assert_eq!(v["id"], event.id.as_str());
-        assert_eq!(
-            format_rfc3339_ms(1_764_756_000_007),
-            "2025-12-03T10:00:00.007Z"
-        );
-        assert_eq!(
-            format_rfc3339_ms(1_764_756_001_999),
-            "2025-12-03T10:00:01.999Z"
-        );
+        for (ms, text) in [
+            (1_764_756_000_007, "2025-12-03T10:00:00.007Z"),
+            (1_764_756_001_999, "2025-12-03T10:00:01.999Z"),
+            (1_764_756_001_000, "2025-12-03T10:00:01.000Z"),
+        ] {
+            let mut out = String::new();
+            write_rfc3339_ms(ms, &mut out);
+            assert_eq!(out, text);
+        }
         assert_eq!(v["data"]["actor"], "ops");
         assert_eq!(v["data"]["revision"], 4);
+    }
+
+    fn request(event: RequestEvent) -> serde_json::Value {
+        let e = Event {
+            id: event.request_id,
+            time_ms: 1_764_756_000_123,
+            data: EventData::Request(Box::new(event)),
+        };
+        let text = e.to_cloudevent("/komainu/\"a\"");
+        assert!(!text.contains('\n'), "one line: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn a_request_event_with_every_field_is_written_as_documented() {
+        use crate::gateway::{RequestId, TraceContext};
+        use crate::model::Quotas;
+        use crate::quota::{Acquired, Plan, QuotaState};
+        use http::Method;
+        let now = 1_764_756_000_123;
+        let plan = Plan::new(
+            &Quotas {
+                per_second: Some(10),
+                per_day: Some(1000),
+                per_month: None,
+            },
+            now,
+        );
+        let quotas = QuotaState::new(
+            plan,
+            Acquired {
+                admitted: true,
+                counts: [3, 999, 0],
+            },
+            now,
+        );
+        let mut trace = TraceContext::continue_or_start(
+            Some(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            5,
+        );
+        trace.span_id = [1, 2, 3, 4, 5, 6, 7, 0xab];
+        let id = RequestId::from_random(5);
+        let v = request(RequestEvent {
+            request_id: id,
+            route_id: Some("orders".into()),
+            route_name: Some("Orders \"v2\"\n".into()),
+            identity: Some(Identity::Key {
+                client_id: "shop\\1".into(),
+                name: "Shop \u{1}é".into(),
+            }),
+            method: Some(Method::POST),
+            host: "api.example.com".into(),
+            path: "/orders/é\"x".into(),
+            status: 502,
+            error: Some("backend_unreachable"),
+            blame: Some("backend"),
+            client_ip: Some("2001:db8::7".parse().unwrap()),
+            bytes_in: 12,
+            bytes_out: 345,
+            attempts: 2,
+            durations: Durations {
+                total_us: 12_345,
+                backend_us: Some(10_000),
+                overhead_us: 50,
+            },
+            quotas: Some(quotas),
+            quota_unchecked: true,
+            trace,
+        });
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "specversion": "1.0",
+                "id": id.as_str(),
+                "source": "/komainu/\"a\"",
+                "type": "io.komainu.request.v1",
+                "time": "2025-12-03T10:00:00.123Z",
+                "subject": "orders",
+                "datacontenttype": "application/json",
+                "data": {
+                    "requestId": id.as_str(),
+                    "routeId": "orders",
+                    "routeName": "Orders \"v2\"\n",
+                    "identity": {"type": "key", "clientId": "shop\\1", "name": "Shop \u{1}é"},
+                    "method": "POST",
+                    "host": "api.example.com",
+                    "path": "/orders/é\"x",
+                    "status": 502,
+                    "error": "backend_unreachable",
+                    "blame": "backend",
+                    "clientIp": "2001:db8::7",
+                    "bytesIn": 12,
+                    "bytesOut": 345,
+                    "attempts": 2,
+                    "durations": {"totalMs": 12.345, "backendMs": 10.0, "overheadMs": 0.05},
+                    "quotas": [
+                        {"window": "second", "limit": 10, "remaining": 7, "resetsAt": "2025-12-03T10:00:01Z"},
+                        {"window": "day", "limit": 1000, "remaining": 1, "resetsAt": "2025-12-04T00:00:00Z"},
+                    ],
+                    "quotaUnchecked": true,
+                    "trace": {
+                        "traceId": "0af7651916cd43dd8448eb211c80319c",
+                        "spanId": "01020304050607ab",
+                        "parentSpanId": "b7ad6b7169203331",
+                        "sampled": true,
+                    },
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn a_request_event_knowing_little_says_null_or_leaves_out() {
+        use crate::gateway::{RequestId, TraceContext};
+        let id = RequestId::from_random(9);
+        let mut trace = TraceContext::continue_or_start(None, 9);
+        trace.flags = 0;
+        for identity in [
+            None,
+            Some(Identity::Public),
+            Some(Identity::Refused {
+                client_id: "who\"".into(),
+            }),
+            Some(Identity::Person {
+                module: "sso".into(),
+                subject: "u1".into(),
+                email: None,
+            }),
+            Some(Identity::Person {
+                module: "sso".into(),
+                subject: "u1".into(),
+                email: Some("a@b.c".into()),
+            }),
+        ] {
+            let v = request(RequestEvent {
+                request_id: id,
+                route_id: None,
+                route_name: None,
+                identity: identity.clone(),
+                method: None,
+                host: String::new(),
+                path: String::new(),
+                status: 400,
+                error: None,
+                blame: None,
+                client_ip: None,
+                bytes_in: 0,
+                bytes_out: 0,
+                attempts: 0,
+                durations: Durations::default(),
+                quotas: None,
+                quota_unchecked: false,
+                trace,
+            });
+            assert!(v.get("subject").is_none());
+            let mut data = serde_json::json!({
+                "requestId": id.as_str(),
+                "routeId": null,
+                "method": null,
+                "host": "",
+                "path": "",
+                "status": 400,
+                "clientIp": null,
+                "bytesIn": 0,
+                "bytesOut": 0,
+                "attempts": 0,
+                "durations": {"totalMs": 0.0, "backendMs": null, "overheadMs": 0.0},
+                "trace": {
+                    "traceId": format!("{:032x}", u128::from_be_bytes(trace.trace_id)),
+                    "spanId": format!("{:016x}", u64::from_be_bytes(trace.span_id)),
+                    "sampled": false,
+                },
+            });
+            data["identity"] = match identity {
+                None => serde_json::Value::Null,
+                Some(Identity::Public) => serde_json::json!({"type": "public"}),
+                Some(Identity::Refused { .. }) => {
+                    serde_json::json!({"type": "refused", "clientId": "who\""})
+                }
+                Some(Identity::Person { email: None, .. }) => {
+                    serde_json::json!({"type": "person", "module": "sso", "subject": "u1"})
+                }
+                Some(_) => serde_json::json!({
+                    "type": "person", "module": "sso", "subject": "u1", "email": "a@b.c"
+                }),
+            };
+            if data["identity"].is_null() {
+                data.as_object_mut().unwrap().remove("identity");
+            }
+            assert_eq!(v["data"], data);
+        }
     }
 }

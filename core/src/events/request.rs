@@ -4,9 +4,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::Method;
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
 
+use super::json;
 use crate::gateway::{RequestId, TraceContext};
 use crate::quota::QuotaState;
 use crate::time::format_rfc3339;
@@ -14,24 +13,22 @@ use crate::time::format_rfc3339;
 /// What happened to one request (`io.komainu.request.v1`'s `data`).
 ///
 /// Built on the request path from values the context already holds (shared
-/// strings, copies); turned into JSON only by whoever reads it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// strings, copies). Its JSON is written by hand ([`RequestEvent::write_json`]):
+/// the field names are the camelCase of these, a `None` is `null`, except
+/// `routeName`, `identity`, `error`, `blame` and `quotas`, left out when
+/// absent, and `quotaUnchecked`, left out when false.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RequestEvent {
     /// The request id (`Komainu-Request-Id`).
-    #[serde(serialize_with = "request_id")]
     pub request_id: RequestId,
     /// The matched route's id (null when no route matched).
     pub route_id: Option<Arc<str>>,
     /// The matched route's name.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub route_name: Option<Arc<str>>,
     /// Who called: an API key, or nobody on a public route; absent when the
     /// call was refused before that was known.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
     /// The request method (null when the head could not be read).
-    #[serde(serialize_with = "method")]
     pub method: Option<Method>,
     /// The host asked for.
     pub host: String,
@@ -40,10 +37,8 @@ pub struct RequestEvent {
     /// The status answered to the client.
     pub status: u16,
     /// The error code, when the gateway answered itself.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
     /// Who is to blame for an error (`client`, `backend`, `gateway`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub blame: Option<&'static str>,
     /// The client's address (the connection's peer).
     pub client_ip: Option<IpAddr>,
@@ -56,24 +51,20 @@ pub struct RequestEvent {
     /// How long it took.
     pub durations: Durations,
     /// The key's quota windows after this call.
-    #[serde(serialize_with = "quotas", skip_serializing_if = "Option::is_none")]
     pub quotas: Option<QuotaState>,
     /// The call was admitted without its quotas counted (the counter
     /// store failed and the route's policy is `open`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub quota_unchecked: bool,
     /// The W3C trace: `traceId`, the gateway's `spanId`, the caller's
     /// `parentSpanId` when the trace was continued.
-    #[serde(serialize_with = "trace")]
     pub trace: TraceContext,
 }
 
-/// Who called.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
+/// Who called (`identity`: `{"type": "key" | "public" | "person" |
+/// "refused", …the variant's fields in camelCase}`).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Identity {
     /// An API key.
-    #[serde(rename_all = "camelCase")]
     Key {
         /// Its client id.
         client_id: Arc<str>,
@@ -83,107 +74,171 @@ pub enum Identity {
     /// Nobody: a public route.
     Public,
     /// A person, on a private route (their session).
-    #[serde(rename_all = "camelCase")]
     Person {
         /// The auth module that logged them in.
         module: String,
         /// Who they are for it.
         subject: String,
         /// Their email, if known.
-        #[serde(skip_serializing_if = "Option::is_none")]
         email: Option<String>,
     },
     /// Credentials that were refused, claiming this client id (unverified:
     /// whatever the caller sent).
-    #[serde(rename_all = "camelCase")]
     Refused {
         /// The client id claimed.
         client_id: String,
     },
 }
 
-/// How long a request took, in microseconds (rendered in milliseconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// How long a request took, in microseconds (written in milliseconds:
+/// `totalMs`, `backendMs`, `overheadMs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Durations {
     /// From arrival to the last byte of the answer.
-    #[serde(rename = "totalMs", serialize_with = "ms")]
     pub total_us: u64,
     /// The backend's time to its response head (none when not forwarded).
-    #[serde(rename = "backendMs", serialize_with = "opt_ms")]
     pub backend_us: Option<u64>,
     /// The gateway's own time: to the response head, less the backend's.
-    #[serde(rename = "overheadMs", serialize_with = "ms")]
     pub overhead_us: u64,
 }
 
-fn request_id<S: Serializer>(id: &RequestId, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(id.as_str())
-}
-
-fn method<S: Serializer>(m: &Option<Method>, s: S) -> Result<S::Ok, S::Error> {
-    match m {
-        Some(m) => s.serialize_str(m.as_str()),
-        None => s.serialize_none(),
+impl RequestEvent {
+    /// Appends this event's JSON (the CloudEvent's `data`). Written by
+    /// hand: one is made for every request.
+    pub fn write_json(&self, out: &mut String) {
+        out.push_str("{\"requestId\":\"");
+        out.push_str(self.request_id.as_str());
+        out.push_str("\",\"routeId\":");
+        json::opt_string(out, self.route_id.as_deref());
+        if let Some(name) = &self.route_name {
+            out.push_str(",\"routeName\":");
+            json::string(out, name);
+        }
+        if let Some(identity) = &self.identity {
+            out.push_str(",\"identity\":");
+            identity.write_json(out);
+        }
+        out.push_str(",\"method\":");
+        json::opt_string(out, self.method.as_ref().map(Method::as_str));
+        out.push_str(",\"host\":");
+        json::string(out, &self.host);
+        out.push_str(",\"path\":");
+        json::string(out, &self.path);
+        out.push_str(",\"status\":");
+        json::uint(out, self.status.into());
+        if let Some(error) = self.error {
+            out.push_str(",\"error\":");
+            json::string(out, error);
+        }
+        if let Some(blame) = self.blame {
+            out.push_str(",\"blame\":");
+            json::string(out, blame);
+        }
+        out.push_str(",\"clientIp\":");
+        match self.client_ip {
+            Some(ip) => json::ip(out, ip),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"bytesIn\":");
+        json::uint(out, self.bytes_in);
+        out.push_str(",\"bytesOut\":");
+        json::uint(out, self.bytes_out);
+        out.push_str(",\"attempts\":");
+        json::uint(out, self.attempts.into());
+        out.push_str(",\"durations\":{\"totalMs\":");
+        json::millis(out, self.durations.total_us);
+        out.push_str(",\"backendMs\":");
+        match self.durations.backend_us {
+            Some(us) => json::millis(out, us),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"overheadMs\":");
+        json::millis(out, self.durations.overhead_us);
+        out.push('}');
+        if let Some(state) = &self.quotas {
+            out.push_str(",\"quotas\":[");
+            write_windows(state, out);
+            out.push(']');
+        }
+        if self.quota_unchecked {
+            out.push_str(",\"quotaUnchecked\":true");
+        }
+        out.push_str(",\"trace\":{\"traceId\":\"");
+        json::hex(out, &self.trace.trace_id);
+        out.push_str("\",\"spanId\":\"");
+        json::hex(out, &self.trace.span_id);
+        out.push('"');
+        if let Some(parent) = &self.trace.parent_id {
+            out.push_str(",\"parentSpanId\":\"");
+            json::hex(out, parent);
+            out.push('"');
+        }
+        out.push_str(if self.trace.flags & 1 == 1 {
+            ",\"sampled\":true}}"
+        } else {
+            ",\"sampled\":false}}"
+        });
     }
 }
 
-fn ms<S: Serializer>(us: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(*us as f64 / 1000.0)
-}
-
-fn opt_ms<S: Serializer>(us: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
-    match us {
-        Some(us) => ms(us, s),
-        None => s.serialize_none(),
+impl Identity {
+    fn write_json(&self, out: &mut String) {
+        match self {
+            Identity::Key { client_id, name } => {
+                out.push_str("{\"type\":\"key\",\"clientId\":");
+                json::string(out, client_id);
+                out.push_str(",\"name\":");
+                json::string(out, name);
+            }
+            Identity::Public => out.push_str("{\"type\":\"public\""),
+            Identity::Person {
+                module,
+                subject,
+                email,
+            } => {
+                out.push_str("{\"type\":\"person\",\"module\":");
+                json::string(out, module);
+                out.push_str(",\"subject\":");
+                json::string(out, subject);
+                if let Some(email) = email {
+                    out.push_str(",\"email\":");
+                    json::string(out, email);
+                }
+            }
+            Identity::Refused { client_id } => {
+                out.push_str("{\"type\":\"refused\",\"clientId\":");
+                json::string(out, client_id);
+            }
+        }
+        out.push('}');
     }
 }
 
-fn quotas<S: Serializer>(state: &Option<QuotaState>, s: S) -> Result<S::Ok, S::Error> {
-    let Some(state) = state else {
-        return s.serialize_none();
-    };
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Window<'a> {
-        window: &'static str,
-        limit: u64,
-        remaining: u64,
-        resets_at: &'a str,
-    }
-    // A window's reset time is the same for every call in it: formatted once.
+/// The quota windows: `{"window","limit","remaining","resetsAt"}` each. A
+/// window's reset time is the same for every call in it: formatted once.
+fn write_windows(state: &QuotaState, out: &mut String) {
     thread_local! {
         static RESETS: std::cell::RefCell<[(u64, String); 3]> = Default::default();
     }
     RESETS.with(|cache| {
         let mut cache = cache.borrow_mut();
-        let mut seq = s.serialize_seq(None)?;
-        for (w, limit, remaining, reset) in state.windows() {
+        for (i, (w, limit, remaining, reset)) in state.windows().enumerate() {
             let slot = &mut cache[w.index()];
             if slot.0 != reset || slot.1.is_empty() {
                 *slot = (reset, format_rfc3339(reset));
             }
-            seq.serialize_element(&Window {
-                window: w.name(),
-                limit,
-                remaining,
-                resets_at: &slot.1,
-            })?;
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"window\":\"");
+            out.push_str(w.name());
+            out.push_str("\",\"limit\":");
+            json::uint(out, limit);
+            out.push_str(",\"remaining\":");
+            json::uint(out, remaining);
+            out.push_str(",\"resetsAt\":\"");
+            out.push_str(&slot.1);
+            out.push_str("\"}");
         }
-        seq.end()
-    })
-}
-
-fn trace<S: Serializer>(t: &TraceContext, s: S) -> Result<S::Ok, S::Error> {
-    // The header value holds both ids in hex: no allocation.
-    let value = t.header_value();
-    let text = std::str::from_utf8(&value).unwrap_or("");
-    let mut map = s.serialize_map(None)?;
-    map.serialize_entry("traceId", text.get(3..35).unwrap_or(""))?;
-    map.serialize_entry("spanId", text.get(36..52).unwrap_or(""))?;
-    if let Some(parent) = t.parent_id_hex() {
-        map.serialize_entry("parentSpanId", &parent)?;
-    }
-    map.serialize_entry("sampled", &(t.flags & 1 == 1))?;
-    map.end()
+    });
 }

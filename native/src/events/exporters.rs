@@ -8,6 +8,7 @@
 //! counted and the proxy never waits.
 
 use std::collections::{HashMap, VecDeque};
+use std::io::{IoSlice, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,7 +20,6 @@ use komainu_core::gateway::CompiledExporter;
 use komainu_core::model::ExporterKind;
 use komainu_core::time::format_rfc3339;
 use komainu_core::Gateway;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -70,16 +70,20 @@ impl Exporters {
     }
 
     /// Queues each event on every exporter that wants its type.
-    pub fn offer(&self, stored: &[Arc<Stored>]) {
+    pub fn offer(&self, stored: &[Stored]) {
         let running = lock(&self.running);
         for r in running.values() {
-            r.queue
-                .push_many(stored.iter().filter(|s| r.filter.accepts(&s.kind)).cloned());
+            r.queue.push_many(
+                stored
+                    .iter()
+                    .filter(|s| r.filter.accepts(s.kind()))
+                    .cloned(),
+            );
         }
     }
 
     /// Queues `stored` on exporter `id` alone, past its filters.
-    pub fn offer_to(&self, id: &str, stored: Arc<Stored>) -> bool {
+    pub fn offer_to(&self, id: &str, stored: Stored) -> bool {
         match lock(&self.running).get(id) {
             Some(r) => {
                 r.queue.push_many(std::iter::once(stored));
@@ -128,7 +132,8 @@ struct Running {
 impl Running {
     fn start(compiled: CompiledExporter, client: HttpClient) -> Self {
         let config = &compiled.config;
-        let queue = Arc::new(Queue::new(config.max_queue as usize));
+        let batch = config.batch_size.max(1) as usize;
+        let queue = Arc::new(Queue::new(config.max_queue as usize, batch));
         let destination = match config.kind {
             ExporterKind::File => Destination::File(FileOut {
                 path: config.path.clone().unwrap_or_else(|| "-".into()),
@@ -147,7 +152,7 @@ impl Running {
             }),
         };
         let plan = Plan {
-            batch: config.batch_size.max(1) as usize,
+            batch,
             flush: Duration::from_millis(config.flush_interval_ms),
             retry_limit: Duration::from_millis(config.retry_limit_ms),
             timeout: Duration::from_millis(config.timeout_ms),
@@ -173,8 +178,12 @@ struct Plan {
 
 /// A bounded queue that drops its oldest events when full.
 struct Queue {
-    items: Mutex<VecDeque<Arc<Stored>>>,
+    items: Mutex<VecDeque<Stored>>,
     max: usize,
+    /// Queued events that make a batch: the exporter's task is woken
+    /// when the first events arrive (its flush interval starts) and when
+    /// a batch is full, not for every event in between.
+    batch: usize,
     ready: Notify,
     /// Events taken for the delivery in progress.
     in_flight: AtomicU64,
@@ -193,10 +202,12 @@ struct Last {
 }
 
 impl Queue {
-    fn new(max: usize) -> Self {
+    fn new(max: usize, batch: usize) -> Self {
+        let max = max.max(1);
         Self {
             items: Mutex::new(VecDeque::new()),
-            max: max.max(1),
+            max,
+            batch: batch.clamp(1, max),
             ready: Notify::new(),
             in_flight: AtomicU64::new(0),
             sent: AtomicU64::new(0),
@@ -207,7 +218,7 @@ impl Queue {
         }
     }
 
-    fn push_many(&self, stored: impl Iterator<Item = Arc<Stored>>) {
+    fn push_many(&self, stored: impl Iterator<Item = Stored>) {
         let mut items = lock(&self.items);
         let before = items.len();
         let mut dropped = 0;
@@ -218,12 +229,13 @@ impl Queue {
             }
             items.push_back(s);
         }
-        let added = items.len() != before || dropped > 0;
+        let wake = (before == 0 && !items.is_empty())
+            || (before < self.batch && items.len() >= self.batch);
         drop(items);
         if dropped > 0 {
             self.dropped.fetch_add(dropped, Relaxed);
         }
-        if added {
+        if wake {
             self.ready.notify_one();
         }
     }
@@ -232,7 +244,7 @@ impl Queue {
         lock(&self.items).len()
     }
 
-    fn take(&self, n: usize) -> Vec<Arc<Stored>> {
+    fn take(&self, n: usize) -> Vec<Stored> {
         let mut items = lock(&self.items);
         let n = n.min(items.len());
         items.drain(..n).collect()
@@ -261,7 +273,7 @@ async fn run(queue: Arc<Queue>, mut destination: Destination, plan: Plan) {
             queue.ready.notified().await;
         }
         let deadline = tokio::time::Instant::now() + plan.flush;
-        while queue.len() < plan.batch {
+        while queue.len() < queue.batch {
             tokio::select! {
                 () = queue.ready.notified() => {}
                 () = tokio::time::sleep_until(deadline) => break,
@@ -278,7 +290,7 @@ async fn run(queue: Arc<Queue>, mut destination: Destination, plan: Plan) {
 }
 
 /// Delivers one batch, retrying with backoff until the retry limit.
-async fn deliver(queue: &Queue, destination: &mut Destination, batch: &[Arc<Stored>], plan: Plan) {
+async fn deliver(queue: &Queue, destination: &mut Destination, batch: &[Stored], plan: Plan) {
     let started = Instant::now();
     let mut attempt: u32 = 0;
     loop {
@@ -329,7 +341,7 @@ enum Destination {
 }
 
 impl Destination {
-    async fn send(&mut self, batch: &[Arc<Stored>]) -> Result<(), String> {
+    async fn send(&mut self, batch: &[Stored]) -> Result<(), String> {
         match self {
             Destination::File(f) => f.send(batch).await,
             Destination::Webhook(w) => w.send(batch).await,
@@ -341,41 +353,72 @@ impl Destination {
 /// JSON lines appended to a file, or written to the standard output.
 struct FileOut {
     path: String,
-    file: Option<tokio::fs::File>,
+    file: Option<std::fs::File>,
 }
 
 impl FileOut {
-    async fn send(&mut self, batch: &[Arc<Stored>]) -> Result<(), String> {
-        let mut text = Vec::with_capacity(batch.iter().map(|s| s.json.len() + 1).sum());
-        for s in batch {
-            text.extend_from_slice(s.json.as_bytes());
-            text.push(b'\n');
-        }
-        if self.path == "-" {
-            let mut out = tokio::io::stdout();
-            out.write_all(&text).await.map_err(|e| e.to_string())?;
-            return out.flush().await.map_err(|e| e.to_string());
-        }
-        if self.file.is_none() {
-            let file = tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-                .await
-                .map_err(|e| format!("cannot open {}: {e}", self.path))?;
-            self.file = Some(file);
-        }
-        let Some(file) = self.file.as_mut() else {
-            return Err("the file is not open".into());
-        };
-        let written = file.write_all(&text).await.and(file.flush().await);
-        if let Err(e) = written {
-            // Opened again on the next attempt (the file may have moved).
-            self.file = None;
-            return Err(format!("cannot write {}: {e}", self.path));
-        }
-        Ok(())
+    /// Writes the batch's lines as they lie in their chunks, off the
+    /// runtime's threads (a file write may block).
+    async fn send(&mut self, batch: &[Stored]) -> Result<(), String> {
+        let batch = batch.to_vec();
+        let path = self.path.clone();
+        let file = self.file.take();
+        let (file, result) = tokio::task::spawn_blocking(move || write_lines(&path, file, &batch))
+            .await
+            .map_err(|e| format!("the write did not finish: {e}"))?;
+        self.file = file;
+        result
     }
+}
+
+/// Appends `batch`'s lines to `path` (opened when `file` is not), or to
+/// the standard output when the path is `-`. Gives back the file to keep
+/// (none after an error: opened again on the next attempt, the file may
+/// have moved).
+fn write_lines(
+    path: &str,
+    file: Option<std::fs::File>,
+    batch: &[Stored],
+) -> (Option<std::fs::File>, Result<(), String>) {
+    let runs = Stored::lines(batch);
+    if path == "-" {
+        let mut out = std::io::stdout().lock();
+        let written = runs
+            .iter()
+            .try_for_each(|run| out.write_all(run))
+            .and_then(|()| out.flush());
+        return (None, written.map_err(|e| e.to_string()));
+    }
+    let mut file = match file {
+        Some(file) => file,
+        None => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(e) => return (None, Err(format!("cannot open {path}: {e}"))),
+        },
+    };
+    match write_all_vectored(&mut file, runs) {
+        Ok(()) => (Some(file), Ok(())),
+        Err(e) => (None, Err(format!("cannot write {path}: {e}"))),
+    }
+}
+
+/// Writes every slice, in as few system calls as the kernel allows.
+fn write_all_vectored(out: &mut impl Write, runs: Vec<&[u8]>) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = runs.into_iter().map(IoSlice::new).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match out.write_vectored(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Batches POSTed as `application/cloudevents-batch+json`.
@@ -386,8 +429,8 @@ struct WebhookOut {
 }
 
 impl WebhookOut {
-    async fn send(&mut self, batch: &[Arc<Stored>]) -> Result<(), String> {
-        let body = webhook::batch_body(batch.iter().map(|s| s.json.as_str()));
+    async fn send(&mut self, batch: &[Stored]) -> Result<(), String> {
+        let body = webhook::batch_body(batch.iter().map(Stored::json));
         let mut request = http::Request::post(&self.url)
             .header(http::header::CONTENT_TYPE, webhook::CONTENT_TYPE)
             .header(
@@ -431,7 +474,7 @@ struct RedisOut {
 }
 
 impl RedisOut {
-    async fn send(&mut self, batch: &[Arc<Stored>]) -> Result<(), String> {
+    async fn send(&mut self, batch: &[Stored]) -> Result<(), String> {
         if self.conn.is_none() {
             let client = redis::Client::open(self.url.as_str())
                 .map_err(|e| format!("{}: {e}", crate::store::redact(&self.url)))?;
@@ -455,11 +498,11 @@ impl RedisOut {
                 .arg(self.max_len)
                 .arg("*")
                 .arg("type")
-                .arg(&s.kind)
+                .arg(s.kind())
                 .arg("id")
-                .arg(s.event.id.as_str())
+                .arg(s.id())
                 .arg("event")
-                .arg(&s.json)
+                .arg(s.json())
                 .ignore();
         }
         let result: redis::RedisResult<()> = pipe.query_async(conn).await;
@@ -474,6 +517,28 @@ impl RedisOut {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer that takes at most a few bytes per call.
+    struct Trickle(Vec<u8>);
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(3);
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_slice_is_written_whole_however_little_each_call_takes() {
+        let mut out = Trickle(Vec::new());
+        write_all_vectored(&mut out, vec![b"first line\n", b"", b"second\n"]).unwrap();
+        assert_eq!(out.0, b"first line\nsecond\n");
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -1,12 +1,20 @@
 //! The native event pipeline.
 //!
 //! ```text
-//! request path, admin API ──emit──▶ bounded channel ──▶ dispatcher task ──▶ ring of recent events (GET /api/events)
-//!        (try_send: a full channel                       (CloudEvents JSON,  ├─▶ live stream readers (SSE)
-//!         is a counted drop)                              once per event)    └─▶ each exporter's bounded queue ──▶ its task
+//! request path ──write──▶ its worker's chunk ─┐
+//!   (CloudEvents JSON, one line each)         ├─▶ bounded channel ──▶ dispatcher task ──▶ ring of recent events (GET /api/events)
+//! admin API, alerts ─────▶ a chunk of one ────┘   (try_send: a full           ├─▶ live stream readers (SSE)
+//!                                                  channel is a counted drop)  └─▶ each exporter's bounded queue ──▶ its task
 //! ```
 //!
-//! The proxy never waits on any of it: emitting is a `try_send`, and
+//! A proxy worker writes each request event's JSON once, by hand, at the
+//! end of its buffer (a [`Chunk`]), and hands the chunk over every
+//! [`BATCH`] events or [`FLUSH_EVERY`]. From there on, events are never
+//! copied or serialized again: the ring, the live readers and the
+//! exporters' queues hold references into shared chunks, and a file
+//! exporter writes a chunk's lines as they lie.
+//!
+//! The proxy never waits on any of it: handing over is a `try_send`, and
 //! everything after the channel runs on the admin runtime. A full channel,
 //! a full exporter queue or a stream reader that falls behind costs the
 //! proxy nothing but a counted drop.
@@ -15,14 +23,17 @@ pub mod exporters;
 pub mod stream;
 pub mod watch;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use komainu_core::events::{
-    Event, EventData, EventQuery, EventSink, ExporterStatus, LogEntry, NotOffered,
+    Event, EventData, EventQuery, EventSink, ExporterStatus, Identity, LogEntry, NotOffered,
 };
+use komainu_core::gateway::RequestId;
 use komainu_core::store::ConfigStore as _;
 use komainu_core::Gateway;
 use tokio::sync::{broadcast, mpsc};
@@ -34,14 +45,19 @@ const CHANNEL: usize = 1_024;
 
 /// Events a proxy worker gathers before handing them over (it also hands
 /// over what it has every [`FLUSH_EVERY`]).
-const BATCH: usize = 128;
+const BATCH: usize = 512;
 
 /// How long an event may wait in a proxy worker's batch.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(20);
 
+/// Bytes a chunk's lines are given room for at first (request events
+/// are about a kilobyte each).
+const CHUNK_BYTES: usize = BATCH * 1_024;
+
 thread_local! {
-    /// A proxy worker's batch (`None` on other threads: they send at once).
-    static PENDING: std::cell::RefCell<Option<Vec<Event>>> = const { std::cell::RefCell::new(None) };
+    /// A proxy worker's chunk in the making (`None` on other threads: they
+    /// send at once).
+    static PENDING: std::cell::RefCell<Option<Chunk>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Entries waiting to be written to the store's event log.
@@ -50,9 +66,9 @@ const ARCHIVE: usize = 4_096;
 /// What reaches the dispatcher.
 pub enum Batch {
     /// Events to keep, log, archive and export.
-    Events(Vec<Event>),
+    Chunk(Chunk),
     /// Events already kept (readable at once): to log, archive and export.
-    Kept(Vec<Arc<Stored>>),
+    Kept(Vec<Stored>),
 }
 
 /// What the event tasks read.
@@ -123,29 +139,29 @@ impl Events {
     }
 
     /// Makes the calling thread (a proxy worker) gather its events in
-    /// batches: one hand-over per [`BATCH`] events instead of one per
+    /// chunks: one hand-over per [`BATCH`] events instead of one per
     /// request. The thread must then call [`Events::flush`] every
     /// [`FLUSH_EVERY`].
     pub fn batch_on_this_thread() {
-        PENDING.with(|p| *p.borrow_mut() = Some(Vec::with_capacity(BATCH)));
+        PENDING.with(|p| *p.borrow_mut() = Some(Chunk::with_capacity(BATCH, CHUNK_BYTES)));
     }
 
     /// Hands over what this thread gathered.
     pub fn flush(&self) {
-        let batch = PENDING.with(|p| {
+        let chunk = PENDING.with(|p| {
             p.borrow_mut()
                 .as_mut()
-                .filter(|b| !b.is_empty())
-                .map(|b| std::mem::replace(b, Vec::with_capacity(BATCH)))
+                .filter(|c| !c.is_empty())
+                .map(|c| std::mem::replace(c, Chunk::with_capacity(BATCH, CHUNK_BYTES)))
         });
-        if let Some(batch) = batch {
-            self.send(batch);
+        if let Some(chunk) = chunk {
+            self.send(chunk);
         }
     }
 
-    fn send(&self, batch: Vec<Event>) {
-        let n = batch.len() as u64;
-        if self.tx.try_send(Batch::Events(batch)).is_err() {
+    fn send(&self, chunk: Chunk) {
+        let n = chunk.len() as u64;
+        if self.tx.try_send(Batch::Chunk(chunk)).is_err() {
             self.dropped.fetch_add(n, Relaxed);
         }
     }
@@ -156,22 +172,24 @@ impl EventSink for Events {
         let mut event = Some(event);
         let full = PENDING.with(|p| {
             let mut p = p.borrow_mut();
-            let batch = p.as_mut()?;
-            batch.extend(event.take());
-            (batch.len() >= BATCH).then(|| std::mem::replace(batch, Vec::with_capacity(BATCH)))
+            let chunk = p.as_mut()?;
+            chunk.push(event.take()?, &self.hub.source);
+            (chunk.len() >= BATCH)
+                .then(|| std::mem::replace(chunk, Chunk::with_capacity(BATCH, CHUNK_BYTES)))
         });
-        if let Some(batch) = full {
-            self.send(batch);
+        if let Some(chunk) = full {
+            self.send(chunk);
         }
         // Not a proxy worker: at once. An audit event or an alert is kept
         // here, so that whoever made a change reads it in the very next
         // call; the dispatcher exports it (after following the change's
         // exporters).
         if let Some(event) = event {
-            if matches!(event.data, EventData::Request(_)) {
-                self.send(vec![event]);
+            let chunk = Chunk::of(vec![event], &self.hub.source);
+            if chunk.entries.iter().any(|e| e.family == Family::Request) {
+                self.send(chunk);
             } else {
-                let kept = self.hub.store(vec![event]);
+                let kept = self.hub.keep(chunk);
                 if self.tx.try_send(Batch::Kept(kept)).is_err() {
                     self.dropped.fetch_add(1, Relaxed);
                 }
@@ -195,7 +213,7 @@ impl EventSink for Events {
         if !self.hub.exporters.is_running(id) {
             return Ok(false);
         }
-        let stored = self.hub.store(vec![event]);
+        let stored = self.hub.keep(Chunk::of(vec![event], &self.hub.source));
         Ok(stored
             .into_iter()
             .next()
@@ -203,23 +221,184 @@ impl EventSink for Events {
     }
 }
 
-/// One event as kept and sent: the event, its type, its CloudEvents JSON
-/// (made once), and its place in this instance's sequence.
+/// The event families, in the order of [`Hub::emitted`] and [`FAMILIES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Request = 0,
+    Audit = 1,
+    Alert = 2,
+    Test = 3,
+}
+
+/// Events written together: a proxy worker's request events of a few
+/// milliseconds, or the events emitted at once elsewhere.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    /// Their CloudEvents JSON, one line each (`\n` after each).
+    lines: String,
+    /// Each event's place in `lines`, and what filters read.
+    entries: Vec<Entry>,
+    /// The route ids and client ids the entries name.
+    names: String,
+}
+
 #[derive(Debug)]
+struct Entry {
+    id: RequestId,
+    family: Family,
+    kind: Cow<'static, str>,
+    /// Its JSON in `lines` (without the newline).
+    line: Range<usize>,
+    /// The route it is about, in `names`.
+    route: Option<Range<usize>>,
+    /// The API key it is about, in `names`.
+    key: Option<Range<usize>>,
+    /// The event itself, kept when more than its JSON is read: audit
+    /// events and alerts (logged, archived), refused calls (watched).
+    event: Option<Box<Event>>,
+}
+
+impl Chunk {
+    fn with_capacity(events: usize, bytes: usize) -> Self {
+        Self {
+            lines: String::with_capacity(bytes),
+            entries: Vec::with_capacity(events),
+            names: String::new(),
+        }
+    }
+
+    /// The events, written.
+    fn of(events: Vec<Event>, source: &str) -> Self {
+        let mut chunk = Self::with_capacity(events.len(), events.len() * 1_024);
+        for event in events {
+            chunk.push(event, source);
+        }
+        chunk
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Writes one event at the end.
+    fn push(&mut self, event: Event, source: &str) {
+        let start = self.lines.len();
+        event.write_cloudevent(source, &mut self.lines);
+        let line = start..self.lines.len();
+        self.lines.push('\n');
+        let route = event.route().map(|r| Self::name(&mut self.names, r));
+        let key = event.key().map(|k| Self::name(&mut self.names, k));
+        let (family, keep) = match &event.data {
+            EventData::Request(r) => (
+                Family::Request,
+                matches!(r.identity, Some(Identity::Refused { .. })),
+            ),
+            EventData::Audit(_) => (Family::Audit, true),
+            EventData::Alert(_) => (Family::Alert, true),
+            EventData::Test(_) => (Family::Test, true),
+        };
+        self.entries.push(Entry {
+            id: event.id,
+            family,
+            kind: event.type_name(),
+            line,
+            route,
+            key,
+            event: keep.then(|| Box::new(event)),
+        });
+    }
+
+    fn name(names: &mut String, name: &str) -> Range<usize> {
+        let start = names.len();
+        names.push_str(name);
+        start..names.len()
+    }
+}
+
+/// One event as kept and sent: a reference to its chunk (cheap to clone),
+/// and its place in this instance's sequence.
+#[derive(Debug, Clone)]
 pub struct Stored {
     /// Position in this instance's sequence (1, 2, …).
     pub seq: u64,
-    /// The event.
-    pub event: Event,
+    chunk: Arc<Chunk>,
+    index: usize,
+}
+
+impl Stored {
+    fn entry(&self) -> &Entry {
+        &self.chunk.entries[self.index]
+    }
+
+    /// The event's id.
+    pub fn id(&self) -> &str {
+        self.entry().id.as_str()
+    }
+
     /// Its CloudEvents type.
-    pub kind: std::borrow::Cow<'static, str>,
+    pub fn kind(&self) -> &str {
+        &self.entry().kind
+    }
+
     /// Its CloudEvents JSON.
-    pub json: String,
+    pub fn json(&self) -> &str {
+        &self.chunk.lines[self.entry().line.clone()]
+    }
+
+    /// The route it is about.
+    pub fn route(&self) -> Option<&str> {
+        self.entry().route.clone().map(|r| &self.chunk.names[r])
+    }
+
+    /// The API key it is about.
+    pub fn key(&self) -> Option<&str> {
+        self.entry().key.clone().map(|r| &self.chunk.names[r])
+    }
+
+    /// The event, when it is kept beside its JSON (audit events, alerts,
+    /// test events and refused calls).
+    pub fn event(&self) -> Option<&Event> {
+        self.entry().event.as_deref()
+    }
+
+    /// Whether `query` asks for it.
+    pub fn accepted_by(&self, query: &EventQuery) -> bool {
+        query.accepts_parts(self.kind(), self.route(), self.key())
+    }
+
+    /// The JSON lines of consecutive events, each run of a chunk as one
+    /// slice (events written together are read together).
+    pub fn lines(batch: &[Stored]) -> Vec<&[u8]> {
+        let mut runs: Vec<&[u8]> = Vec::new();
+        let mut i = 0;
+        while i < batch.len() {
+            let first = &batch[i];
+            let mut last = first.index;
+            let mut j = i + 1;
+            while j < batch.len()
+                && Arc::ptr_eq(&batch[j].chunk, &first.chunk)
+                && batch[j].index == last + 1
+            {
+                last = batch[j].index;
+                j += 1;
+            }
+            let start = first.chunk.entries[first.index].line.start;
+            // The line's end, and its newline.
+            let end = first.chunk.entries[last].line.end + 1;
+            runs.push(&first.chunk.lines.as_bytes()[start..end]);
+            i = j;
+        }
+        runs
+    }
 }
 
 #[derive(Default)]
 struct Ring {
-    items: VecDeque<Arc<Stored>>,
+    items: VecDeque<Stored>,
     next_seq: u64,
 }
 
@@ -228,7 +407,7 @@ pub struct Hub {
     source: String,
     keep: usize,
     ring: Mutex<Ring>,
-    live: broadcast::Sender<Arc<Stored>>,
+    live: broadcast::Sender<Stored>,
     /// The exporters running on this instance.
     pub exporters: Exporters,
     /// Events dispatched, by family (request, audit, alert, test).
@@ -253,34 +432,23 @@ impl Hub {
         self.emitted[family].load(Relaxed)
     }
 
-    /// Serializes events, keeps them and sends them to live readers.
-    fn store(&self, events: Vec<Event>) -> Vec<Arc<Stored>> {
-        let made: Vec<(Event, std::borrow::Cow<'static, str>, String)> = events
-            .into_iter()
-            .map(|event| {
-                let family = match event.data {
-                    EventData::Request(_) => 0,
-                    EventData::Audit(_) => 1,
-                    EventData::Alert(_) => 2,
-                    EventData::Test(_) => 3,
-                };
-                self.emitted[family].fetch_add(1, Relaxed);
-                let kind = event.type_name();
-                let json = event.to_cloudevent(&self.source);
-                (event, kind, json)
-            })
-            .collect();
+    /// Keeps a chunk's events and sends them to live readers.
+    fn keep(&self, chunk: Chunk) -> Vec<Stored> {
+        for e in &chunk.entries {
+            self.emitted[e.family as usize].fetch_add(1, Relaxed);
+        }
+        let n = chunk.entries.len();
+        let chunk = Arc::new(chunk);
         let live = self.live.receiver_count() > 0;
+        let mut stored = Vec::with_capacity(n);
         let mut ring = lock(&self.ring);
-        let mut stored = Vec::with_capacity(made.len());
-        for (event, kind, json) in made {
+        for index in 0..n {
             ring.next_seq += 1;
-            let s = Arc::new(Stored {
+            let s = Stored {
                 seq: ring.next_seq,
-                event,
-                kind,
-                json,
-            });
+                chunk: chunk.clone(),
+                index,
+            };
             if ring.items.len() >= self.keep {
                 ring.items.pop_front();
             }
@@ -295,21 +463,19 @@ impl Hub {
         stored
     }
 
-    /// Keeps, logs, archives and exports events.
-    fn dispatch(&self, events: Vec<Event>) {
-        let stored = self.store(events);
+    /// Keeps, logs, archives and exports a chunk's events.
+    fn dispatch(&self, chunk: Chunk) {
+        let stored = self.keep(chunk);
         self.deliver(&stored);
     }
 
     /// Logs, archives and exports events already kept.
-    fn deliver(&self, stored: &[Arc<Stored>]) {
+    fn deliver(&self, stored: &[Stored]) {
         for s in stored {
-            match s.event.data {
-                EventData::Request(_) => {}
-                _ => log(s),
-            }
-            if LogEntry::is_kept(&s.event) {
-                let entry = LogEntry::with_json(&s.event, &s.json);
+            let Some(event) = s.event() else { continue };
+            if LogEntry::is_kept(event) {
+                log(event, s.json());
+                let entry = LogEntry::with_json(event, s.json());
                 if self.archive.try_send(entry).is_err() {
                     self.archive_dropped.fetch_add(1, Relaxed);
                 }
@@ -330,9 +496,9 @@ impl Hub {
             .items
             .iter()
             .rev()
-            .filter(|s| query.accepts(&s.event, &s.kind))
+            .filter(|s| s.accepted_by(query))
             .take(query.limit)
-            .map(|s| s.json.clone())
+            .map(|s| s.json().to_owned())
             .collect();
         found.reverse();
         found
@@ -340,10 +506,7 @@ impl Hub {
 
     /// Subscribes to live events, and returns those kept after the event
     /// `last_id` (all kept ones when it is no longer kept; none without it).
-    pub fn resume(
-        &self,
-        last_id: Option<&str>,
-    ) -> (Vec<Arc<Stored>>, broadcast::Receiver<Arc<Stored>>) {
+    pub fn resume(&self, last_id: Option<&str>) -> (Vec<Stored>, broadcast::Receiver<Stored>) {
         let ring = lock(&self.ring);
         // Subscribed under the lock: nothing falls between the two.
         let live = self.live.subscribe();
@@ -353,7 +516,7 @@ impl Hub {
                 let after = ring
                     .items
                     .iter()
-                    .position(|s| s.event.id.as_str() == id)
+                    .position(|s| s.id() == id)
                     .map_or(0, |i| i + 1);
                 ring.items.iter().skip(after).cloned().collect()
             }
@@ -385,27 +548,31 @@ pub async fn dispatch(
             }
             _ = tick.tick() => true,
         };
-        let mut events: Vec<Event> = Vec::new();
-        let mut kept: Vec<Arc<Stored>> = Vec::new();
+        let mut chunks: Vec<Chunk> = Vec::new();
+        let mut kept: Vec<Stored> = Vec::new();
         for batch in batches.drain(..) {
             match batch {
-                Batch::Events(e) => events.extend(e),
+                Batch::Chunk(c) => chunks.push(c),
                 Batch::Kept(k) => kept.extend(k),
             }
         }
+        let mut raised: Vec<Event> = Vec::new();
         if let Some(gateway) = gateway() {
             hub.exporters.follow(&gateway);
             if ticked {
-                events.extend(watch.tick(&gateway));
+                raised.extend(watch.tick(&gateway));
             }
         }
         if !kept.is_empty() {
             hub.deliver(&kept);
         }
-        let raised: Vec<Event> = events.iter().filter_map(|e| watch.see(e)).collect();
-        events.extend(raised);
-        if !events.is_empty() {
-            hub.dispatch(events);
+        for chunk in chunks {
+            let seen = chunk.entries.iter().filter_map(|e| e.event.as_deref());
+            raised.extend(seen.filter_map(|e| watch.see(e)));
+            hub.dispatch(chunk);
+        }
+        if !raised.is_empty() {
+            hub.dispatch(Chunk::of(raised, &hub.source));
         }
     }
     hub.exporters.stop_all();
@@ -430,14 +597,14 @@ pub async fn archive(mut rx: mpsc::Receiver<String>, state: std::sync::Weak<crat
 }
 
 /// Audit events and alerts also go to the log, one JSON line each.
-fn log(stored: &Stored) {
-    match stored.event.data {
-        EventData::Audit(_) => tracing::info!(target: "komainu::audit", "{}", stored.json),
+fn log(event: &Event, json: &str) {
+    match event.data {
+        EventData::Audit(_) => tracing::info!(target: "komainu::audit", "{json}"),
         EventData::Alert(ref a) => match a.severity {
             komainu_core::events::alert::Severity::Info => {
-                tracing::info!(target: "komainu::alert", "{}", stored.json)
+                tracing::info!(target: "komainu::alert", "{json}")
             }
-            _ => tracing::warn!(target: "komainu::alert", "{}", stored.json),
+            _ => tracing::warn!(target: "komainu::alert", "{json}"),
         },
         _ => {}
     }
@@ -461,4 +628,80 @@ pub fn source(name: Option<&str>) -> String {
             .unwrap_or_else(|| "native".into())
     });
     format!("/komainu/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use komainu_core::events::{AuditEvent, TestEvent};
+
+    fn test_event(n: u128) -> Event {
+        Event::new(
+            n,
+            1_764_756_000_000 + n as u64,
+            EventData::Test(TestEvent {
+                exporter: format!("e{n}"),
+                actor: "ops".into(),
+                message: "line\nbreak".into(),
+            }),
+        )
+    }
+
+    fn stored(chunk: &Arc<Chunk>, index: usize) -> Stored {
+        Stored {
+            seq: index as u64,
+            chunk: chunk.clone(),
+            index,
+        }
+    }
+
+    #[test]
+    fn a_chunk_holds_one_line_per_event_and_what_filters_read() {
+        let audit = Event::new(
+            1,
+            1_764_756_000_000,
+            EventData::Audit(AuditEvent {
+                actor: "ops".into(),
+                user: None,
+                action: "apikey.rotate".into(),
+                target: Some("shop".into()),
+                revision: 3,
+                before: None,
+                after: None,
+            }),
+        );
+        let events = vec![audit.clone(), test_event(2)];
+        let chunk = Arc::new(Chunk::of(events.clone(), "/komainu/t"));
+        assert_eq!(chunk.lines.lines().count(), 2);
+        for (i, event) in events.iter().enumerate() {
+            let s = stored(&chunk, i);
+            assert_eq!(s.json(), event.to_cloudevent("/komainu/t"));
+            assert_eq!(s.id(), event.id.as_str());
+            assert_eq!(s.kind(), event.type_name());
+            assert_eq!(s.route(), event.route());
+            assert_eq!(s.key(), event.key());
+            assert_eq!(s.event(), Some(event));
+        }
+        let by_key = EventQuery::parse(Some("key=shop")).unwrap();
+        assert!(stored(&chunk, 0).accepted_by(&by_key));
+        assert!(!stored(&chunk, 1).accepted_by(&by_key));
+    }
+
+    #[test]
+    fn lines_of_neighbours_in_a_chunk_come_as_one_slice() {
+        let a = Arc::new(Chunk::of((0..4).map(test_event).collect(), "/komainu/t"));
+        let b = Arc::new(Chunk::of((4..6).map(test_event).collect(), "/komainu/t"));
+        let batch = [
+            stored(&a, 0),
+            stored(&a, 1),
+            stored(&a, 3),
+            stored(&b, 0),
+            stored(&b, 1),
+        ];
+        let runs = Stored::lines(&batch);
+        assert_eq!(runs.len(), 3);
+        let written: Vec<u8> = runs.concat();
+        let expected: String = batch.iter().map(|s| format!("{}\n", s.json())).collect();
+        assert_eq!(String::from_utf8(written).unwrap(), expected);
+    }
 }

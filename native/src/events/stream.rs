@@ -61,8 +61,8 @@ pub fn open(
 
 async fn pump(
     query: EventQuery,
-    backlog: Vec<Arc<Stored>>,
-    mut live: broadcast::Receiver<Arc<Stored>>,
+    backlog: Vec<Stored>,
+    mut live: broadcast::Receiver<Stored>,
     tx: mpsc::Sender<Bytes>,
     mut closing: watch::Receiver<bool>,
 ) {
@@ -77,7 +77,7 @@ async fn pump(
     let mut last_seq = 0;
     for stored in backlog {
         last_seq = stored.seq;
-        if query.accepts(&stored.event, &stored.kind) && !send(&tx, frame(&stored)).await {
+        if stored.accepted_by(&query) && !send(&tx, frame(&stored)).await {
             return;
         }
     }
@@ -91,7 +91,7 @@ async fn pump(
                         continue;
                     }
                     last_seq = stored.seq;
-                    if query.accepts(&stored.event, &stored.kind) && !send(&tx, frame(&stored)).await {
+                    if stored.accepted_by(&query) && !send(&tx, frame(&stored)).await {
                         return;
                     }
                 }
@@ -124,13 +124,13 @@ async fn send(tx: &mpsc::Sender<Bytes>, chunk: Bytes) -> bool {
 }
 
 fn frame(stored: &Stored) -> Bytes {
-    let mut out = String::with_capacity(stored.json.len() + stored.kind.len() + 64);
+    let mut out = String::with_capacity(stored.json().len() + stored.kind().len() + 64);
     out.push_str("id: ");
-    out.push_str(stored.event.id.as_str());
+    out.push_str(stored.id());
     out.push_str("\nevent: ");
-    out.push_str(&stored.kind);
+    out.push_str(stored.kind());
     out.push_str("\ndata: ");
-    out.push_str(&stored.json);
+    out.push_str(stored.json());
     out.push_str("\n\n");
     Bytes::from(out)
 }
