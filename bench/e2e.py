@@ -220,6 +220,12 @@ def main():
         k_ev = komainu(tmp, "events", None, ep, ea, backend_port,
                        exporters=[{"id": "bench-file", "kind": "file", "path": events_file, "batchSize": 1000}])
         procs.append(k_ev)
+        # ... and with every request an event kept in memory only (no
+        # exporter): what building and keeping events costs, apart from
+        # writing them out.
+        rp, ra = free_port(), free_port()
+        k_ring = komainu(tmp, "events-ring", None, rp, ra, backend_port)
+        procs.append(k_ring)
         key_headers = ["-H", "Komainu-Client-Id: bench", "-H", f"Komainu-Client-Secret: {SECRET}"]
         cases = [
             ("direct", None, f"http://127.0.0.1:{backend_port}/x", []),
@@ -229,6 +235,7 @@ def main():
             ("komainu-3-targets", k_mem.pid, f"http://127.0.0.1:{kp}/spread/x", []),
             ("komainu-key", k_mem.pid, f"http://127.0.0.1:{kp}/keyed/x", key_headers),
             ("komainu-key-events", k_ev.pid, f"http://127.0.0.1:{ep}/keyed/x", key_headers),
+            ("komainu-key-events-ring", k_ring.pid, f"http://127.0.0.1:{rp}/keyed/x", key_headers),
         ]
         if not args.no_redis:
             rport = free_port()
@@ -348,8 +355,14 @@ def main():
         print(f"nginx with a JSON access log vs without, paired medians: req/s x{nl_rps:.3f}, cpu/req x{nl_cpu:.3f}")
         exported = sum(1 for _ in open(events_file)) if os.path.exists(events_file) else 0
         summary["eventsCost"]["linesExported"] = exported
+        ring = results["komainu-key-events-ring"]
+        ring_cpu = statistics.median([a / b for a, b in zip(ring["cpuUsPerReq"], base["cpuUsPerReq"])])
+        ring_rps = statistics.median([a / b for a, b in zip(ring["rps"], base["rps"])])
+        summary["eventsCost"]["keptOnly"] = {"pairedRps": ring_rps, "pairedCpu": ring_cpu}
         print(f"\nevents (file exporter, every request) vs none, key + 3 quotas, paired medians: "
               f"req/s x{statistics.median(ev_rps):.3f}, cpu/req x{statistics.median(ev_cpu):.3f}; {exported} JSON lines exported")
+        print(f"events kept in memory only (no exporter) vs none, paired medians: "
+              f"req/s x{ring_rps:.3f}, cpu/req x{ring_cpu:.3f}")
         rss["komainu-events"] = peak_rss_kib(k_ev.pid)
         print(f"\npeak RSS (KiB): {rss}")
         print(f"fixed-rate phase: {rate} req/s, {args.fixed_rounds} interleaved rounds of {args.fixed_seconds} s per case "

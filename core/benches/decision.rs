@@ -7,6 +7,9 @@
 //! load-balancing strategy (the difference to `roundRobin` is what a
 //! strategy costs per request).
 //!
+//! `log_counters` / `log_event`: the log phase after a call, without and
+//! with its request event written (what events cost the proxy per call).
+//!
 //! Run: `cargo bench -p komainu-core --bench decision`.
 
 #![allow(missing_docs)]
@@ -18,8 +21,9 @@ use std::task::{Context, Poll, Waker};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use http::{Method, Request};
 use komainu_core::auth::Credentials;
+use komainu_core::events::{Event, EventSink};
 use komainu_core::gateway::response_headers;
-use komainu_core::gateway::{ClientInfo, Decision, RequestId};
+use komainu_core::gateway::{ClientInfo, Decision, Exchange, RequestId, Timings};
 use komainu_core::model::{ApiKey, Backend, Document, Group, Quotas, Route, Target};
 use komainu_core::quota::Plan;
 use komainu_core::routing::RouteTable;
@@ -205,7 +209,87 @@ fn bench(c: &mut Criterion) {
                 bytes
             })
         });
+        // The log phase after a forwarded call: counters only (request
+        // events off), and with the request event written as a native
+        // proxy worker writes it (its CloudEvent at the end of a buffer).
+        // The difference is what a request event costs the proxy.
+        let (ctx, _) = block_on(gateway.decide(
+            &counters,
+            &template,
+            &client,
+            NOW_MS,
+            RequestId::from_random(1),
+        ));
+        for (name, sink) in [
+            ("log_counters", Writing::new(false)),
+            ("log_event", Writing::new(true)),
+        ] {
+            group.bench_with_input(BenchmarkId::new(name, routes), &routes, |b, _| {
+                b.iter(|| {
+                    let wanted = sink.wanted;
+                    gateway.log(
+                        &ctx,
+                        Exchange {
+                            method: Some(&Method::GET),
+                            host: if wanted {
+                                "gateway.example.com".into()
+                            } else {
+                                String::new()
+                            },
+                            path: if wanted { path.clone() } else { String::new() },
+                            status: 200,
+                            error: None,
+                            client_ip: client.addr,
+                            bytes_in: 0,
+                            bytes_out: 3,
+                            attempts: 1,
+                            timings: Timings {
+                                total_us: 1_234,
+                                head_us: 1_100,
+                                backend_us: Some(1_000),
+                            },
+                        },
+                        &sink,
+                    );
+                    sink.take()
+                })
+            });
+        }
         group.finish();
+    }
+}
+
+/// A sink that writes each event's CloudEvent into a buffer, as a native
+/// proxy worker does with its chunk.
+struct Writing {
+    wanted: bool,
+    out: std::cell::RefCell<String>,
+}
+
+impl Writing {
+    fn new(wanted: bool) -> Self {
+        Self {
+            wanted,
+            out: std::cell::RefCell::new(String::with_capacity(64 * 1024)),
+        }
+    }
+
+    /// The bytes written since the last call.
+    fn take(&self) -> usize {
+        let mut out = self.out.borrow_mut();
+        let n = out.len();
+        out.clear();
+        n
+    }
+}
+
+impl EventSink for Writing {
+    fn emit(&self, event: Event) {
+        event.write_cloudevent("/komainu/bench", &mut self.out.borrow_mut());
+    }
+
+    fn wants_request_events(&self) -> bool {
+        self.wanted
     }
 }
 

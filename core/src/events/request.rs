@@ -106,6 +106,8 @@ impl RequestEvent {
     /// Appends this event's JSON (the CloudEvent's `data`). Written by
     /// hand: one is made for every request.
     pub fn write_json(&self, out: &mut String) {
+        // Room for the whole event at once (most are under a kilobyte).
+        out.reserve(1024);
         out.push_str("{\"requestId\":\"");
         out.push_str(self.request_id.as_str());
         out.push_str("\",\"routeId\":");
@@ -163,10 +165,13 @@ impl RequestEvent {
         if self.quota_unchecked {
             out.push_str(",\"quotaUnchecked\":true");
         }
+        // The header value holds both ids in hex (ASCII: read as text at once).
+        let value = self.trace.header_value();
+        let value = std::str::from_utf8(&value).unwrap_or_default();
         out.push_str(",\"trace\":{\"traceId\":\"");
-        json::hex(out, &self.trace.trace_id);
+        out.push_str(value.get(3..35).unwrap_or_default());
         out.push_str("\",\"spanId\":\"");
-        json::hex(out, &self.trace.span_id);
+        out.push_str(value.get(36..52).unwrap_or_default());
         out.push('"');
         if let Some(parent) = &self.trace.parent_id {
             out.push_str(",\"parentSpanId\":\"");
@@ -214,31 +219,46 @@ impl Identity {
     }
 }
 
-/// The quota windows: `{"window","limit","remaining","resetsAt"}` each. A
-/// window's reset time is the same for every call in it: formatted once.
+/// The quota windows: `{"window","limit","remaining","resetsAt"}` each.
+/// All but `remaining` is the same for every call of a key in a window:
+/// written once per window and limit, around the count.
 fn write_windows(state: &QuotaState, out: &mut String) {
-    thread_local! {
-        static RESETS: std::cell::RefCell<[(u64, String); 3]> = Default::default();
+    /// A window's text before and after its remaining count, for a limit
+    /// and a reset time.
+    #[derive(Default)]
+    struct Around {
+        limit: u64,
+        reset: u64,
+        before: String,
+        after: String,
     }
-    RESETS.with(|cache| {
+    thread_local! {
+        static WINDOWS: std::cell::RefCell<[Around; 3]> = Default::default();
+    }
+    WINDOWS.with(|cache| {
         let mut cache = cache.borrow_mut();
         for (i, (w, limit, remaining, reset)) in state.windows().enumerate() {
             let slot = &mut cache[w.index()];
-            if slot.0 != reset || slot.1.is_empty() {
-                *slot = (reset, format_rfc3339(reset));
+            if slot.before.is_empty() || slot.limit != limit || slot.reset != reset {
+                slot.limit = limit;
+                slot.reset = reset;
+                slot.before.clear();
+                slot.before.push_str("{\"window\":\"");
+                slot.before.push_str(w.name());
+                slot.before.push_str("\",\"limit\":");
+                json::uint(&mut slot.before, limit);
+                slot.before.push_str(",\"remaining\":");
+                slot.after.clear();
+                slot.after.push_str(",\"resetsAt\":\"");
+                slot.after.push_str(&format_rfc3339(reset));
+                slot.after.push_str("\"}");
             }
             if i > 0 {
                 out.push(',');
             }
-            out.push_str("{\"window\":\"");
-            out.push_str(w.name());
-            out.push_str("\",\"limit\":");
-            json::uint(out, limit);
-            out.push_str(",\"remaining\":");
+            out.push_str(&slot.before);
             json::uint(out, remaining);
-            out.push_str(",\"resetsAt\":\"");
-            out.push_str(&slot.1);
-            out.push_str("\"}");
+            out.push_str(&slot.after);
         }
     });
 }
