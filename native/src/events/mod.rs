@@ -149,10 +149,10 @@ impl Events {
     /// Hands over what this thread gathered.
     pub fn flush(&self) {
         let chunk = PENDING.with(|p| {
-            p.borrow_mut()
-                .as_mut()
-                .filter(|c| !c.is_empty())
-                .map(|c| std::mem::replace(c, Chunk::with_capacity(BATCH, CHUNK_BYTES)))
+            p.borrow_mut().as_mut().filter(|c| !c.is_empty()).map(|c| {
+                let next = c.next();
+                std::mem::replace(c, next)
+            })
         });
         if let Some(chunk) = chunk {
             self.send(chunk);
@@ -161,7 +161,7 @@ impl Events {
 
     fn send(&self, chunk: Chunk) {
         let n = chunk.len() as u64;
-        if self.tx.try_send(Batch::Chunk(chunk)).is_err() {
+        if self.tx.try_send(Batch::Chunk(chunk.fitted())).is_err() {
             self.dropped.fetch_add(n, Relaxed);
         }
     }
@@ -174,8 +174,10 @@ impl EventSink for Events {
             let mut p = p.borrow_mut();
             let chunk = p.as_mut()?;
             chunk.push(event.take()?, &self.hub.source);
-            (chunk.len() >= BATCH)
-                .then(|| std::mem::replace(chunk, Chunk::with_capacity(BATCH, CHUNK_BYTES)))
+            (chunk.len() >= BATCH).then(|| {
+                let next = chunk.next();
+                std::mem::replace(chunk, next)
+            })
         });
         if let Some(chunk) = full {
             self.send(chunk);
@@ -310,6 +312,26 @@ impl Chunk {
             key,
             event: keep.then(|| Box::new(event)),
         });
+    }
+
+    /// An empty chunk to follow this one: room for twice what this one
+    /// held (a full chunk's worth under load, a few events' when quiet).
+    fn next(&self) -> Self {
+        Self::with_capacity(
+            (2 * self.len()).clamp(8, BATCH),
+            (2 * self.lines.len()).clamp(8 * 1_024, CHUNK_BYTES),
+        )
+    }
+
+    /// The chunk, holding no more memory than its events need when they
+    /// fill less than a quarter of it (a chunk handed over after a quiet
+    /// moment may be kept as long as the ring keeps one of its events).
+    fn fitted(mut self) -> Self {
+        if self.lines.capacity() > 4 * self.lines.len() {
+            self.lines.shrink_to_fit();
+            self.entries.shrink_to_fit();
+        }
+        self
     }
 
     fn name(names: &mut String, name: &str) -> Range<usize> {
@@ -685,6 +707,32 @@ mod tests {
         let by_key = EventQuery::parse(Some("key=shop")).unwrap();
         assert!(stored(&chunk, 0).accepted_by(&by_key));
         assert!(!stored(&chunk, 1).accepted_by(&by_key));
+    }
+
+    #[test]
+    fn a_chunk_handed_over_after_a_quiet_moment_holds_what_its_events_need() {
+        let mut quiet = Chunk::with_capacity(BATCH, CHUNK_BYTES);
+        quiet.push(test_event(1), "/komainu/t");
+        let after_quiet = quiet.next();
+        assert_eq!(
+            after_quiet.lines.capacity(),
+            8 * 1_024,
+            "the next one starts small"
+        );
+        let quiet = quiet.fitted();
+        assert!(quiet.lines.capacity() < 2_048, "{}", quiet.lines.capacity());
+        assert!(quiet.entries.capacity() < 4);
+        let mut busy = Chunk::with_capacity(4, 2_048);
+        for n in 0..4 {
+            busy.push(test_event(n), "/komainu/t");
+        }
+        assert!(busy.next().lines.capacity() >= 2 * busy.lines.len().min(CHUNK_BYTES / 2));
+        let capacity = busy.lines.capacity();
+        assert_eq!(
+            busy.fitted().lines.capacity(),
+            capacity,
+            "a full chunk is left as it is"
+        );
     }
 
     #[test]
