@@ -149,6 +149,19 @@ async fn call(c: &Client, base: &str, host: &str, path: &str, headers: &[(&str, 
     c.get(&format!("{base}{path}"), &all).await
 }
 
+/// A call the gateway forwards: what the echoing backend saw.
+async fn forwarded(
+    c: &Client,
+    base: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Value {
+    let r = call(c, base, host, path, headers).await;
+    r.expect_status(StatusCode::OK);
+    r.json()
+}
+
 /// What every deployment must do with `otoroshi-routes.json` imported.
 async fn clients_and_backends_keep_working(base: &str) {
     let c = Client::http1();
@@ -156,7 +169,7 @@ async fn clients_and_backends_keep_working(base: &str) {
     let secret = secret.as_str();
     // The header pair; the path prefix stripped; the route's header added;
     // no credential reaches the backend.
-    let r = call(
+    let seen = forwarded(
         &c,
         base,
         "api.oto.tools",
@@ -167,8 +180,6 @@ async fn clients_and_backends_keep_working(base: &str) {
         ],
     )
     .await;
-    r.expect_status(StatusCode::OK);
-    let seen = r.json();
     assert_eq!(seen["uri"], "/me?x=1", "{seen}");
     assert_eq!(seen["headers"]["x-users-api"], "v2");
     for h in [
@@ -319,7 +330,7 @@ async fn clients_and_backends_keep_working(base: &str) {
     // its client id alone; the default names are not this route's.
     let (pid, psecret) = key(PARTNER_APP);
     let psecret = psecret.as_str();
-    let r = call(
+    let seen = forwarded(
         &c,
         base,
         "orders.oto.tools",
@@ -330,8 +341,6 @@ async fn clients_and_backends_keep_working(base: &str) {
         ],
     )
     .await;
-    r.expect_status(StatusCode::OK);
-    let seen = r.json();
     assert_eq!(seen["uri"], "/v2/list", "the stored backend's root: {seen}");
     assert!(
         seen["headers"]["api-key-header-secret"].is_null(),
@@ -606,7 +615,7 @@ async fn a_legacy_export_natively() {
     // The admin API descriptor: subdomain.domain, a Host override, the
     // Legacy info token and the V1 challenge.
     let auth = basic("admin-api-apikey-id", "admin-api-apikey-secret");
-    let r = call(
+    let seen = forwarded(
         &c,
         &base,
         "otoroshi-api.oto.tools",
@@ -614,8 +623,6 @@ async fn a_legacy_export_natively() {
         &[("authorization", &auth)],
     )
     .await;
-    r.expect_status(StatusCode::OK);
-    let seen = r.json();
     assert_eq!(
         seen["headers"]["host"],
         "otoroshi-admin-internal-api.oto.tools"
